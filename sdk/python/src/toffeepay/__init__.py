@@ -1,0 +1,1 @@
+"""ToffeePay SDK for game servers."""

@@ -1,0 +1,1 @@
+"""ToffeePay server: payment sessions, hosted checkout and signed webhooks for games."""

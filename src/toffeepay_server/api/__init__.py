@@ -1,0 +1,1 @@
+"""The Connect API: thin adapters from wire messages to services."""

@@ -1,0 +1,94 @@
+"""Domain objects to wire messages and back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
+from toffeepay._proto.pay.v1 import resources_pb as pb
+
+from ..domain.errors import DomainError, Reason
+from ..domain.payments import Dispute, Payment
+from ..domain.sessions import Session
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    return None if value is None else Timestamp.from_datetime(value)
+
+
+def when(message: object, name: str) -> datetime | None:
+    """A timestamp field of a request as an aware datetime, or None when unset."""
+    if not message.has_field(name):  # type: ignore[attr-defined]
+        return None
+    attr = "from_" if name == "from" else name
+    return getattr(message, attr).to_datetime()
+
+
+def one_id(request: object, alias: str) -> str:
+    """`id` or its alias (`session_id`, `payment_id`): one of them, and not two different."""
+    primary = request.id  # type: ignore[attr-defined]
+    other = getattr(request, alias)
+    if primary and other and primary != other:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"id and {alias} name different objects")
+    value = primary or other
+    if not value:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"id (or {alias}) is required")
+    return value
+
+
+def optional(message: object, name: str) -> str | None:
+    return getattr(message, name) if message.has_field(name) else None  # type: ignore[attr-defined]
+
+
+def session(s: Session, page_url: str) -> pb.Session:
+    return pb.Session(
+        id=s.id,
+        status=s.status.value,
+        payment_id=s.payment_id,
+        game_id=s.game_id,
+        user_id=s.user_id,
+        item=pb.Item(title=s.item.title, price=s.item.price, currency=s.item.currency),
+        return_url=s.return_url,
+        url=page_url,
+        metadata=dict(s.metadata),
+        expires_at=ts(s.expires_at),
+        created_at=ts(s.created_at),
+        paid_at=ts(s.paid_at),
+        failed_at=ts(s.failed_at),
+        cancelled_at=ts(s.cancelled_at),
+        expired_at=ts(s.expired_at),
+    )
+
+
+def payment(p: Payment) -> pb.Payment:
+    return pb.Payment(
+        id=p.id,
+        session_id=p.session_id,
+        status=p.status.value,
+        amount=p.amount,
+        currency=p.currency,
+        method=p.method.value,
+        details=p.details,
+        game_id=p.game_id,
+        user_id=p.user_id,
+        failure_code=p.failure_code.value if p.failure_code else None,
+        failure_message=p.failure_message,
+        amount_received=p.amount_received,
+        created_at=ts(p.created_at),
+        succeeded_at=ts(p.succeeded_at),
+        failed_at=ts(p.failed_at),
+    )
+
+
+def dispute(d: Dispute) -> pb.Dispute:
+    return pb.Dispute(
+        id=d.id,
+        payment_id=d.payment_id,
+        reason=d.reason,
+        amount=d.amount,
+        currency=d.currency,
+        created_at=ts(d.created_at),
+        game_id=d.game_id,
+        session_id=d.session_id,
+        user_id=d.user_id,
+    )

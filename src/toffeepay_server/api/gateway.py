@@ -1,0 +1,228 @@
+"""In front of every Connect service: body limit, API key, idempotency, request id.
+
+Idempotency lives here, at the HTTP layer, so a replay is the first answer byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from connectrpc.code import Code
+
+from ..domain.errors import DomainError, Reason
+from ..services import games
+from ..services.context import ServiceContext
+from ..store import idempotency as store
+from . import auth
+from .errors import connect_code
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_HTTP_STATUS = {
+    Code.INVALID_ARGUMENT: 400,
+    Code.FAILED_PRECONDITION: 400,
+    Code.UNAUTHENTICATED: 401,
+    Code.PERMISSION_DENIED: 403,
+    Code.NOT_FOUND: 404,
+    Code.ABORTED: 409,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.INTERNAL: 500,
+}
+IDEMPOTENCY_LEASE = timedelta(seconds=60)
+# Not replayed (the client may fix its request and retry): only successes are stored.
+_STORED_STATUS = 200
+_NOT_STORED_HEADERS = {b"x-request-id", b"content-length", b"date", b"server"}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def send_error(send: Send, error: DomainError, *, status: int | None = None, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    code = connect_code(error.reason)
+    body = json.dumps({"code": code.value, "message": error.message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status or _HTTP_STATUS.get(code, 400),
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay_receive(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _valid_idempotency_key(key: str) -> bool:
+    return 1 <= len(key) <= 255 and all(0x20 <= ord(ch) <= 0x7E for ch in key)
+
+
+class ApiGateway:
+    """ASGI middleware for the Connect paths (`/pay.v1.*`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        ctx: ServiceContext,
+        *,
+        mutating_paths: set[str],
+        max_body: int,
+        idempotency_wait: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.ctx = ctx
+        self.mutating_paths = mutating_paths
+        self.max_body = max_body
+        self.idempotency_wait = idempotency_wait
+        # Wakes waiters in this process at once; other processes are polled.
+        self._finished: dict[tuple[str, str], asyncio.Event] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + uuid.uuid4().hex
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        extra = [(b"x-request-id", request_id.encode())]
+        scope["headers"] = [*scope.get("headers", ()), (b"x-request-id", request_id.encode())]
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        try:
+            length = int(headers.get("content-length") or 0)
+        except ValueError:
+            length = 0
+        if length > self.max_body:
+            await send_error(send_with_id, DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB"), status=413)
+            return
+
+        principal = await games.authenticate(self.ctx, auth.bearer_key(headers.get("authorization")) or "")
+        if principal is None:
+            await send_error(
+                send_with_id,
+                DomainError(Reason.UNAUTHENTICATED, "missing, malformed, unknown or revoked API key (Authorization: Bearer sk_...)"),
+                headers=[(b"www-authenticate", b"Bearer")],
+            )
+            return
+        auth.set_principal(principal)
+
+        try:
+            body = await _read_body(receive, self.max_body)
+        except _TooLarge:
+            await send_error(send_with_id, DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB"), status=413)
+            return
+        receive = _replay_receive(body, receive)
+
+        key = headers.get("idempotency-key")
+        if key is None or scope["path"] not in self.mutating_paths:
+            await self.app(scope, receive, send_with_id)
+            return
+        if not _valid_idempotency_key(key):
+            await send_error(send_with_id, DomainError(Reason.INVALID_IDEMPOTENCY_KEY, "Idempotency-Key must be 1..255 printable ASCII characters"))
+            return
+        request_hash = hashlib.sha256(
+            b"\0".join([scope["path"].encode(), headers.get("content-type", "").encode(), body])
+        ).hexdigest()
+        await self._idempotent(scope, receive, send_with_id, principal.api_key_id, key, request_hash)
+
+    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, api_key_id: str, key: str, request_hash: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.idempotency_wait
+        while True:
+            async with self.ctx.db.transaction() as uow:
+                stored = await store.claim(
+                    uow.conn, self.ctx.db.dialect, api_key_id=api_key_id, key=key,
+                    request_hash=request_hash, now=self.ctx.clock(), lease=IDEMPOTENCY_LEASE,
+                )
+            if stored is None:
+                break
+            if stored.request_hash != request_hash:
+                await send_error(send, DomainError(Reason.IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was used with a different request"))
+                return
+            if stored.state == "done":
+                await self._replay(send, stored)
+                return
+            if loop.time() >= deadline:
+                await send_error(send, DomainError(Reason.IDEMPOTENCY_KEY_IN_USE, "a request with this Idempotency-Key is still being processed"))
+                return
+            event = self._finished.setdefault((api_key_id, key), asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), timeout=min(0.05, max(0.0, deadline - loop.time())))
+            except TimeoutError:
+                pass
+
+        captured: dict[str, Any] = {"status": 0, "headers": [], "body": []}
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = [
+                    [k.decode("latin-1"), v.decode("latin-1")]
+                    for k, v in message.get("headers", ())
+                    if k.lower() not in _NOT_STORED_HEADERS
+                ]
+            elif message["type"] == "http.response.body":
+                captured["body"].append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            async with self.ctx.db.transaction() as uow:
+                if captured["status"] == _STORED_STATUS:
+                    await store.finish(
+                        uow.conn, api_key_id=api_key_id, key=key, status=captured["status"],
+                        headers=captured["headers"], body=b"".join(captured["body"]),
+                    )
+                else:
+                    await store.release(uow.conn, api_key_id=api_key_id, key=key)
+            event = self._finished.pop((api_key_id, key), None)
+            if event is not None:
+                event.set()
+
+    @staticmethod
+    async def _replay(send: Send, stored: store.Stored) -> None:
+        body = stored.response_body or b""
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.response_headers or []]
+        headers += [(b"content-length", str(len(body)).encode()), (b"idempotent-replayed", b"true")]
+        await send({"type": "http.response.start", "status": stored.response_status or 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

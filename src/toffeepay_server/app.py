@@ -1,0 +1,106 @@
+"""Assembly: create_app(settings) wires the database, the services, the API and the pages."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from toffeepay._proto.pay.v1.health_connect import HealthServiceASGIApplication
+from toffeepay._proto.pay.v1.payment_connect import PaymentService as PaymentServiceDesc
+from toffeepay._proto.pay.v1.payment_connect import PaymentServiceASGIApplication
+
+from .api.codecs import CODECS
+from .api.errors import ErrorInterceptor
+from .api.gateway import ApiGateway
+from .api.health_service import HealthService
+from .api.payment_service import PaymentService
+from .config import Settings
+from .events.background import Background
+from .logs import configure_logging
+from .services.context import ServiceContext
+from .store.database import Database
+
+log = structlog.get_logger("toffeepay")
+# google.protobuf.MethodOptions.IdempotencyLevel.NO_SIDE_EFFECTS
+_NO_SIDE_EFFECTS = 1
+
+
+def _mutating_paths(*descs: Any) -> set[str]:
+    return {
+        f"/{desc.type_name}/{method.name}"
+        for desc in descs
+        for method in desc.methods
+        if method.idempotency != _NO_SIDE_EFFECTS
+    }
+
+
+class Router:
+    """Connect paths go straight to their service; everything else to Starlette."""
+
+    def __init__(self, services: dict[str, Any], public: dict[str, Any], web: Any) -> None:
+        self.services = services
+        self.public = public
+        self.web = web
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            prefix = scope["path"].rpartition("/")[0]
+            if (app := self.public.get(prefix)) or (app := self.services.get(prefix)):
+                await app(scope, receive, send)
+                return
+        await self.web(scope, receive, send)
+
+
+def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Router:
+    configure_logging()
+    ctx = ctx or ServiceContext(db=Database(settings.database_url), public_url=settings.public_url)
+    background = Background(ctx, settings)
+    interceptors = [ErrorInterceptor()]
+
+    def connect(app_class: Any, service: Any) -> Any:
+        return app_class(service, interceptors=interceptors, codecs=CODECS, read_max_bytes=settings.max_request_bytes)
+
+    payment_app = connect(PaymentServiceASGIApplication, PaymentService(ctx))
+    services = {payment_app.path: payment_app}
+    gateway = ApiGateway(
+        _route(services),
+        ctx,
+        mutating_paths=_mutating_paths(PaymentServiceDesc.desc()),
+        max_body=settings.max_request_bytes,
+    )
+    health_app = connect(HealthServiceASGIApplication, HealthService())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if settings.background:
+            background.start()
+        try:
+            yield
+        finally:
+            await background.stop()
+            await ctx.db.dispose()
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    web = Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    web.state.ctx = ctx
+    return Router({path: gateway for path in services}, {health_app.path: health_app}, web)
+
+
+def _route(services: dict[str, Any]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await services[scope["path"].rpartition("/")[0]](scope, receive, send)
+
+    return app
+
+
+def app_from_env() -> Router:
+    """The factory `toffeepay serve` hands to granian (each worker builds its own app)."""
+    return create_app(Settings.from_env())

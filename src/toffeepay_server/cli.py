@@ -1,0 +1,226 @@
+"""The `toffeepay` command: run the server and the worker, manage games and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import Settings
+from .domain.errors import DomainError
+from .domain.keys import Mode
+from .services import games
+from .services.context import ServiceContext
+from .store.database import Database
+from .store.migrate import upgrade
+
+app = typer.Typer(help="ToffeePay: payments for games.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+games_app = typer.Typer(help="Register games.", no_args_is_help=True)
+keys_app = typer.Typer(help="Roll, revoke and list API keys.", no_args_is_help=True)
+app.add_typer(games_app, name="games")
+app.add_typer(keys_app, name="keys")
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+DEV_KEY_FILE = Path(".toffeepay-sandbox-keys.json")
+
+
+def _run(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]]) -> T:
+    """Run one operator action against the database, turning refusals into exit code 1."""
+
+    async def main() -> T:
+        ctx = ServiceContext(db=Database(settings.database_url), public_url=settings.public_url)
+        try:
+            return await action(ctx)
+        finally:
+            await ctx.db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    return settings
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done on every start)."""
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    console.print(f"database is up to date ({settings.database_url.split('@')[-1]})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    sandbox_game: Annotated[
+        str | None, typer.Option(help="Register this game on first start and print its sandbox key.")
+    ] = None,
+) -> None:
+    """Run the API, the payment pages, the webhook dispatcher and the expiry sweeper."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    if not os.environ.get("TOFFEEPAY_PUBLIC_URL"):
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        os.environ["TOFFEEPAY_PUBLIC_URL"] = f"http://{shown}:{port}"
+    settings = _settings()
+    if sandbox_game:
+        key = _run(settings, lambda ctx: _dev_sandbox_key(ctx, sandbox_game))
+        _print_dev_banner(settings, sandbox_game, key)
+    Granian(
+        "toffeepay_server.app:app_from_env",
+        factory=True,
+        address=host,
+        port=port,
+        workers=workers,
+        interface=Interfaces.ASGI,
+        log_access=False,
+        workers_kill_timeout=30,
+    ).serve()
+
+
+async def _dev_sandbox_key(ctx: ServiceContext, game_id: str) -> str:
+    """The sandbox key of a development game, kept in a local file since keys are shown once."""
+    saved = json.loads(DEV_KEY_FILE.read_text()) if DEV_KEY_FILE.exists() else {}
+    key = saved.get(game_id)
+    if key and await games.authenticate(ctx, key) is not None:
+        return key
+    if game_id in await games.list_games(ctx):
+        key = await games.roll_key(ctx, game_id, Mode.SANDBOX)
+    else:
+        key = (await games.create_game(ctx, game_id)).sandbox_api_key
+    saved[game_id] = key
+    DEV_KEY_FILE.write_text(json.dumps(saved, indent=2))
+    DEV_KEY_FILE.chmod(0o600)
+    return key
+
+
+def _print_dev_banner(settings: Settings, game_id: str, key: str) -> None:
+    console.print(f"\n[bold]ToffeePay[/bold] is starting on [cyan]{settings.public_url}[/cyan]")
+    console.print(f"Sandbox game [bold]{game_id}[/bold], API key: [green]{key}[/green]\n")
+    console.print("Create a payment session:\n")
+    print(
+        f"curl -s {settings.public_url}/pay.v1.PaymentService/CreateSession \\\n"
+        f"  -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
+        f"  -d '{{\"game_id\": \"{game_id}\", \"user_id\": \"player_42\", "
+        f"\"item\": {{\"title\": \"50 Gold Coins\", \"price\": 499, \"currency\": \"USD\"}}, "
+        f"\"return_url\": \"mygame://payment-complete\"}}'\n",
+        flush=True,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background work (webhook dispatcher, expiry sweeper), for scale-out."""
+    from .events.background import Background
+    from .logs import configure_logging
+
+    configure_logging()
+    settings = _settings()
+
+    async def main() -> None:
+        ctx = ServiceContext(db=Database(settings.database_url), public_url=settings.public_url)
+        background = Background(ctx, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        background.start()
+        await stop.wait()
+        await background.stop()
+        await ctx.db.dispose()
+
+    asyncio.run(main())
+
+
+@games_app.command("create")
+def games_create(
+    game_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Register a game; prints its sandbox and live keys (shown only this once)."""
+    created = _run(_settings(), lambda ctx: games.create_game(ctx, game_id))
+    if as_json:
+        _print_json({"game_id": created.game_id, "sandbox_api_key": created.sandbox_api_key, "live_api_key": created.live_api_key})
+        return
+    console.print(f"Game [bold]{created.game_id}[/bold] registered. Keys are shown only once:")
+    console.print(f"  sandbox: [green]{created.sandbox_api_key}[/green]")
+    console.print(f"  live:    [green]{created.live_api_key}[/green]")
+
+
+@games_app.command("list")
+def games_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List registered games."""
+    found = _run(_settings(), games.list_games)
+    if as_json:
+        _print_json(found)
+        return
+    for game_id in found:
+        console.print(game_id)
+
+
+@keys_app.command("roll")
+def keys_roll(
+    game_id: str,
+    mode: Annotated[Mode, typer.Option(help="sandbox or live.")] = Mode.SANDBOX,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Issue a new key for a game and mode; the previous keys of that mode stop working."""
+    key = _run(_settings(), lambda ctx: games.roll_key(ctx, game_id, mode))
+    if as_json:
+        _print_json({"game_id": game_id, "mode": mode.value, "api_key": key})
+    else:
+        console.print(f"New {mode.value} key for [bold]{game_id}[/bold] (shown only once): [green]{key}[/green]")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="A key id (key_...) or the secret key itself.")]) -> None:
+    """Revoke one API key at once."""
+    count = _run(_settings(), lambda ctx: games.revoke_key(ctx, key))
+    if not count:
+        err.print("[red]error:[/red] not_found: no active key by that name")
+        raise typer.Exit(1)
+    console.print("revoked")
+
+
+@keys_app.command("list")
+def keys_list(game_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List a game's keys (never the secrets)."""
+    records = _run(_settings(), lambda ctx: games.list_keys(ctx, game_id))
+    rows = [
+        {"id": r.id, "mode": r.mode.value, "prefix": r.display_prefix, "created_at": r.created_at.isoformat(),
+         "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}
+        for r in records
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "mode", "key", "created", "revoked")
+    for r in rows:
+        table.add_row(r["id"], r["mode"], r["prefix"] + "…", r["created_at"], r["revoked_at"] or "")
+    console.print(table)
+
+
+def main() -> None:
+    app()

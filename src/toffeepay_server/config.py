@@ -1,0 +1,34 @@
+"""Settings, read from the environment once at start (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+DEFAULT_DATABASE_URL = "sqlite:///toffeepay.db"
+MAX_REQUEST_BYTES = 1024 * 1024
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    # Base of payment page URLs; `toffeepay serve` defaults it to its own address.
+    public_url: str = DEFAULT_PUBLIC_URL
+    site_id: str = "toffeepay"
+    # Run the expiry sweeper and webhook dispatcher inside the web process.
+    background: bool = True
+    sweep_interval: float = 1.0
+    max_request_bytes: int = MAX_REQUEST_BYTES
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        settings = cls(
+            database_url=env.get("TOFFEEPAY_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            public_url=(env.get("TOFFEEPAY_PUBLIC_URL") or DEFAULT_PUBLIC_URL).rstrip("/"),
+            site_id=env.get("TOFFEEPAY_SITE_ID") or "toffeepay",
+            background=env.get("TOFFEEPAY_BACKGROUND", "1") not in ("0", "false", "no"),
+            sweep_interval=float(env.get("TOFFEEPAY_SWEEP_INTERVAL") or 1.0),
+        )
+        return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Pure rules of ToffeePay: no I/O, no framework imports."""

@@ -1,0 +1,48 @@
+"""Reason codes of the contract and the one exception the domain raises."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Reason(str, Enum):
+    """Every reason code a client can see (CONTRACT section 5)."""
+
+    UNAUTHENTICATED = "unauthenticated"
+    INVALID_GAME_ID = "invalid_game_id"
+    INVALID_ARGUMENT = "invalid_argument"
+    INVALID_CURRENCY = "invalid_currency"
+    INVALID_PRICE = "invalid_price"
+    INVALID_IMAGE = "invalid_image"
+    INVALID_RETURN_URL = "invalid_return_url"
+    INVALID_METADATA = "invalid_metadata"
+    INVALID_LIMIT = "invalid_limit"
+    INVALID_OFFSET = "invalid_offset"
+    INVALID_STATUS = "invalid_status"
+    INVALID_TIME_RANGE = "invalid_time_range"
+    INVALID_EXPIRES_AT = "invalid_expires_at"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    NOT_FOUND = "not_found"
+    SESSION_EXPIRED = "session_expired"
+    SESSION_NOT_PENDING = "session_not_pending"
+    PAYMENT_IN_PROGRESS = "payment_in_progress"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
+    RATE_LIMITED = "rate_limited"
+    REQUEST_TOO_LARGE = "request_too_large"
+    SANDBOX_ONLY = "sandbox_only"
+    PROCESSOR_UNAVAILABLE = "processor_unavailable"
+    INTERNAL = "internal"
+
+
+class DomainError(Exception):
+    """A refusal with a contract reason code; the API layer maps it to a Connect code."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(f"{reason.value}: {message}")
+        self.reason = reason
+        self.detail = message
+
+    @property
+    def message(self) -> str:
+        return f"{self.reason.value}: {self.detail}"

@@ -1,0 +1,93 @@
+"""Webhook events: their types and the JSON body every receiver gets (CONTRACT section 9)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SESSION_CREATED = "session.created"
+SESSION_PAID = "session.paid"
+SESSION_FAILED = "session.failed"
+SESSION_EXPIRED = "session.expired"
+SESSION_CANCELLED = "session.cancelled"
+PAYMENT_CREATED = "payment.created"
+PAYMENT_SUCCEEDED = "payment.succeeded"
+PAYMENT_FAILED = "payment.failed"
+DISPUTE_CREATED = "dispute.created"
+
+EVENT_TYPES = (
+    SESSION_CREATED,
+    SESSION_PAID,
+    SESSION_FAILED,
+    SESSION_EXPIRED,
+    SESSION_CANCELLED,
+    PAYMENT_CREATED,
+    PAYMENT_SUCCEEDED,
+    PAYMENT_FAILED,
+    DISPUTE_CREATED,
+)
+
+
+def rfc3339(value: datetime) -> str:
+    """UTC, second precision unless there is a fraction: 2023-06-01T12:00:00Z."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An outbox row to be: it commits in the same transaction as the change it reports."""
+
+    id: str
+    type: str
+    game_id: str
+    mode: str
+    session_id: str | None
+    sequence: int | None
+    created_at: datetime
+    data: dict[str, Any]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event": self.type,
+            "timestamp": rfc3339(self.created_at),
+            "mode": self.mode,
+            "data": self.data,
+        }
+
+
+def _timestamps(obj: Any, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: rfc3339(value) for name in names if (value := getattr(obj, name)) is not None}
+
+
+def session_data(session: Any, previous_status: str | None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "session_id": session.id,
+        "status": session.status.value,
+        "game_id": session.game_id,
+        "user_id": session.user_id,
+        "item": {
+            "title": session.item.title,
+            "price": session.item.price,
+            "currency": session.item.currency,
+        },
+        "metadata": dict(session.metadata),
+        "sequence": session.event_sequence,
+    }
+    if session.payment_id:
+        data["payment_id"] = session.payment_id
+    if session.return_url:
+        data["return_url"] = session.return_url
+    if previous_status:
+        data["previous_status"] = previous_status
+    data.update(
+        _timestamps(
+            session,
+            ("created_at", "expires_at", "paid_at", "failed_at", "cancelled_at", "expired_at"),
+        )
+    )
+    return data

@@ -1,0 +1,195 @@
+"""The session: its lifecycle and the rules for creating one."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum
+
+from . import money
+from .errors import DomainError, Reason
+from .images import check_image
+from .urls import check_return_url
+
+DEFAULT_LIFETIME = timedelta(minutes=30)
+MIN_LIFETIME = timedelta(minutes=2)
+MAX_LIFETIME = timedelta(hours=24)
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+MAX_USER_ID = 255
+MAX_TITLE = 200
+GAME_ID = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+class SessionStatus(str, Enum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+# The whole lifecycle: pending is the only state that moves, all others are final.
+TRANSITIONS: dict[SessionStatus, frozenset[SessionStatus]] = {
+    SessionStatus.PENDING: frozenset(
+        {SessionStatus.PAID, SessionStatus.FAILED, SessionStatus.CANCELLED, SessionStatus.EXPIRED}
+    ),
+    SessionStatus.PAID: frozenset(),
+    SessionStatus.FAILED: frozenset(),
+    SessionStatus.CANCELLED: frozenset(),
+    SessionStatus.EXPIRED: frozenset(),
+}
+
+# The timestamp a transition sets, by target status.
+TRANSITION_TIMESTAMP = {
+    SessionStatus.PAID: "paid_at",
+    SessionStatus.FAILED: "failed_at",
+    SessionStatus.CANCELLED: "cancelled_at",
+    SessionStatus.EXPIRED: "expired_at",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    title: str
+    price: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    game_id: str
+    mode: str
+    user_id: str
+    item: Item
+    status: SessionStatus
+    return_url: str | None
+    metadata: dict[str, str]
+    expires_at: datetime
+    created_at: datetime
+    payment_id: str | None = None
+    paid_at: datetime | None = None
+    failed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    expired_at: datetime | None = None
+    event_sequence: int = 0
+    image: str | None = field(default=None, repr=False)
+
+    def is_lapsed(self, now: datetime) -> bool:
+        """Pending, past expires_at and with no payment under way: expired for every reader."""
+        return (
+            self.status is SessionStatus.PENDING
+            and self.payment_id is None
+            and now >= self.expires_at
+        )
+
+    def as_seen(self, now: datetime) -> Session:
+        """The session as a reader sees it: lapsed sessions read as expired at once."""
+        if self.is_lapsed(now):
+            return replace(self, status=SessionStatus.EXPIRED, expired_at=self.expires_at)
+        return self
+
+    def transition(self, target: SessionStatus, at: datetime) -> Session:
+        if target not in TRANSITIONS[self.status]:
+            raise DomainError(
+                Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending"
+            )
+        return replace(
+            self,
+            status=target,
+            event_sequence=self.event_sequence + 1,
+            **{TRANSITION_TIMESTAMP[target]: at},
+        )
+
+    def check_cancellable(self, now: datetime) -> None:
+        if self.is_lapsed(now) or self.status is SessionStatus.EXPIRED:
+            raise DomainError(Reason.SESSION_EXPIRED, "session has expired")
+        if self.status is not SessionStatus.PENDING:
+            raise DomainError(
+                Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending"
+            )
+        if self.payment_id is not None:
+            raise DomainError(
+                Reason.PAYMENT_IN_PROGRESS, "a payment for this session is being processed"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A validated CreateSession request."""
+
+    game_id: str
+    user_id: str
+    item: Item
+    image: str | None
+    return_url: str | None
+    metadata: dict[str, str]
+    expires_at: datetime
+
+
+def _require(value: str, name: str, max_len: int) -> str:
+    if not value:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is required")
+    if len(value) > max_len:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is longer than {max_len} characters")
+    return value
+
+
+def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise DomainError(Reason.INVALID_METADATA, f"metadata has more than {MAX_METADATA_KEYS} keys")
+    for key, value in metadata.items():
+        if not 1 <= len(key) <= MAX_METADATA_KEY:
+            raise DomainError(
+                Reason.INVALID_METADATA, f"metadata key {key[:50]!r} must be 1..{MAX_METADATA_KEY} characters"
+            )
+        if len(value) > MAX_METADATA_VALUE:
+            raise DomainError(
+                Reason.INVALID_METADATA,
+                f"metadata value of {key!r} is longer than {MAX_METADATA_VALUE} characters",
+            )
+    return dict(metadata)
+
+
+def check_expires_at(expires_at: datetime | None, now: datetime) -> datetime:
+    if expires_at is None:
+        return now + DEFAULT_LIFETIME
+    lifetime = expires_at - now
+    if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+        raise DomainError(
+            Reason.INVALID_EXPIRES_AT, "expires_at must be between 2 minutes and 24 hours from now"
+        )
+    return expires_at
+
+
+def new_session(
+    *,
+    game_id: str,
+    user_id: str,
+    title: str,
+    price: int,
+    currency: str,
+    image: str | None,
+    return_url: str | None,
+    metadata: dict[str, str],
+    expires_at: datetime | None,
+    live: bool,
+    now: datetime,
+) -> NewSession:
+    """Validate a CreateSession request in the contract's order of reasons."""
+    _require(user_id, "user_id", MAX_USER_ID)
+    _require(title, "item.title", MAX_TITLE)
+    money.check_currency(currency)
+    money.check_price(price)
+    return NewSession(
+        game_id=game_id,
+        user_id=user_id,
+        item=Item(title=title, price=price, currency=currency),
+        image=check_image(image) if image else None,
+        return_url=check_return_url(return_url, live=live) if return_url else None,
+        metadata=check_metadata(metadata),
+        expires_at=check_expires_at(expires_at, now),
+    )

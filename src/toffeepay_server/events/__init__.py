@@ -1,0 +1,1 @@
+"""Background work: the expiry sweeper (and the webhook dispatcher)."""

@@ -1,0 +1,38 @@
+"""The expiry sweeper: records each lapsed session's expiry and its event within seconds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from ..services import sessions
+from ..services.context import ServiceContext
+from ..store import idempotency
+
+log = structlog.get_logger("toffeepay.sweeper")
+
+
+async def sweep_once(ctx: ServiceContext) -> int:
+    expired = await sessions.sweep_expired(ctx)
+    if expired:
+        log.info("sessions expired", count=expired)
+    return expired
+
+
+async def run_sweeper(ctx: ServiceContext, interval: float) -> None:
+    """Run until cancelled; a failing sweep is logged and retried on the next tick."""
+    ticks = 0
+    while True:
+        try:
+            while await sweep_once(ctx):
+                pass
+            ticks += 1
+            if ticks % 3600 == 1:
+                async with ctx.db.transaction() as uow:
+                    await idempotency.purge(uow.conn, ctx.clock())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("expiry sweep failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,90 @@
+"""Registering games and managing their API keys (operator actions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..domain import ids
+from ..domain.errors import DomainError, Reason
+from ..domain.keys import Mode, Principal, display_prefix, generate_key, hash_key, mode_of
+from ..domain.sessions import GAME_ID
+from ..store import games as store
+from .context import ServiceContext
+
+
+@dataclass(frozen=True, slots=True)
+class NewGame:
+    game_id: str
+    sandbox_api_key: str
+    live_api_key: str
+
+
+async def _issue_key(ctx: ServiceContext, conn, game_id: str, mode: Mode) -> str:  # type: ignore[no-untyped-def]
+    key = generate_key(mode)
+    await store.insert_key(
+        conn,
+        store.KeyRecord(
+            id=ctx.new_id(ids.API_KEY),
+            game_id=game_id,
+            mode=mode,
+            key_hash=hash_key(key),
+            display_prefix=display_prefix(key),
+            created_at=ctx.clock(),
+            revoked_at=None,
+        ),
+    )
+    return key
+
+
+async def create_game(ctx: ServiceContext, game_id: str) -> NewGame:
+    if not GAME_ID.fullmatch(game_id):
+        raise DomainError(Reason.INVALID_GAME_ID, "game_id must match [a-z0-9_-]{1,64}")
+    async with ctx.db.transaction() as uow:
+        if await store.game_exists(uow.conn, game_id):
+            raise DomainError(Reason.INVALID_GAME_ID, f"game {game_id!r} already exists")
+        await store.insert_game(uow.conn, game_id, ctx.clock())
+        sandbox = await _issue_key(ctx, uow.conn, game_id, Mode.SANDBOX)
+        live = await _issue_key(ctx, uow.conn, game_id, Mode.LIVE)
+    return NewGame(game_id, sandbox, live)
+
+
+async def roll_key(ctx: ServiceContext, game_id: str, mode: Mode) -> str:
+    """Revoke the game's keys of this mode and issue a new one, atomically."""
+    async with ctx.db.transaction() as uow:
+        if not await store.game_exists(uow.conn, game_id):
+            raise DomainError(Reason.NOT_FOUND, f"no game {game_id!r}")
+        await store.revoke_keys(uow.conn, ctx.clock(), game_id=game_id, mode=mode)
+        return await _issue_key(ctx, uow.conn, game_id, mode)
+
+
+async def revoke_key(ctx: ServiceContext, key_or_id: str) -> int:
+    """Revoke one key, named by its id (`key_...`) or by the secret key itself."""
+    async with ctx.db.transaction() as uow:
+        if mode_of(key_or_id) is not None:
+            record = await store.key_by_hash(uow.conn, hash_key(key_or_id))
+            if record is None:
+                raise DomainError(Reason.NOT_FOUND, "no such key")
+            key_or_id = record.id
+        return await store.revoke_keys(uow.conn, ctx.clock(), key_id=key_or_id)
+
+
+async def list_keys(ctx: ServiceContext, game_id: str) -> list[store.KeyRecord]:
+    async with ctx.db.read() as conn:
+        return await store.keys_of(conn, game_id)
+
+
+async def list_games(ctx: ServiceContext) -> list[str]:
+    async with ctx.db.read() as conn:
+        return await store.list_games(conn)
+
+
+async def authenticate(ctx: ServiceContext, key: str) -> Principal | None:
+    """The principal of a live, unrevoked key; None for anything else."""
+    if mode_of(key) is None or len(key) > 200:
+        return None
+    async with ctx.db.read() as conn:
+        record = await store.key_by_hash(conn, hash_key(key))
+    # The lookup is by hash, so timing reveals nothing about the key itself.
+    if record is None or record.revoked_at is not None:
+        return None
+    return Principal(record.id, record.game_id, record.mode)

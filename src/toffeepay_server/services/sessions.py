@@ -1,0 +1,165 @@
+"""Creating, reading, cancelling, listing and expiring sessions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from ..domain import events, ids
+from ..domain.errors import DomainError, Reason
+from ..domain.keys import Principal
+from ..domain.listing import Page
+from ..domain.sessions import NewSession, Session, SessionStatus
+from ..store import sessions as store
+from ..store.database import UnitOfWork
+from .context import ServiceContext
+
+
+def session_event(ctx: ServiceContext, session: Session, type_: str, previous: str | None, at: datetime) -> events.Event:
+    return events.Event(
+        id=ctx.new_event_id(),  # type: ignore[operator]
+        type=type_,
+        game_id=session.game_id,
+        mode=session.mode,
+        session_id=session.id,
+        sequence=session.event_sequence,
+        created_at=at,
+        data=events.session_data(session, previous),
+    )
+
+
+def check_game(principal: Principal, game_id: str | None) -> None:
+    if game_id is not None and game_id != principal.game_id:
+        raise DomainError(Reason.INVALID_GAME_ID, f"this API key does not belong to game {game_id!r}")
+
+
+async def create_session(ctx: ServiceContext, principal: Principal, new: NewSession) -> Session:
+    check_game(principal, new.game_id)
+    now = ctx.clock()
+    session = Session(
+        id=ctx.new_id(ids.SESSION),
+        game_id=principal.game_id,
+        mode=principal.mode.value,
+        user_id=new.user_id,
+        item=new.item,
+        status=SessionStatus.PENDING,
+        return_url=new.return_url,
+        metadata=new.metadata,
+        expires_at=new.expires_at,
+        created_at=now,
+        event_sequence=1,
+        image=new.image,
+    )
+    async with ctx.db.transaction() as uow:
+        await store.insert_session(uow.conn, session)
+        uow.add_event(session_event(ctx, session, events.SESSION_CREATED, None, now))
+    return session
+
+
+async def get_session(ctx: ServiceContext, principal: Principal, session_id: str) -> Session:
+    async with ctx.db.read() as conn:
+        session = await store.get_session(
+            conn, session_id, game_id=principal.game_id, mode=principal.mode.value
+        )
+    if session is None:
+        raise DomainError(Reason.NOT_FOUND, f"no session {session_id!r}")
+    return session.as_seen(ctx.clock())
+
+
+async def _locked(uow: UnitOfWork, principal: Principal | None, session_id: str) -> Session:
+    session = await store.get_session(
+        uow.conn,
+        session_id,
+        game_id=principal.game_id if principal else None,
+        mode=principal.mode.value if principal else None,
+        for_update=True,
+    )
+    if session is None:
+        raise DomainError(Reason.NOT_FOUND, f"no session {session_id!r}")
+    return session
+
+
+async def transition(
+    ctx: ServiceContext, uow: UnitOfWork, session: Session, target: SessionStatus, event_type: str, at: datetime,
+    **changes: object,
+) -> Session:
+    """Move a locked session to `target` and record its event, in the caller's transaction."""
+    after = replace(session.transition(target, at), **changes)  # type: ignore[arg-type]
+    if not await store.save_transition(uow.conn, session, after):
+        # Another writer moved it between our read and write.
+        raise DomainError(Reason.SESSION_NOT_PENDING, "session changed concurrently, read it again")
+    uow.add_event(session_event(ctx, after, event_type, session.status.value, at))
+    return after
+
+
+async def cancel_session(ctx: ServiceContext, principal: Principal, session_id: str) -> Session:
+    async with ctx.db.transaction() as uow:
+        session = await _locked(uow, principal, session_id)
+        now = ctx.clock()
+        session.check_cancellable(now)
+        return await transition(ctx, uow, session, SessionStatus.CANCELLED, events.SESSION_CANCELLED, now)
+
+
+async def list_sessions(
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    game_id: str | None,
+    user_id: str | None,
+    status: str | None,
+    page: Page,
+) -> tuple[list[Session], int]:
+    check_game(principal, game_id)
+    parsed_status = None
+    if status is not None:
+        try:
+            parsed_status = SessionStatus(status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in SessionStatus)
+            raise DomainError(Reason.INVALID_STATUS, f"status must be one of {allowed}") from None
+    now = ctx.clock()
+    async with ctx.db.read() as conn:
+        found, total = await store.list_sessions(
+            conn,
+            game_id=principal.game_id,
+            mode=principal.mode.value,
+            user_id=user_id,
+            status=parsed_status,
+            created_from=page.created_from,
+            created_to=page.created_to,
+            limit=page.limit,
+            offset=page.offset,
+            now=now,
+        )
+    return [s.as_seen(now) for s in found], total
+
+
+async def expire_session(ctx: ServiceContext, session_id: str, principal: Principal | None = None, *, force: bool = False) -> Session | None:
+    """Record the expiry of a lapsed session (or, with `force`, of any pending one).
+
+    Returns None when there is nothing to expire (already final, or paid in the meantime).
+    """
+    async with ctx.db.transaction() as uow:
+        session = await _locked(uow, principal, session_id)
+        now = ctx.clock()
+        if force and session.status is SessionStatus.PENDING and session.payment_id is None:
+            session_to_expire = replace(session, expires_at=min(session.expires_at, now))
+        elif session.is_lapsed(now):
+            session_to_expire = session
+        else:
+            return None
+        return await transition(
+            ctx, uow, session_to_expire, SessionStatus.EXPIRED, events.SESSION_EXPIRED, now,
+            expired_at=session_to_expire.expires_at,
+        )
+
+
+async def sweep_expired(ctx: ServiceContext, batch: int = 200) -> int:
+    """Record every lapsed session's expiry and its event; returns how many."""
+    async with ctx.db.read() as conn:
+        due = await store.lapsed_session_ids(conn, ctx.clock(), batch)
+    done = 0
+    for session_id in due:
+        if await expire_session(ctx, session_id) is not None:
+            done += 1
+    return done

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables, engines, the unit of work and migrations."""

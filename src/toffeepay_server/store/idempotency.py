@@ -1,0 +1,80 @@
+"""Stored answers of mutating requests made with an Idempotency-Key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .tables import idempotency_keys as t
+
+RETENTION = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    request_hash: str
+    state: str
+    response_status: int | None
+    response_headers: list[list[str]] | None
+    response_body: bytes | None
+
+
+async def claim(
+    conn: AsyncConnection, dialect: str, *, api_key_id: str, key: str, request_hash: str, now: datetime, lease: timedelta
+) -> Stored | None:
+    """Claim the key for this request; None when claimed, else what is already there."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = dict(
+        api_key_id=api_key_id, key=key, request_hash=request_hash, state="running",
+        locked_until=now + lease, created_at=now,
+    )
+    result = await conn.execute(insert(t).values(**values).on_conflict_do_nothing())
+    if result.rowcount == 1:
+        return None
+    # Take over a record past its retention, or a run whose process died (lease over).
+    taken = await conn.execute(
+        update(t)
+        .where(
+            t.c.api_key_id == api_key_id,
+            t.c.key == key,
+            or_(t.c.created_at < now - RETENTION, (t.c.state == "running") & (t.c.locked_until < now)),
+        )
+        .values(**values, response_status=None, response_headers=None, response_body=None)
+    )
+    if taken.rowcount == 1:
+        return None
+    row = (await conn.execute(select(t).where(t.c.api_key_id == api_key_id, t.c.key == key))).first()
+    if row is None:  # released between our insert and select: try again
+        return await claim(conn, dialect, api_key_id=api_key_id, key=key, request_hash=request_hash, now=now, lease=lease)
+    return Stored(row.request_hash, row.state, row.response_status, row.response_headers, row.response_body)
+
+
+async def peek(conn: AsyncConnection, *, api_key_id: str, key: str) -> Stored | None:
+    row = (await conn.execute(select(t).where(t.c.api_key_id == api_key_id, t.c.key == key))).first()
+    if row is None:
+        return None
+    return Stored(row.request_hash, row.state, row.response_status, row.response_headers, row.response_body)
+
+
+async def finish(
+    conn: AsyncConnection, *, api_key_id: str, key: str, status: int, headers: list[list[str]], body: bytes
+) -> None:
+    await conn.execute(
+        update(t)
+        .where(t.c.api_key_id == api_key_id, t.c.key == key)
+        .values(state="done", response_status=status, response_headers=headers, response_body=body)
+    )
+
+
+async def release(conn: AsyncConnection, *, api_key_id: str, key: str) -> None:
+    await conn.execute(delete(t).where(t.c.api_key_id == api_key_id, t.c.key == key))
+
+
+async def purge(conn: AsyncConnection, now: datetime) -> Any:
+    return await conn.execute(delete(t).where(t.c.created_at < now - RETENTION))

@@ -1,0 +1,38 @@
+"""Apply migrations (on start and by `toffeepay migrate`)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from .database import async_url
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str) -> None:
+    """Bring the schema to the newest revision. Safe to call from inside an event loop."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            command.upgrade(alembic_config(database_url), "head")
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    # env.py runs its own event loop, so it gets a thread of its own.
+    thread = threading.Thread(target=run, name="toffeepay-migrate")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,117 @@
+"""Payment and dispute rows and queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+
+from ..domain.payments import Dispute, FailureCode, Method, Payment, PaymentStatus
+from .tables import disputes, payments
+
+
+def payment_from_row(row: Any) -> Payment:
+    return Payment(
+        id=row.id,
+        session_id=row.session_id,
+        game_id=row.game_id,
+        mode=row.mode,
+        user_id=row.user_id,
+        status=PaymentStatus(row.status),
+        amount=row.amount,
+        currency=row.currency,
+        method=Method(row.method),
+        details=row.details,
+        processor=row.processor,
+        processor_ref=row.processor_ref,
+        failure_code=FailureCode(row.failure_code) if row.failure_code else None,
+        failure_message=row.failure_message,
+        amount_received=row.amount_received,
+        created_at=row.created_at,
+        succeeded_at=row.succeeded_at,
+        failed_at=row.failed_at,
+    )
+
+
+def dispute_from_row(row: Any) -> Dispute:
+    return Dispute(
+        id=row.id,
+        game_id=row.game_id,
+        mode=row.mode,
+        payment_id=row.payment_id,
+        session_id=row.session_id,
+        user_id=row.user_id,
+        reason=row.reason,
+        amount=row.amount,
+        currency=row.currency,
+        processor=row.processor,
+        processor_dispute_id=row.processor_dispute_id,
+        created_at=row.created_at,
+    )
+
+
+async def get_payment(
+    conn: AsyncConnection, payment_id: str, *, game_id: str | None = None, mode: str | None = None, for_update: bool = False
+) -> Payment | None:
+    stmt = select(payments).where(payments.c.id == payment_id)
+    if game_id is not None:
+        stmt = stmt.where(payments.c.game_id == game_id, payments.c.mode == mode)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return payment_from_row(row) if row else None
+
+
+def _window(column: Any, created_from: datetime | None, created_to: datetime | None) -> list[ColumnElement[bool]]:
+    conditions = []
+    if created_from is not None:
+        conditions.append(column >= created_from)
+    if created_to is not None:
+        conditions.append(column <= created_to)
+    return conditions
+
+
+async def list_succeeded_payments(
+    conn: AsyncConnection, *, game_id: str, mode: str, user_id: str | None,
+    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+) -> tuple[list[Payment], int]:
+    conditions = [
+        payments.c.game_id == game_id,
+        payments.c.mode == mode,
+        payments.c.status == PaymentStatus.SUCCEEDED.value,
+        *_window(payments.c.created_at, created_from, created_to),
+    ]
+    if user_id is not None:
+        conditions.append(payments.c.user_id == user_id)
+    total = (await conn.execute(select(func.count()).select_from(payments).where(*conditions))).scalar_one()
+    if offset >= total:
+        return [], total
+    rows = await conn.execute(
+        select(payments).where(*conditions)
+        .order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit).offset(offset)
+    )
+    return [payment_from_row(r) for r in rows], total
+
+
+async def list_disputes(
+    conn: AsyncConnection, *, game_id: str, mode: str, payment_id: str | None,
+    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+) -> tuple[list[Dispute], int]:
+    conditions = [
+        disputes.c.game_id == game_id,
+        disputes.c.mode == mode,
+        *_window(disputes.c.created_at, created_from, created_to),
+    ]
+    if payment_id is not None:
+        conditions.append(disputes.c.payment_id == payment_id)
+    total = (await conn.execute(select(func.count()).select_from(disputes).where(*conditions))).scalar_one()
+    if offset >= total:
+        return [], total
+    rows = await conn.execute(
+        select(disputes).where(*conditions)
+        .order_by(disputes.c.created_at.desc(), disputes.c.id.desc()).limit(limit).offset(offset)
+    )
+    return [dispute_from_row(r) for r in rows], total

@@ -1,0 +1,167 @@
+"""Session rows and queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+
+from ..domain.sessions import Item, Session, SessionStatus
+from .tables import sessions
+
+# Every column but the image, which only the payment page reads.
+_COLUMNS = [c for c in sessions.c if c.name != "image"]
+
+
+def _session(row: Any, image: str | None = None) -> Session:
+    return Session(
+        id=row.id,
+        game_id=row.game_id,
+        mode=row.mode,
+        user_id=row.user_id,
+        item=Item(title=row.title, price=row.price, currency=row.currency),
+        status=SessionStatus(row.status),
+        return_url=row.return_url,
+        metadata=row.metadata,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        payment_id=row.payment_id,
+        paid_at=row.paid_at,
+        failed_at=row.failed_at,
+        cancelled_at=row.cancelled_at,
+        expired_at=row.expired_at,
+        event_sequence=row.event_sequence,
+        image=image,
+    )
+
+
+async def insert_session(conn: AsyncConnection, s: Session) -> None:
+    await conn.execute(
+        insert(sessions).values(
+            id=s.id,
+            game_id=s.game_id,
+            mode=s.mode,
+            user_id=s.user_id,
+            status=s.status.value,
+            title=s.item.title,
+            price=s.item.price,
+            currency=s.item.currency,
+            image=s.image,
+            return_url=s.return_url,
+            metadata=s.metadata,
+            payment_id=s.payment_id,
+            event_sequence=s.event_sequence,
+            expires_at=s.expires_at,
+            created_at=s.created_at,
+        )
+    )
+
+
+async def get_session(
+    conn: AsyncConnection,
+    session_id: str,
+    *,
+    game_id: str | None = None,
+    mode: str | None = None,
+    for_update: bool = False,
+    with_image: bool = False,
+) -> Session | None:
+    columns = list(sessions.c) if with_image else _COLUMNS
+    stmt = select(*columns).where(sessions.c.id == session_id)
+    if game_id is not None:
+        stmt = stmt.where(sessions.c.game_id == game_id, sessions.c.mode == mode)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None
+    return _session(row, row.image if with_image else None)
+
+
+async def save_transition(conn: AsyncConnection, before: Session, after: Session) -> bool:
+    """Write a transition only if the row is still as it was read (compare-and-set)."""
+    result = await conn.execute(
+        update(sessions)
+        .where(
+            sessions.c.id == after.id,
+            sessions.c.status == before.status.value,
+            sessions.c.event_sequence == before.event_sequence,
+        )
+        .values(
+            status=after.status.value,
+            payment_id=after.payment_id,
+            event_sequence=after.event_sequence,
+            expires_at=after.expires_at,
+            paid_at=after.paid_at,
+            failed_at=after.failed_at,
+            cancelled_at=after.cancelled_at,
+            expired_at=after.expired_at,
+        )
+    )
+    return result.rowcount == 1
+
+
+def _status_filter(status: SessionStatus, now: datetime) -> ColumnElement[bool]:
+    """Filter by status as readers see it: lapsed pending sessions count as expired."""
+    lapsed = and_(
+        sessions.c.status == SessionStatus.PENDING.value,
+        sessions.c.payment_id.is_(None),
+        sessions.c.expires_at <= now,
+    )
+    if status is SessionStatus.EXPIRED:
+        return or_(sessions.c.status == SessionStatus.EXPIRED.value, lapsed)
+    if status is SessionStatus.PENDING:
+        return and_(sessions.c.status == SessionStatus.PENDING.value, ~lapsed)
+    return sessions.c.status == status.value
+
+
+async def list_sessions(
+    conn: AsyncConnection,
+    *,
+    game_id: str,
+    mode: str,
+    user_id: str | None,
+    status: SessionStatus | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
+    now: datetime,
+) -> tuple[list[Session], int]:
+    conditions: list[ColumnElement[bool]] = [sessions.c.game_id == game_id, sessions.c.mode == mode]
+    if user_id is not None:
+        conditions.append(sessions.c.user_id == user_id)
+    if status is not None:
+        conditions.append(_status_filter(status, now))
+    if created_from is not None:
+        conditions.append(sessions.c.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(sessions.c.created_at <= created_to)
+    total = (await conn.execute(select(func.count()).select_from(sessions).where(*conditions))).scalar_one()
+    if offset >= total:
+        return [], total
+    rows = await conn.execute(
+        select(*_COLUMNS)
+        .where(*conditions)
+        .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_session(r) for r in rows], total
+
+
+async def lapsed_session_ids(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    rows = await conn.execute(
+        select(sessions.c.id)
+        .where(
+            sessions.c.status == SessionStatus.PENDING.value,
+            sessions.c.expires_at <= now,
+            sessions.c.payment_id.is_(None),
+        )
+        .order_by(sessions.c.expires_at)
+        .limit(limit)
+    )
+    return [r.id for r in rows]

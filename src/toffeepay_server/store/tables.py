@@ -1,0 +1,210 @@
+"""The schema. Migrations in store/migrations/ create exactly these tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from .types import Instant, JsonText
+
+metadata = MetaData()
+
+games = Table(
+    "games",
+    metadata,
+    Column("game_id", String(64), primary_key=True),
+    Column("created_at", Instant, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("game_id", String(64), ForeignKey("games.game_id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("display_prefix", String(20), nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("revoked_at", Instant),
+    Index("ix_api_keys_game_mode", "game_id", "mode"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("game_id", String(64), ForeignKey("games.game_id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("price", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("image", Text),
+    Column("return_url", Text),
+    Column("metadata", JsonText, nullable=False),
+    Column("payment_id", String(40)),
+    Column("event_sequence", Integer, nullable=False),
+    Column("expires_at", Instant, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("paid_at", Instant),
+    Column("failed_at", Instant),
+    Column("cancelled_at", Instant),
+    Column("expired_at", Instant),
+    Index("ix_sessions_scope_created", "game_id", "mode", "created_at"),
+    Index("ix_sessions_scope_user", "game_id", "mode", "user_id", "created_at"),
+    Index("ix_sessions_pending_expiry", "status", "expires_at"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # One payment per session, enforced by the database itself.
+    Column("session_id", String(40), ForeignKey("sessions.id"), nullable=False, unique=True),
+    Column("game_id", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("details", String(200), nullable=False),
+    Column("processor", String(16), nullable=False),
+    Column("processor_ref", String(255)),
+    Column("failure_code", String(32)),
+    Column("failure_message", Text),
+    Column("amount_received", Integer),
+    Column("created_at", Instant, nullable=False),
+    Column("succeeded_at", Instant),
+    Column("failed_at", Instant),
+    UniqueConstraint("processor", "processor_ref", name="uq_payments_processor_ref"),
+    Index("ix_payments_scope_created", "game_id", "mode", "status", "created_at"),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("game_id", String(64)),
+    Column("mode", String(8), nullable=False),
+    Column("payment_id", String(40)),
+    Column("session_id", String(40)),
+    Column("user_id", String(255)),
+    Column("reason", Text, nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("processor", String(16), nullable=False),
+    Column("processor_dispute_id", String(255), nullable=False),
+    Column("created_at", Instant, nullable=False),
+    UniqueConstraint("processor", "processor_dispute_id", name="uq_disputes_processor_ref"),
+    Index("ix_disputes_scope_created", "game_id", "mode", "created_at"),
+)
+
+# The outbox: each row commits with the state change it reports.
+events = Table(
+    "events",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("game_id", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("session_id", String(40)),
+    Column("sequence", Integer),
+    Column("body", JsonText, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    # Set once deliveries were fanned out to the endpoints that want it.
+    Column("fanned_out_at", Instant),
+    Index("ix_events_scope_position", "game_id", "mode", "position"),
+    Index("ix_events_pending_fanout", "fanned_out_at", "position"),
+    Index("ix_events_session", "session_id", "sequence"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("game_id", String(64), ForeignKey("games.game_id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("events", JsonText, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("description", Text),
+    Column("secret", String(80), nullable=False),
+    Column("previous_secret", String(80)),
+    Column("previous_secret_expires_at", Instant),
+    Column("created_at", Instant, nullable=False),
+    Column("deleted_at", Instant),
+    Index("ix_endpoints_scope", "game_id", "mode"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event_id", String(36), nullable=False),
+    Column("endpoint_id", String(40), ForeignKey("webhook_endpoints.id"), nullable=False),
+    # pending | succeeded | failed (gave up)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Instant),
+    # A claim by one dispatcher, so no two send the same attempt.
+    Column("claimed_by", String(64)),
+    Column("claimed_until", Instant),
+    Column("created_at", Instant, nullable=False),
+    Column("updated_at", Instant, nullable=False),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_event", "event_id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), ForeignKey("deliveries.id"), nullable=False),
+    Column("attempted_at", Instant, nullable=False),
+    Column("status_code", Integer),
+    Column("latency_ms", Integer, nullable=False),
+    Column("response_excerpt", Text),
+    Column("error", Text),
+    Index("ix_attempts_delivery", "delivery_id", "attempted_at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("api_key_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    # running | done
+    Column("state", String(8), nullable=False),
+    Column("locked_until", Instant, nullable=False),
+    Column("response_status", Integer),
+    Column("response_headers", JsonText),
+    Column("response_body", LargeBinary),
+    Column("created_at", Instant, nullable=False),
+    Index("ix_idempotency_created", "created_at"),
+)
+
+# Processor notifications already handled (Stripe event ids), so a redelivery is a no-op.
+processor_notifications = Table(
+    "processor_notifications",
+    metadata,
+    Column("processor", String(16), primary_key=True),
+    Column("notification_id", String(255), primary_key=True),
+    Column("received_at", Instant, nullable=False),
+)
