@@ -91,3 +91,45 @@ def session_data(session: Any, previous_status: str | None) -> dict[str, Any]:
         )
     )
     return data
+
+
+def payment_data(payment: Any, session: Any, previous_status: str | None) -> dict[str, Any]:
+    """`payment.*` data; carries the session's sequence and metadata so receivers need not ask."""
+    data: dict[str, Any] = {
+        "payment_id": payment.id,
+        "session_id": payment.session_id,
+        "status": payment.status.value,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "method": payment.method.value,
+        "details": payment.details,
+        "game_id": payment.game_id,
+        "user_id": payment.user_id,
+        "metadata": dict(session.metadata),
+        "sequence": session.event_sequence,
+    }
+    if previous_status:
+        data["previous_status"] = previous_status
+    if payment.failure_code:
+        data["failure_code"] = payment.failure_code.value
+        data["failure_message"] = payment.failure_message
+    if payment.amount_received is not None:
+        data["amount_received"] = payment.amount_received
+    data.update(_timestamps(payment, ("created_at", "succeeded_at", "failed_at")))
+    return data
+
+
+def dispute_data(dispute: Any, sequence: int | None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "dispute_id": dispute.id,
+        "reason": dispute.reason,
+        "amount": dispute.amount,
+        "currency": dispute.currency,
+        "created_at": rfc3339(dispute.created_at),
+    }
+    for name in ("payment_id", "session_id", "user_id", "game_id"):
+        if (value := getattr(dispute, name)) is not None:
+            data[name] = value
+    if sequence is not None:
+        data["sequence"] = sequence
+    return data
