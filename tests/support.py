@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+import struct
 import uuid
 import zlib
-import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -184,3 +185,38 @@ class Server:
 
     def api(self, key: str | None = None) -> Api:
         return Api(self.url, key)
+
+
+def sql(db_url: str, statement: str, params: dict[str, Any] | None = None) -> list[Any]:
+    """Run one SQL statement against a test database (setup and outbox inspection)."""
+    from sqlalchemy import text
+
+    from toffeepay_server.store.database import Database
+
+    async def run() -> list[Any]:
+        db = Database(db_url, pool_size=1)
+        try:
+            async with db.writer.connect() as conn:
+                async with conn.begin():
+                    result = await conn.execute(text(statement), params or {})
+                    return list(result) if result.returns_rows else []
+        finally:
+            await db.dispose()
+
+    return run_async(run)
+
+
+def lapse(db_url: str, session_id: str) -> None:
+    """Simulate time passing: move a session's expires_at one second into the past."""
+    from toffeepay_server.store.types import Instant
+
+    past = Instant().process_bind_param(datetime.now(UTC) - timedelta(seconds=1), None)
+    sql(db_url, "UPDATE sessions SET expires_at = :t WHERE id = :id", {"t": past, "id": session_id})
+
+
+def outbox(db_url: str, session_id: str) -> list[dict[str, Any]]:
+    """The event bodies recorded for a session, in commit order."""
+    import json
+
+    rows = sql(db_url, "SELECT body FROM events WHERE session_id = :id ORDER BY position", {"id": session_id})
+    return [json.loads(r[0]) for r in rows]

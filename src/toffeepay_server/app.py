@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Rout
         ctx,
         mutating_paths=_mutating_paths(PaymentServiceDesc.desc()),
         max_body=settings.max_request_bytes,
+        idempotency_wait=settings.idempotency_wait,
     )
     health_app = connect(HealthServiceASGIApplication, HealthService())
 

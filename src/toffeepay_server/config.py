@@ -20,6 +20,8 @@ class Settings:
     background: bool = True
     sweep_interval: float = 1.0
     max_request_bytes: int = MAX_REQUEST_BYTES
+    # How long a repeated Idempotency-Key waits for the first request before `idempotency_key_in_use`.
+    idempotency_wait: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -30,5 +32,6 @@ class Settings:
             site_id=env.get("TOFFEEPAY_SITE_ID") or "toffeepay",
             background=env.get("TOFFEEPAY_BACKGROUND", "1") not in ("0", "false", "no"),
             sweep_interval=float(env.get("TOFFEEPAY_SWEEP_INTERVAL") or 1.0),
+            idempotency_wait=float(env.get("TOFFEEPAY_IDEMPOTENCY_WAIT") or 10.0),
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -89,6 +89,11 @@ def _replay_receive(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def request_fingerprint(path: str, content_type: str, body: bytes) -> str:
+    """What makes two requests "the same" for idempotency: same RPC, same encoding, same body."""
+    return hashlib.sha256(b"\0".join([path.encode(), content_type.encode(), body])).hexdigest()
+
+
 def _valid_idempotency_key(key: str) -> bool:
     return 1 <= len(key) <= 255 and all(0x20 <= ord(ch) <= 0x7E for ch in key)
 
@@ -159,9 +164,7 @@ class ApiGateway:
         if not _valid_idempotency_key(key):
             await send_error(send_with_id, DomainError(Reason.INVALID_IDEMPOTENCY_KEY, "Idempotency-Key must be 1..255 printable ASCII characters"))
             return
-        request_hash = hashlib.sha256(
-            b"\0".join([scope["path"].encode(), headers.get("content-type", "").encode(), body])
-        ).hexdigest()
+        request_hash = request_fingerprint(scope["path"], headers.get("content-type", ""), body)
         await self._idempotent(scope, receive, send_with_id, principal.api_key_id, key, request_hash)
 
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, api_key_id: str, key: str, request_hash: str) -> None:

@@ -1,0 +1,49 @@
+# ToffeePay: `make run` starts the server with a sandbox game; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint check-generated generate services browser bench clean
+
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==25.3
+	$(BIN)/python -m pip install -q -e sdk/python -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The server on its embedded SQLite default, with the sandbox game `space_shooter`.
+run: $(STAMP)
+	$(BIN)/toffeepay serve --sandbox-game space_shooter
+
+## Everything the tests need (PostgreSQL running, Chromium), then all tests on both engines.
+test: $(STAMP) services browser lint check-generated
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL is not running" >&2; exit 1
+
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+lint: $(STAMP)
+	$(BIN)/buf lint
+	$(BIN)/lint-imports
+
+## Regenerate the protobuf/Connect code (committed, in the SDK distribution).
+generate: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/buf generate
+
+## Fails when the committed generated code differs from what buf generates now.
+check-generated: generate
+	@git diff --exit-code --stat -- sdk/python/src/toffeepay/_proto || (echo "generated code is stale: run make generate and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- sdk/python/src/toffeepay/_proto)" || (echo "generated code has untracked files: run make generate and commit" >&2; exit 1)
+
+bench: $(STAMP)
+	$(BIN)/python bench/api.py
+
+clean:
+	rm -rf $(VENV) toffeepay.db toffeepay.db-wal toffeepay.db-shm

@@ -1,0 +1,1 @@
+"""Processors: the interface and one adapter per processor."""
