@@ -20,6 +20,7 @@ from .api.errors import ErrorInterceptor
 from .api.gateway import ApiGateway
 from .api.health_service import HealthService
 from .api.payment_service import PaymentService
+from .api.rate_limit import RateLimiter
 from .config import Settings
 from .events.background import Background
 from .logs import configure_logging
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Rout
         mutating_paths=_mutating_paths(PaymentServiceDesc.desc()),
         max_body=settings.max_request_bytes,
         idempotency_wait=settings.idempotency_wait,
+        rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage),
     )
     health_app = connect(HealthServiceASGIApplication, HealthService())
 

@@ -22,6 +22,10 @@ class Settings:
     max_request_bytes: int = MAX_REQUEST_BYTES
     # How long a repeated Idempotency-Key waits for the first request before `idempotency_key_in_use`.
     idempotency_wait: float = 10.0
+    # Per API key, in the `limits` notation ("1000/second", "100/second;5000/minute"); "off" disables.
+    rate_limit: str = "1000/second"
+    # Where counters live: memory:// (per process) or redis://host:port to share them across processes.
+    rate_limit_storage: str = "memory://"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -33,5 +37,7 @@ class Settings:
             background=env.get("TOFFEEPAY_BACKGROUND", "1") not in ("0", "false", "no"),
             sweep_interval=float(env.get("TOFFEEPAY_SWEEP_INTERVAL") or 1.0),
             idempotency_wait=float(env.get("TOFFEEPAY_IDEMPOTENCY_WAIT") or 10.0),
+            rate_limit=env.get("TOFFEEPAY_RATE_LIMIT") or "1000/second",
+            rate_limit_storage=env.get("TOFFEEPAY_RATE_LIMIT_STORAGE") or "memory://",
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -41,3 +41,20 @@ def test_serve_migrates_on_start_and_shuts_down_gracefully(empty_db: str, tmp_pa
     started = time.monotonic()
     assert server.proc.wait(30) == 0
     assert time.monotonic() - started < 30
+
+
+def test_rate_limited_per_key(server: Server, tmp_path) -> None:
+    limited = Server(server.db_url, tmp_path, env={"TOFFEEPAY_RATE_LIMIT": "5/minute", "TOFFEEPAY_BACKGROUND": "0"}).start()
+    try:
+        game, other = limited.create_game(), limited.create_game()
+        api = limited.api(game.sandbox_key)
+        for _ in range(5):
+            api.ok("PaymentService/ListSessions", {})
+        response = api.post("PaymentService/ListSessions", {})
+        assert response.status_code == 429
+        assert response.json()["code"] == "resource_exhausted"
+        assert response.json()["message"].startswith("rate_limited: ")
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        limited.api(other.sandbox_key).ok("PaymentService/ListSessions", {})  # other keys are unaffected
+    finally:
+        limited.stop()

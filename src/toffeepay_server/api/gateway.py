@@ -21,6 +21,7 @@ from ..services.context import ServiceContext
 from ..store import idempotency as store
 from . import auth
 from .errors import connect_code
+from .rate_limit import RateLimiter
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -109,12 +110,14 @@ class ApiGateway:
         mutating_paths: set[str],
         max_body: int,
         idempotency_wait: float = 10.0,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.ctx = ctx
         self.mutating_paths = mutating_paths
         self.max_body = max_body
         self.idempotency_wait = idempotency_wait
+        self.rate_limiter = rate_limiter or RateLimiter("off")
         # Wakes waiters in this process at once; other processes are polled.
         self._finished: dict[tuple[str, str], asyncio.Event] = {}
 
@@ -149,6 +152,13 @@ class ApiGateway:
             )
             return
         auth.set_principal(principal)
+        if (wait := self.rate_limiter.retry_after(principal.api_key_id)) is not None:
+            await send_error(
+                send_with_id,
+                DomainError(Reason.RATE_LIMITED, f"too many requests for this API key, retry in {wait} s"),
+                headers=[(b"retry-after", str(wait).encode())],
+            )
+            return
 
         try:
             body = await _read_body(receive, self.max_body)
