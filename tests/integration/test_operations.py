@@ -58,3 +58,70 @@ def test_rate_limited_per_key(server: Server, tmp_path) -> None:
         limited.api(other.sandbox_key).ok("PaymentService/ListSessions", {})  # other keys are unaffected
     finally:
         limited.stop()
+
+
+def test_worker_alone_records_expiry(empty_db: str, tmp_path) -> None:
+    """`toffeepay worker` does the background work for an API process that runs none."""
+    import subprocess
+    import sys
+
+    from tests.support import lapse, outbox
+
+    api_only = Server(empty_db, tmp_path, env={"TOFFEEPAY_BACKGROUND": "0"}).start()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "toffeepay_server", "worker"], env=api_only.env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        game = api_only.create_game()
+        created = api_only.api(game.sandbox_key).create_session(game.game_id)
+        lapse(empty_db, created["id"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(outbox(empty_db, created["id"])) < 2:
+            time.sleep(0.1)
+        assert [e["event"] for e in outbox(empty_db, created["id"])] == ["session.created", "session.expired"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        api_only.stop()
+
+
+def test_sandbox_game_banner_prints_a_working_command(empty_db: str, tmp_path) -> None:
+    """What `make run` prints: the sandbox key and a CreateSession command that works as pasted."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    server = Server(empty_db, tmp_path)
+    log = server.log.open("wb")
+    server.proc = subprocess.Popen(
+        [sys.executable, "-m", "toffeepay_server", "serve", "--port", str(server.port), "--sandbox-game", "space_shooter"],
+        env=server.env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            output = server.log.read_text()
+            if "curl -s" in output and "Listening" in output:
+                break
+            time.sleep(0.2)
+        key = re.search(r"sk_test_[A-Za-z0-9_-]+", output).group(0)
+        command = output[output.index("curl -s"):].split("\n\n")[0]
+        for _ in range(50):
+            result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
+            if result.stdout:
+                break
+            time.sleep(0.2)
+        created = json.loads(result.stdout)
+        assert created["id"].startswith("sess_")
+        assert server.api(key).ok("PaymentService/GetSession", {"id": created["id"]})["game_id"] == "space_shooter"
+    finally:
+        server.stop()
+    # A second start reuses the saved key.
+    second = subprocess.run(
+        [sys.executable, "-c", "from toffeepay_server.cli import _dev_sandbox_key, _run; from toffeepay_server.config import Settings; "
+         "print(_run(Settings.from_env(), lambda c: _dev_sandbox_key(c, 'space_shooter')))"],
+        env=server.env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert second.stdout.strip() == key
