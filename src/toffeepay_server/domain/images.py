@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 
 import filetype
 
+from .errors import DomainError, Reason
+
 MAX_IMAGE_BYTES = 300 * 1024
 MAX_IMAGE_URL = 2048
 _ALLOWED = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
 _DECLARED_ALIASES = {"image/jpg": "image/jpeg"}
-
-from .errors import DomainError, Reason  # noqa: E402
 
 
 def _refuse(message: str) -> DomainError:

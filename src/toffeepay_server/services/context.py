@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..domain import ids
 from ..domain.clock import Clock, system_clock
@@ -15,7 +16,7 @@ class ServiceContext:
     public_url: str
     clock: Clock = system_clock
     new_id: ids.IdFactory = ids.new_id
-    new_event_id: object = field(default=ids.new_event_id)
+    new_event_id: Callable[[], str] = ids.new_event_id
 
     def page_url(self, session_id: str) -> str:
         return f"{self.public_url}/{session_id}"

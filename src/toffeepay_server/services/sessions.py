@@ -17,7 +17,7 @@ from .context import ServiceContext
 
 def session_event(ctx: ServiceContext, session: Session, type_: str, previous: str | None, at: datetime) -> events.Event:
     return events.Event(
-        id=ctx.new_event_id(),  # type: ignore[operator]
+        id=ctx.new_event_id(),
         type=type_,
         game_id=session.game_id,
         mode=session.mode,
