@@ -203,34 +203,50 @@ class ApiGateway:
             except TimeoutError:
                 pass
 
-        captured: dict[str, Any] = {"status": 0, "headers": [], "body": []}
+        # The answer is held back until it is stored (or the key released), so a client
+        # that retries the moment it hears back never finds the key still running.
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+        settled = False
 
-        async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = [
-                    [k.decode("latin-1"), v.decode("latin-1")]
-                    for k, v in message.get("headers", ())
-                    if k.lower() not in _NOT_STORED_HEADERS
-                ]
-            elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
+        async def settle(status: int | None, body: bytes) -> None:
+            nonlocal settled
+            settled = True
             async with self.ctx.db.transaction() as uow:
-                if captured["status"] == _STORED_STATUS:
-                    await store.finish(
-                        uow.conn, api_key_id=api_key_id, key=key, status=captured["status"],
-                        headers=captured["headers"], body=b"".join(captured["body"]),
-                    )
+                if status == _STORED_STATUS and start is not None:
+                    headers = [
+                        [k.decode("latin-1"), v.decode("latin-1")]
+                        for k, v in start.get("headers", ())
+                        if k.lower() not in _NOT_STORED_HEADERS
+                    ]
+                    await store.finish(uow.conn, api_key_id=api_key_id, key=key, status=status, headers=headers, body=body)
                 else:
                     await store.release(uow.conn, api_key_id=api_key_id, key=key)
-            event = self._finished.pop((api_key_id, key), None)
-            if event is not None:
+            if (event := self._finished.pop((api_key_id, key), None)) is not None:
                 event.set()
+
+        async def hold(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            assert start is not None
+            await settle(start["status"], body)
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+        try:
+            await self.app(scope, receive, hold)
+        finally:
+            if not settled:
+                await settle(None, b"")
 
     @staticmethod
     async def _replay(send: Send, stored: store.Stored) -> None:
