@@ -114,3 +114,16 @@ def test_key_still_in_use_by_another_process(server: Server, game: Game, tmp_pat
         assert api.post(CREATE, content=body, headers={"Idempotency-Key": "busy"}).status_code == 200
     finally:
         impatient.stop()
+
+
+def test_gzip_retries_are_the_same_request(api: Api, game: Game) -> None:
+    """gzip stamps the time into its header, so two compressions of one body differ."""
+    import gzip
+
+    body = json.dumps(create_body(game, "gzipped")).encode()
+    headers = {"Idempotency-Key": str(uuid.uuid4()), "Content-Encoding": "gzip"}
+    first = api.post(CREATE, content=gzip.compress(body, mtime=1), headers=headers)
+    again = api.post(CREATE, content=gzip.compress(body, mtime=2), headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    api.refused(CREATE, None, "invalid_argument", "invalid_argument", content=b"not gzip", headers=headers)
