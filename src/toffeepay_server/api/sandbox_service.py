@@ -1,0 +1,62 @@
+"""pay.v1.SandboxService: test helpers for sandbox keys (live keys get `sandbox_only`).
+
+PaySession settles synchronously: the payment is created `processing` (`payment.created`)
+and settled by the sandbox processor before the call returns, so the answer is the final
+Payment and every event is already in the outbox. The payment page, by contrast, settles
+asynchronously (TOFFEEPAY_SANDBOX_SETTLE_SECONDS) so players see `processing`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toffeepay._proto.pay.v1 import resources_pb as rpb
+from toffeepay._proto.pay.v1 import sandbox_pb as pb
+
+from ..domain.errors import DomainError, Reason
+from ..domain.payments import dispute_reason, disputed_amount, parse_method
+from ..domain.sessions import SessionStatus
+from ..processors import flow
+from ..processors.base import Instructions
+from ..processors.sandbox import adapter as sandbox
+from ..services import payments, sessions
+from ..services.context import ServiceContext
+from . import auth, convert
+
+
+def _required(value: str, name: str) -> str:
+    if not value:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is required")
+    return value
+
+
+class SandboxService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.processor = sandbox.SandboxProcessor(ctx.clock, settle_after=0)
+
+    async def pay_session(self, request: pb.PaySessionRequest, ctx: Any, /) -> rpb.Payment:
+        principal = auth.sandbox_principal()
+        session_id = _required(request.session_id, "session_id")
+        instructions = Instructions(parse_method(request.method), {"outcome": request.outcome})
+        payment = await flow.pay(self.ctx, self.processor, session_id, instructions, principal=principal)
+        return convert.payment(payment)
+
+    async def expire_session(self, request: pb.ExpireSessionRequest, ctx: Any, /) -> rpb.Session:
+        principal = auth.sandbox_principal()
+        session_id = _required(request.session_id, "session_id")
+        expired = await sessions.expire_session(self.ctx, session_id, principal, force=True)
+        if expired is None:
+            # Nothing to expire: already expired (answered as is), or the state refuses it.
+            expired = await sessions.get_session(self.ctx, principal, session_id)
+            if expired.status is not SessionStatus.EXPIRED:
+                expired.check_cancellable(self.ctx.clock())
+        return convert.session(expired, self.ctx.page_url(expired.id))
+
+    async def create_dispute(self, request: pb.CreateDisputeRequest, ctx: Any, /) -> rpb.Dispute:
+        principal = auth.sandbox_principal()
+        payment = await payments.get_payment(self.ctx, principal, _required(request.payment_id, "payment_id"))
+        reason = dispute_reason(request.reason)
+        amount = disputed_amount(payment, request.amount if request.has_field("amount") else None)
+        dispute = await sandbox.report_dispute(self.ctx, payment, reason, amount)
+        return convert.dispute(dispute)

@@ -1,0 +1,80 @@
+"""The processor interface: start a payment for a session, report its outcome now or later.
+
+An adapter answers `start` with the processor's own id of the payment and, when the
+processor decides at once, the outcome. Otherwise the outcome arrives later, through the
+processor's notification, which calls `services.payments.settle_payment` as well.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..domain.errors import DomainError, Reason
+from ..domain.payments import Method, Outcome, Payment
+
+
+@dataclass(frozen=True, slots=True)
+class Instructions:
+    """What the player (or a sandbox caller) chose: a method and the processor's own fields."""
+
+    method: Method
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A processor's answer to a new payment."""
+
+    processor_ref: str | None
+    # None: the outcome comes later, in a notification.
+    outcome: Outcome | None = None
+
+
+class ProcessorError(Exception):
+    """The processor could not take the payment (unreachable, refused the request)."""
+
+
+class Processor(ABC):
+    name: str
+    # The mode of the sessions this processor pays (sandbox and live never mix).
+    mode: str
+    # Whether the payment page offers Apple Pay and Google Pay (else they show as unavailable).
+    wallets: bool = True
+
+    @abstractmethod
+    def check(self, instructions: Instructions) -> None:
+        """Refuse bad input (`invalid_argument`) before any payment exists."""
+
+    def check_price(self, amount: int, currency: str) -> None:
+        """Refuse, when a session is created, a price this processor cannot charge (`invalid_price`)."""
+
+    @abstractmethod
+    async def start(self, payment: Payment, instructions: Instructions) -> Started:
+        """Ask the processor to take `payment`; raise ProcessorError when it cannot."""
+
+    async def close(self) -> None:
+        """Release the processor's connections when the process stops."""
+
+
+class Processors:
+    """The processor that pays each mode's sessions."""
+
+    def __init__(self, *processors: Processor) -> None:
+        self._by_mode = {p.mode: p for p in processors}
+
+    def for_mode(self, mode: str) -> Processor:
+        processor = self._by_mode.get(mode)
+        if processor is None:
+            raise DomainError(Reason.PROCESSOR_UNAVAILABLE, f"no payment processor is configured for {mode} payments")
+        return processor
+
+    def wallets(self, mode: str) -> bool:
+        """Whether the mode's payment page takes Apple Pay and Google Pay."""
+        processor = self._by_mode.get(mode)
+        return processor is not None and processor.wallets
+
+    async def close(self) -> None:
+        for processor in self._by_mode.values():
+            await processor.close()

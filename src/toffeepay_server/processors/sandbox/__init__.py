@@ -1,0 +1,1 @@
+"""The sandbox processor: test cards and chosen outcomes, settled like a real processor's."""

@@ -1,0 +1,79 @@
+"""The sandbox processor: settles asynchronously, through the same path as a real processor.
+
+`start` plans the outcome and returns at once, leaving the payment `processing`. The
+sandbox's notifications are produced by `settle_due`, which the sweeper runs in every
+server and worker process: each payment whose time has come is settled through
+`services.payments.settle_payment`, exactly as a processor webhook would settle it.
+With `settle_after=0` the outcome is reported at once instead (SandboxService.PaySession).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from ...domain.clock import Clock
+from ...domain.keys import Mode
+from ...domain.payments import Dispute, FailureCode, Outcome, Payment
+from ...services import disputes, payments
+from ...services.context import ServiceContext
+from ..base import Instructions, Processor, ProcessorError, Started
+from . import transformers
+
+NAME = "sandbox"
+# A payment the sandbox never acknowledged (the process stopped in between) fails after this.
+LOST_AFTER = timedelta(minutes=1)
+
+
+class SandboxProcessor(Processor):
+    name = NAME
+    mode = Mode.SANDBOX.value
+
+    def __init__(self, clock: Clock, settle_after: float) -> None:
+        self.clock = clock
+        self.settle_after = timedelta(seconds=max(settle_after, 0.0))
+
+    def check(self, instructions: Instructions) -> None:
+        transformers.choice(instructions.method, instructions.fields, self.clock().date())
+
+    async def start(self, payment: Payment, instructions: Instructions) -> Started:
+        choice = transformers.choice(instructions.method, instructions.fields, self.clock().date())
+        if choice == transformers.PROCESSOR_ERROR:
+            raise ProcessorError("sandbox test card 4000 0000 0000 0119: processor error")
+        ref = transformers.reference(secrets.token_hex(8), choice, self.clock() + self.settle_after)
+        if not self.settle_after:
+            return Started(ref, transformers.outcome(choice, payment.amount))
+        return Started(ref)
+
+
+async def settle_due(ctx: ServiceContext) -> int:
+    """Deliver the sandbox's due notifications; returns how many payments were settled."""
+    now = ctx.clock()
+    settled = 0
+    for payment in await payments.in_flight(ctx, NAME):
+        plan = transformers.planned(payment.processor_ref) if payment.processor_ref else None
+        if plan is None:
+            if now - payment.created_at < LOST_AFTER:
+                continue
+            outcome = Outcome(FailureCode.PROCESSOR_ERROR, "The sandbox processor lost this payment.")
+        elif plan.due > now:
+            continue
+        else:
+            outcome = transformers.outcome(plan.choice, payment.amount)
+        await payments.settle_payment(ctx, payment.id, outcome)
+        settled += 1
+    return settled
+
+
+async def report_dispute(ctx: ServiceContext, payment: Payment, reason: str, amount: int) -> Dispute:
+    """A dispute notification from the sandbox, with a fresh sandbox dispute id."""
+    return await disputes.record_dispute(
+        ctx,
+        processor=NAME,
+        processor_dispute_id=f"sbx_dp_{secrets.token_hex(12)}",
+        mode=payment.mode,
+        payment_id=payment.id,
+        reason=reason,
+        amount=amount,
+        currency=payment.currency,
+    )

@@ -1,0 +1,97 @@
+"""Disputes reported by processors: stored once, matched to their payment, announced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..domain import events, ids
+from ..domain.errors import DomainError, Reason
+from ..domain.payments import Dispute
+from ..store import payments as store
+from ..store import sessions as session_store
+from .context import ServiceContext
+from .sessions import _locked
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """Who a dispute matching no payment concerns, as the processor's metadata says."""
+
+    game_id: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+
+
+async def record_dispute(
+    ctx: ServiceContext,
+    *,
+    processor: str,
+    processor_dispute_id: str,
+    mode: str,
+    payment_id: str | None,
+    reason: str,
+    amount: int,
+    currency: str,
+    hints: Hints = Hints(),
+) -> Dispute:
+    """Store a processor's dispute once and emit `dispute.created` to the game it concerns.
+
+    A repeated notification (same processor and dispute id) returns the stored dispute and
+    emits nothing. A dispute matching no payment takes its game, session and player from
+    `hints` (from the session itself when it exists in this mode); with no game it is kept
+    and nobody is told.
+    """
+    async with ctx.db.read() as conn:
+        payment = await store.get_payment(conn, payment_id) if payment_id else None
+        hinted = None
+        if payment is None and hints.session_id:
+            hinted = await session_store.get_session(conn, hints.session_id)
+            if hinted is not None and (hinted.mode != mode or hints.game_id not in (None, hinted.game_id)):
+                hinted = None
+    session_id = payment.session_id if payment else hinted.id if hinted else None
+    async with ctx.db.transaction() as uow:
+        session = await _locked(uow, None, session_id) if session_id else None
+        now = ctx.clock()
+        if session is not None:
+            game_id, user_id = session.game_id, session.user_id
+        else:
+            game_id, session_id, user_id = hints.game_id, hints.session_id, hints.user_id
+        dispute = Dispute(
+            id=ctx.new_id(ids.DISPUTE),
+            mode=payment.mode if payment else mode,
+            reason=reason,
+            amount=amount,
+            currency=currency,
+            processor=processor,
+            processor_dispute_id=processor_dispute_id,
+            created_at=now,
+            game_id=game_id,
+            payment_id=payment.id if payment else None,
+            session_id=session_id,
+            user_id=user_id,
+        )
+        if not await store.insert_dispute(uow.conn, ctx.db.dialect, dispute):
+            existing = await store.dispute_by_processor_id(uow.conn, processor, processor_dispute_id)
+            assert existing is not None  # disputes are never deleted
+            return existing
+        if game_id is None:
+            return dispute
+        sequence = None
+        if session is not None:
+            counted = session.counted()
+            if not await session_store.save_transition(uow.conn, session, counted):
+                raise DomainError(Reason.SESSION_NOT_PENDING, "session changed concurrently, read it again")
+            sequence = counted.event_sequence
+        uow.add_event(
+            events.Event(
+                id=ctx.new_event_id(),
+                type=events.DISPUTE_CREATED,
+                game_id=game_id,
+                mode=dispute.mode,
+                session_id=session.id if session else None,
+                sequence=sequence,
+                created_at=now,
+                data=events.dispute_data(dispute, sequence),
+            )
+        )
+    return dispute

@@ -1,0 +1,14 @@
+"""Secrets of the installation that no operator configured: generated once, kept in the database."""
+
+from __future__ import annotations
+
+import secrets
+
+from ..store import secrets as store
+from .context import ServiceContext
+
+
+async def installation_secret(ctx: ServiceContext, name: str) -> str:
+    """The secret `name`, the same in every process; created on first use."""
+    async with ctx.db.transaction() as uow:
+        return await store.get_or_create(uow.conn, ctx.db.dialect, name, secrets.token_urlsafe(48), ctx.clock())
