@@ -199,7 +199,7 @@ class ListEndpointsRequest(Message[_ListEndpointsRequestFields]):
         ) -> None:
             pass
 
-_ListEndpointsResponseFields: TypeAlias = Literal["endpoints"]
+_ListEndpointsResponseFields: TypeAlias = Literal["endpoints", "total", "has_more"]
 
 class ListEndpointsResponse(Message[_ListEndpointsResponseFields]):
     """
@@ -212,9 +212,17 @@ class ListEndpointsResponse(Message[_ListEndpointsResponseFields]):
             ```proto
             repeated pay.v1.Endpoint endpoints = 1;
             ```
+        total:
+            ```proto
+            int32 total = 2;
+            ```
+        has_more:
+            ```proto
+            bool has_more = 3;
+            ```
     """
 
-    __slots__ = ("endpoints",)
+    __slots__ = ("endpoints", "total", "has_more")
 
     if TYPE_CHECKING:
 
@@ -222,10 +230,14 @@ class ListEndpointsResponse(Message[_ListEndpointsResponseFields]):
             self,
             *,
             endpoints: list[Endpoint] | None = None,
+            total: int = 0,
+            has_more: bool = False,
         ) -> None:
             pass
 
         endpoints: list[Endpoint]
+        total: int
+        has_more: bool
 
 _EventFilterFields: TypeAlias = Literal["events"]
 
@@ -659,7 +671,7 @@ class ResendEventResponse(Message[_ResendEventResponseFields]):
 
 
 _DESC = file_desc(
-    b'\n\x14pay/v1/webhook.proto\x12\x06pay.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto"\xfc\x01\n\x08Endpoint\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x12\n\x04mode\x18\x03 \x01(\tR\x04mode\x12\x16\n\x06format\x18\x04 \x01(\tR\x06format\x12\x16\n\x06events\x18\x05 \x03(\tR\x06events\x12\x18\n\x07enabled\x18\x06 \x01(\x08R\x07enabled\x12%\n\x0bdescription\x18\x07 \x01(\tH\x00R\x0bdescription\x88\x01\x01\x129\n\ncreated_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAtB\x0e\n\x0c_description"\x90\x01\n\x15CreateEndpointRequest\x12\x10\n\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n\x06format\x18\x02 \x01(\tR\x06format\x12\x16\n\x06events\x18\x03 \x03(\tR\x06events\x12%\n\x0bdescription\x18\x04 \x01(\tH\x00R\x0bdescription\x88\x01\x01B\x0e\n\x0c_description"^\n\x16CreateEndpointResponse\x12,\n\x08endpoint\x18\x01 \x01(\x0b2\x10.pay.v1.EndpointR\x08endpoint\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret"\x16\n\x14ListEndpointsRequest"G\n\x15ListEndpointsResponse\x12.\n\tendpoints\x18\x01 \x03(\x0b2\x10.pay.v1.EndpointR\tendpoints"%\n\x0bEventFilter\x12\x16\n\x06events\x18\x01 \x03(\tR\x06events"\xfd\x01\n\x15UpdateEndpointRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n\x03url\x18\x02 \x01(\tH\x00R\x03url\x88\x01\x01\x12\x1b\n\x06format\x18\x03 \x01(\tH\x01R\x06format\x88\x01\x01\x12+\n\x06filter\x18\x04 \x01(\x0b2\x13.pay.v1.EventFilterR\x06filter\x12\x1d\n\x07enabled\x18\x05 \x01(\x08H\x02R\x07enabled\x88\x01\x01\x12%\n\x0bdescription\x18\x06 \x01(\tH\x03R\x0bdescription\x88\x01\x01B\x06\n\x04_urlB\t\n\x07_formatB\n\n\x08_enabledB\x0e\n\x0c_description"\'\n\x15DeleteEndpointRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\x18\n\x16DeleteEndpointResponse"g\n\x13RotateSecretRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12,\n\x0foverlap_seconds\x18\x02 \x01(\x05H\x00R\x0eoverlapSeconds\x88\x01\x01B\x12\n\x10_overlap_seconds"\x87\x01\n\x14RotateSecretResponse\x12\x16\n\x06secret\x18\x01 \x01(\tR\x06secret\x12W\n\x1aprevious_secret_expires_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x17previousSecretExpiresAt"\xa8\x01\n\x05Event\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05event\x18\x02 \x01(\tR\x05event\x128\n\ttimestamp\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x12\n\x04mode\x18\x04 \x01(\tR\x04mode\x12+\n\x04data\x18\x05 \x01(\x0b2\x17.google.protobuf.StructR\x04data"\xd8\x01\n\x11ListEventsRequest\x12\x14\n\x05types\x18\x01 \x03(\tR\x05types\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n\x05after\x18\x04 \x01(\tH\x00R\x05after\x88\x01\x01\x12\x14\n\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x06 \x01(\x05R\x06offsetB\x08\n\x06_after"l\n\x12ListEventsResponse\x12%\n\x06events\x18\x01 \x03(\x0b2\r.pay.v1.EventR\x06events\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"Z\n\x12ResendEventRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12$\n\x0bendpoint_id\x18\x02 \x01(\tH\x00R\nendpointId\x88\x01\x01B\x0e\n\x0c_endpoint_id"5\n\x13ResendEventResponse\x12\x1e\n\ndeliveries\x18\x01 \x01(\x05R\ndeliveries2\xa5\x04\n\x0eWebhookService\x12O\n\x0eCreateEndpoint\x12\x1d.pay.v1.CreateEndpointRequest\x1a\x1e.pay.v1.CreateEndpointResponse\x12Q\n\rListEndpoints\x12\x1c.pay.v1.ListEndpointsRequest\x1a\x1d.pay.v1.ListEndpointsResponse"\x03\x90\x02\x01\x12A\n\x0eUpdateEndpoint\x12\x1d.pay.v1.UpdateEndpointRequest\x1a\x10.pay.v1.Endpoint\x12O\n\x0eDeleteEndpoint\x12\x1d.pay.v1.DeleteEndpointRequest\x1a\x1e.pay.v1.DeleteEndpointResponse\x12I\n\x0cRotateSecret\x12\x1b.pay.v1.RotateSecretRequest\x1a\x1c.pay.v1.RotateSecretResponse\x12H\n\nListEvents\x12\x19.pay.v1.ListEventsRequest\x1a\x1a.pay.v1.ListEventsResponse"\x03\x90\x02\x01\x12F\n\x0bResendEvent\x12\x1a.pay.v1.ResendEventRequest\x1a\x1b.pay.v1.ResendEventResponseb\x06proto3',
+    b'\n\x14pay/v1/webhook.proto\x12\x06pay.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto"\xfc\x01\n\x08Endpoint\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x12\n\x04mode\x18\x03 \x01(\tR\x04mode\x12\x16\n\x06format\x18\x04 \x01(\tR\x06format\x12\x16\n\x06events\x18\x05 \x03(\tR\x06events\x12\x18\n\x07enabled\x18\x06 \x01(\x08R\x07enabled\x12%\n\x0bdescription\x18\x07 \x01(\tH\x00R\x0bdescription\x88\x01\x01\x129\n\ncreated_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAtB\x0e\n\x0c_description"\x90\x01\n\x15CreateEndpointRequest\x12\x10\n\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n\x06format\x18\x02 \x01(\tR\x06format\x12\x16\n\x06events\x18\x03 \x03(\tR\x06events\x12%\n\x0bdescription\x18\x04 \x01(\tH\x00R\x0bdescription\x88\x01\x01B\x0e\n\x0c_description"^\n\x16CreateEndpointResponse\x12,\n\x08endpoint\x18\x01 \x01(\x0b2\x10.pay.v1.EndpointR\x08endpoint\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret"\x16\n\x14ListEndpointsRequest"x\n\x15ListEndpointsResponse\x12.\n\tendpoints\x18\x01 \x03(\x0b2\x10.pay.v1.EndpointR\tendpoints\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"%\n\x0bEventFilter\x12\x16\n\x06events\x18\x01 \x03(\tR\x06events"\xfd\x01\n\x15UpdateEndpointRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n\x03url\x18\x02 \x01(\tH\x00R\x03url\x88\x01\x01\x12\x1b\n\x06format\x18\x03 \x01(\tH\x01R\x06format\x88\x01\x01\x12+\n\x06filter\x18\x04 \x01(\x0b2\x13.pay.v1.EventFilterR\x06filter\x12\x1d\n\x07enabled\x18\x05 \x01(\x08H\x02R\x07enabled\x88\x01\x01\x12%\n\x0bdescription\x18\x06 \x01(\tH\x03R\x0bdescription\x88\x01\x01B\x06\n\x04_urlB\t\n\x07_formatB\n\n\x08_enabledB\x0e\n\x0c_description"\'\n\x15DeleteEndpointRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\x18\n\x16DeleteEndpointResponse"g\n\x13RotateSecretRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12,\n\x0foverlap_seconds\x18\x02 \x01(\x05H\x00R\x0eoverlapSeconds\x88\x01\x01B\x12\n\x10_overlap_seconds"\x87\x01\n\x14RotateSecretResponse\x12\x16\n\x06secret\x18\x01 \x01(\tR\x06secret\x12W\n\x1aprevious_secret_expires_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x17previousSecretExpiresAt"\xa8\x01\n\x05Event\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05event\x18\x02 \x01(\tR\x05event\x128\n\ttimestamp\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x12\n\x04mode\x18\x04 \x01(\tR\x04mode\x12+\n\x04data\x18\x05 \x01(\x0b2\x17.google.protobuf.StructR\x04data"\xd8\x01\n\x11ListEventsRequest\x12\x14\n\x05types\x18\x01 \x03(\tR\x05types\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n\x05after\x18\x04 \x01(\tH\x00R\x05after\x88\x01\x01\x12\x14\n\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x06 \x01(\x05R\x06offsetB\x08\n\x06_after"l\n\x12ListEventsResponse\x12%\n\x06events\x18\x01 \x03(\x0b2\r.pay.v1.EventR\x06events\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"Z\n\x12ResendEventRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12$\n\x0bendpoint_id\x18\x02 \x01(\tH\x00R\nendpointId\x88\x01\x01B\x0e\n\x0c_endpoint_id"5\n\x13ResendEventResponse\x12\x1e\n\ndeliveries\x18\x01 \x01(\x05R\ndeliveries2\xa5\x04\n\x0eWebhookService\x12O\n\x0eCreateEndpoint\x12\x1d.pay.v1.CreateEndpointRequest\x1a\x1e.pay.v1.CreateEndpointResponse\x12Q\n\rListEndpoints\x12\x1c.pay.v1.ListEndpointsRequest\x1a\x1d.pay.v1.ListEndpointsResponse"\x03\x90\x02\x01\x12A\n\x0eUpdateEndpoint\x12\x1d.pay.v1.UpdateEndpointRequest\x1a\x10.pay.v1.Endpoint\x12O\n\x0eDeleteEndpoint\x12\x1d.pay.v1.DeleteEndpointRequest\x1a\x1e.pay.v1.DeleteEndpointResponse\x12I\n\x0cRotateSecret\x12\x1b.pay.v1.RotateSecretRequest\x1a\x1c.pay.v1.RotateSecretResponse\x12H\n\nListEvents\x12\x19.pay.v1.ListEventsRequest\x1a\x1a.pay.v1.ListEventsResponse"\x03\x90\x02\x01\x12F\n\x0bResendEvent\x12\x1a.pay.v1.ResendEventRequest\x1a\x1b.pay.v1.ResendEventResponseb\x06proto3',
     [
         struct_pb.desc(),
         timestamp_pb.desc(),

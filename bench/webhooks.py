@@ -1,0 +1,417 @@
+"""Webhook delivery benchmark: one dispatcher process against a local receiver, both engines.
+
+Measured in one run, against the same receiver (a small asyncio HTTP/1.1 server in its own
+process that notes when each request arrives):
+
+  ceiling           a raw POST loop (httpx, keep-alive, 16 in flight, bodies signed as the
+                    dispatcher signs them): the most this client stack and receiver can do
+  ceiling_paced     the same loop paced at the target rate (--rate, default 500/s): request
+                    latency
+  worker_drain      N events committed while no dispatcher runs, then one `toffeepay worker`
+                    starts: deliveries per second from its first to its last arrival
+  worker_paced      events committed at the target rate (sessions created through the
+                    services, one transaction each, in this process) while the worker runs:
+                    latency from the event's creation (just before its commit) to its arrival
+  serve_paced       CreateSession over HTTP (wrk, paced) at the target rate to `toffeepay serve`,
+                    whose own dispatcher is woken in-process by each commit: same latency
+
+Latency is arrival time minus the event's `timestamp` (set inside the transaction, before
+the commit), so it slightly overstates commit-to-arrival.
+
+    python bench/webhooks.py                       # both engines, about two minutes
+    python bench/webhooks.py --engines sqlite --events 2000 --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+PG_ADMIN_URL = os.environ.get("TOFFEEPAY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+CONCURRENCY = 16  # the dispatcher's default per-endpoint limit
+
+
+# The receiver (runs in its own process: `python bench/webhooks.py --receiver PORT`)
+
+
+class _Receiver(asyncio.Protocol):
+    """Just enough HTTP/1.1: keep-alive, Content-Length bodies, GET /stats and /reset."""
+
+    arrivals: list[tuple[float, float]] = []
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            lines = head.split(b"\r\n")
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(rest) < length:
+                return
+            body, self.buffer = rest[:length], rest[length:]
+            self.answer(lines[0].split(b" ")[1], body)
+
+    def answer(self, path: bytes, body: bytes) -> None:
+        reply = b"ok"
+        if path == b"/stats":
+            reply = json.dumps(self.arrivals).encode()
+        elif path == b"/reset":
+            _Receiver.arrivals = []
+        else:
+            now = time.time()
+            stamp = json.loads(body)["timestamp"]
+            sent = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            _Receiver.arrivals.append((now, now - sent))
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(reply), reply))
+
+
+async def _serve_receiver(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(_Receiver, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+# Helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def latency_summary(latencies: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in latencies]
+    return {"p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
+            "max_ms": round(max(ms), 1), "mean_ms": round(statistics.fmean(ms), 1)}
+
+
+class ReceiverProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--receiver", str(self.port)])
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                httpx.get(f"{self.url}/reset", timeout=1)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/reset", content=b"", timeout=5)
+
+    def arrivals(self) -> list[tuple[float, float]]:
+        return [tuple(a) for a in httpx.post(f"{self.url}/stats", content=b"", timeout=30).json()]
+
+    def wait(self, count: int, timeout: float = 120) -> list[tuple[float, float]]:
+        deadline = time.monotonic() + timeout
+        while len(got := self.arrivals()) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(got)} of {count} arrived")
+            time.sleep(0.2)
+        return got
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def make_database(engine: str, tmp: Path) -> tuple[str, Any]:
+    if engine == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}", lambda: None
+    import asyncpg
+
+    name = f"toffeepay_bench_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", lambda: asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def setup(db_url: str, receiver_url: str) -> tuple[str, str]:
+    """A game with one sandbox endpoint at the receiver; returns the game id and its sandbox key."""
+    from toffeepay_server.domain.keys import Mode
+    from toffeepay_server.services import games, webhooks
+    from toffeepay_server.services.context import ServiceContext
+    from toffeepay_server.store.database import Database
+
+    ctx = ServiceContext(db=Database(db_url), public_url="http://127.0.0.1")
+    try:
+        game = await games.create_game(ctx, "bench_game")
+        await webhooks.create_endpoint(ctx, game_id=game.game_id, mode=Mode.SANDBOX, url=f"{receiver_url}/hook")
+        return game.game_id, game.sandbox_api_key
+    finally:
+        await ctx.db.dispose()
+
+
+async def produce(db_url: str, key: str, count: int, rate: float | None) -> float:
+    """Create `count` sessions through the services (one transaction and one event each),
+    at `rate` per second or as fast as possible; returns the achieved rate."""
+    from toffeepay_server.domain.sessions import new_session
+    from toffeepay_server.services import games, sessions
+    from toffeepay_server.services.context import ServiceContext
+    from toffeepay_server.store.database import Database
+
+    ctx = ServiceContext(db=Database(db_url), public_url="http://127.0.0.1")
+    principal = await games.authenticate(ctx, key)
+    assert principal is not None
+    limit = asyncio.Semaphore(32)
+
+    async def one() -> None:
+        async with limit:
+            new = new_session(game_id=principal.game_id, user_id="player_42", title="50 Gold Coins", price=499,
+                              currency="USD", image=None, return_url=None, metadata={}, expires_at=None, live=False,
+                              now=ctx.clock())
+            await sessions.create_session(ctx, principal, new)
+
+    try:
+        started = time.perf_counter()
+        tasks = []
+        for i in range(count):
+            if rate:
+                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            elif i % 32 == 0:
+                await asyncio.sleep(0)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        return count / (time.perf_counter() - started)
+    finally:
+        await ctx.db.dispose()
+
+
+# CreateSession (seed 002's request) from wrk; each of the connections waits `delay` ms
+# between requests, so the rate is about connections * 1000 / (delay + latency).
+WRK_SCRIPT = """
+local req
+function init(args)
+   local body = '{"game_id":"' .. args[2] .. '","user_id":"player_42",' ..
+      '"item":{"title":"50 Gold Coins","price":499,"currency":"USD"}}'
+   req = wrk.format("POST", "/pay.v1.PaymentService/CreateSession",
+      {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. args[1]}, body)
+end
+function request() return req end
+function delay() return tonumber(os.getenv("WRK_DELAY_MS")) end
+function done(summary, latency, requests)
+   io.write(string.format("REQUESTS %d ERRORS %d\\n", summary.requests,
+      summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def produce_wrk(base_url: str, game_id: str, key: str, rate: float, duration: float, tmp: Path) -> tuple[int, float]:
+    """CreateSession over HTTP at about `rate` per second; returns the requests made and the rate."""
+    connections = 10
+    script = tmp / "create_session_paced.lua"
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "WRK_DELAY_MS": str(max(1, round(connections * 1000 / rate)))}
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "-s", str(script), base_url, "--", key, game_id],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    requests, errors = (int(v) for v in out.split("REQUESTS", 1)[1].split()[::2][:2])
+    if errors:
+        raise RuntimeError(f"wrk saw {errors} errors:\n{out}")
+    return requests, requests / duration
+
+
+async def raw_posts(url: str, count: int, rate: float | None) -> float:
+    """The ceiling: signed POSTs straight to the receiver, 16 in flight."""
+    from toffeepay_server.domain.webhooks import new_secret
+    from toffeepay_server.events.signing import json_headers
+
+    secret = new_secret()
+    limit = asyncio.Semaphore(CONCURRENCY)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY), timeout=10) as client:
+
+        async def one() -> None:
+            async with limit:
+                event_id = str(uuid.uuid4())
+                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                body = json.dumps({"id": event_id, "event": "session.created", "timestamp": stamp, "mode": "sandbox",
+                                   "data": {"session_id": "sess_x", "status": "pending"}}, separators=(",", ":")).encode()
+                headers = json_headers(event_id, "session.created", body, int(time.time()), [secret])
+                response = await client.post(f"{url}/raw", content=body, headers=headers)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        tasks = []
+        for i in range(count):
+            if rate:
+                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            elif i % CONCURRENCY == 0:
+                await asyncio.sleep(0)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        return count / (time.perf_counter() - started)
+
+
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "toffeepay_server", *args], env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start")
+
+
+def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    from toffeepay_server.store.migrate import upgrade
+
+    results: list[dict[str, Any]] = []
+    db_url, drop = make_database(engine, tmp)
+    try:
+        upgrade(db_url)
+        game_id, key = asyncio.run(setup(db_url, receiver.url))
+        env = {**os.environ, "TOFFEEPAY_DATABASE_URL": db_url}
+
+        # Drain: a backlog committed with no dispatcher running, then one worker.
+        receiver.reset()
+        asyncio.run(produce(db_url, key, args.events, None))
+        worker = start_process(["worker"], env, tmp / f"worker-{engine}.log")
+        try:
+            got = receiver.wait(args.events)
+            first, last = min(a for a, _ in got), max(a for a, _ in got)
+            results.append({"scenario": "worker_drain", "engine": engine, "events": args.events,
+                            "deliveries_per_s": round(args.events / (last - first), 1)})
+
+            # A steady rate with the worker running.
+            receiver.reset()
+            count = int(args.rate * args.duration)
+            achieved = asyncio.run(produce(db_url, key, count, args.rate))
+            got = receiver.wait(count)
+            results.append({"scenario": "worker_paced", "engine": engine, "events": count, "rate": round(achieved, 1),
+                            **latency_summary([lat for _, lat in got])})
+        finally:
+            stop_process(worker)
+
+        # The same rate through `toffeepay serve`, API and dispatcher in one process.
+        port = free_port()
+        serve = start_process(["serve", "--port", str(port)], env, tmp / f"serve-{engine}.log")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_healthy(base)
+            receiver.reset()
+            count, achieved = produce_wrk(base, game_id, key, args.rate, args.duration, tmp)
+            got = receiver.wait(count)
+            results.append({"scenario": "serve_paced", "engine": engine, "events": count, "rate": round(achieved, 1),
+                            **latency_summary([lat for _, lat in got])})
+        finally:
+            stop_process(serve)
+    finally:
+        drop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument("--events", type=int, default=5000, help="backlog size for worker_drain and ceiling")
+    parser.add_argument("--rate", type=float, default=500.0, help="events per second for the *_paced scenarios")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load at the target rate")
+    args = parser.parse_args()
+    if args.receiver:
+        asyncio.run(_serve_receiver(args.receiver))
+        return
+
+    load_at_start = os.getloadavg()
+    receiver = ReceiverProcess()
+    results: list[dict[str, Any]] = []
+    try:
+        receiver.reset()
+        achieved = asyncio.run(raw_posts(receiver.url, args.events, None))
+        receiver.wait(args.events)
+        results.append({"scenario": "ceiling", "engine": "-", "events": args.events, "deliveries_per_s": round(achieved, 1)})
+        receiver.reset()
+        count = int(args.rate * args.duration)
+        achieved = asyncio.run(raw_posts(receiver.url, count, args.rate))
+        got = receiver.wait(count)
+        results.append({"scenario": "ceiling_paced", "engine": "-", "events": count, "rate": round(achieved, 1),
+                        **latency_summary([lat for _, lat in got])})
+        with tempfile.TemporaryDirectory(prefix="toffeepay-bench-") as tmp:
+            for engine in args.engines.split(","):
+                results.extend(run_engine(engine, receiver, args, Path(tmp)))
+    finally:
+        receiver.stop()
+
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"webhooks-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    ceiling = results[0]["deliveries_per_s"]
+    for r in results:
+        if "deliveries_per_s" in r:
+            r["vs_ceiling"] = round(r["deliveries_per_s"] / ceiling, 2)
+    load = {"start": load_at_start, "end": os.getloadavg()}
+    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                           "platform": platform.platform()},
+                               "load_average": load, "args": vars(args), "results": results}, indent=2))
+    print("| scenario | engine | events | deliveries/s | vs ceiling | rate/s | p50 ms | p99 ms | max ms |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(f"| {r['scenario']} | {r['engine']} | {r['events']} | {r.get('deliveries_per_s', '')} "
+              f"| {r.get('vs_ceiling', '')} | {r.get('rate', '')} | {r.get('p50_ms', '')} | {r.get('p99_ms', '')} "
+              f"| {r.get('max_ms', '')} |")
+    print(f"\nload average: start {load['start'][0]:.1f}, end {load['end'][0]:.1f} ({os.cpu_count()} CPUs)")
+    print(f"\nresults: {out.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main()

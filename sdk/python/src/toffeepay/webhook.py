@@ -1,0 +1,178 @@
+"""Verifying what ToffeePay sends: signed webhooks and legacy form callbacks.
+
+Standard library only, so a game server can verify without the rest of the SDK.
+
+    event = toffeepay.Webhook.construct_event(raw_body, request.headers["X-ToffeePay-Signature"], secret)
+
+`X-ToffeePay-Signature` is `t=<unix seconds>,v1=<hex>`, where each `v1` is
+HMAC-SHA256 keyed with the endpoint secret (the whole `whsec_...` string, UTF-8) over
+`f"{t}." + raw_body`. During a secret rotation the header carries one `v1` per valid secret;
+any one matching is enough. Always pass the raw body bytes, never re-serialised JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl
+
+DEFAULT_TOLERANCE = 300
+SIGNATURE_HEADER = "X-ToffeePay-Signature"
+
+Secret = str | Sequence[str]
+
+
+class SignatureVerificationError(Exception):
+    """The request is not provably from ToffeePay, or not recent: do not act on it.
+
+    `reason` is one of `malformed_header`, `bad_signature`, `stale_timestamp`.
+    """
+
+    def __init__(self, message: str, *, reason: str, sig_header: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.sig_header = sig_header
+
+
+def _secrets(secret: Secret) -> list[str]:
+    found = [secret] if isinstance(secret, str) else list(secret)
+    if not found or not all(isinstance(s, str) and s for s in found):
+        raise ValueError("secret must be a non-empty string (or a list of them during a rotation)")
+    return found
+
+
+def _sign(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+class WebhookSignature:
+    """The signature scheme of `X-ToffeePay-Signature`."""
+
+    @staticmethod
+    def compute(payload: bytes | str, timestamp: int, secret: str) -> str:
+        """The hex `v1` for this body and timestamp."""
+        body = payload.encode() if isinstance(payload, str) else payload
+        return _sign(secret, f"{timestamp}.".encode() + body)
+
+    @staticmethod
+    def parse_header(sig_header: str | None) -> tuple[int, list[str]]:
+        """`t` and every `v1` of the header; raises SignatureVerificationError when malformed."""
+        timestamp: int | None = None
+        signatures: list[str] = []
+        for part in (sig_header or "").split(","):
+            key, sep, value = part.strip().partition("=")
+            if not sep:
+                continue
+            if key == "t" and timestamp is None and value.isascii() and value.isdigit():
+                timestamp = int(value)
+            elif key == "v1" and value:
+                signatures.append(value.lower())
+        if timestamp is None or not signatures:
+            raise SignatureVerificationError(
+                "unable to extract a timestamp and v1 signatures from the header "
+                "(expected t=<unix seconds>,v1=<hex>)",
+                reason="malformed_header",
+                sig_header=sig_header,
+            )
+        return timestamp, signatures
+
+    @classmethod
+    def verify_header(
+        cls, payload: bytes | str, sig_header: str | None, secret: Secret, tolerance: int | None = DEFAULT_TOLERANCE
+    ) -> None:
+        """Raise SignatureVerificationError unless a `v1` matches a secret and `t` is recent.
+
+        `tolerance` is in seconds either way of now; None skips the time check (only for
+        replaying stored payloads whose signature you checked when they arrived).
+        """
+        timestamp, signatures = cls.parse_header(sig_header)
+        expected = [cls.compute(payload, timestamp, s) for s in _secrets(secret)]
+        # Compare every pair, so timing says nothing about which one matched.
+        matched = False
+        for want in expected:
+            for got in signatures:
+                matched |= hmac.compare_digest(want.encode(), got.encode())
+        if not matched:
+            raise SignatureVerificationError(
+                "no v1 signature matches the expected signature for this payload (check the secret, "
+                "and that you pass the raw request body)",
+                reason="bad_signature",
+                sig_header=sig_header,
+            )
+        if tolerance is not None and abs(time.time() - timestamp) > tolerance:
+            raise SignatureVerificationError(
+                f"timestamp {timestamp} is more than {tolerance} s from now (replayed or clock skew)",
+                reason="stale_timestamp",
+                sig_header=sig_header,
+            )
+
+
+class Webhook:
+    @staticmethod
+    def construct_event(
+        payload: bytes | str, sig_header: str | None, secret: Secret, tolerance: int | None = DEFAULT_TOLERANCE
+    ) -> dict[str, Any]:
+        """Verify a JSON webhook and return its event: {"id", "event", "timestamp", "mode", "data"}.
+
+        Raises SignatureVerificationError (bad signature, stale timestamp, malformed header).
+        Events can arrive more than once and out of order: deduplicate by `event["id"]`.
+        """
+        WebhookSignature.verify_header(payload, sig_header, secret, tolerance)
+        event = json.loads(payload)
+        if not isinstance(event, dict):
+            raise ValueError("webhook payload is not a JSON object")
+        return event
+
+
+class LegacyCallback:
+    """Legacy form callbacks (`format: legacy_form`), checked by their `hash` field."""
+
+    @staticmethod
+    def compute_hash(fields: Mapping[str, str], secret: str) -> str:
+        """Hex HMAC-SHA256 of the other fields as `k=v`, sorted by key, joined by `&`."""
+        message = "&".join(f"{key}={fields[key]}" for key in sorted(fields) if key != "hash")
+        return _sign(secret, message.encode())
+
+    @staticmethod
+    def _fields(fields: Mapping[str, str] | Iterable[tuple[str, str]] | bytes | str) -> dict[str, str]:
+        if isinstance(fields, bytes | str):
+            text = fields.decode() if isinstance(fields, bytes) else fields
+            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+        elif isinstance(fields, Mapping):
+            pairs = list(fields.items())
+        else:
+            pairs = list(fields)
+        found: dict[str, str] = {}
+        for key, value in pairs:
+            if key in found:
+                raise SignatureVerificationError(f"field {key!r} appears twice", reason="malformed_header")
+            found[str(key)] = str(value)
+        return found
+
+    @classmethod
+    def verify(
+        cls, fields: Mapping[str, str] | Iterable[tuple[str, str]] | bytes | str, secret: Secret
+    ) -> dict[str, str]:
+        """Check the callback's `hash` and return its fields.
+
+        `fields` is the parsed form (a dict, e.g. `request.form`) or the raw urlencoded body.
+        During a secret rotation pass both secrets. Raises SignatureVerificationError.
+        Callbacks can repeat: deduplicate by (`transaction_id`, `status`).
+        """
+        try:
+            found = cls._fields(fields)
+        except ValueError as exc:
+            raise SignatureVerificationError(f"not a urlencoded form: {exc}", reason="malformed_header") from None
+        given = found.get("hash", "").lower()
+        if not given:
+            raise SignatureVerificationError("the callback has no hash field", reason="malformed_header")
+        matched = False
+        for s in _secrets(secret):
+            matched |= hmac.compare_digest(cls.compute_hash(found, s).encode(), given.encode())
+        if not matched:
+            raise SignatureVerificationError("hash does not match the callback's fields", reason="bad_signature")
+        return found

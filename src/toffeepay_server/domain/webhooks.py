@@ -1,0 +1,167 @@
+"""Webhook endpoints: URL and address rules, event filters, formats and signing secrets."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from . import events
+from .errors import DomainError, Reason
+from .urls import is_local_host
+
+JSON = "json"
+LEGACY_FORM = "legacy_form"
+FORMATS = (JSON, LEGACY_FORM)
+# What a legacy (seed 003) callback can report: the outcomes of a payment session.
+LEGACY_EVENT_TYPES = frozenset(
+    {events.PAYMENT_SUCCEEDED, events.PAYMENT_FAILED, events.SESSION_CANCELLED, events.SESSION_EXPIRED}
+)
+SECRET_PREFIX = "whsec_"
+MAX_URL = 2048
+MAX_DESCRIPTION = 500
+MAX_ENDPOINTS = 16
+DEFAULT_OVERLAP = timedelta(hours=24)
+MAX_OVERLAP = timedelta(days=7)
+# Events stay listable and resendable this long.
+EVENT_RETENTION = timedelta(days=30)
+# Cloud metadata services that are not covered by the link-local range.
+_METADATA = frozenset(
+    ipaddress.ip_address(a) for a in ("100.100.100.200", "fd00:ec2::254", "192.0.0.192")
+)
+
+
+def new_secret() -> str:
+    """`whsec_` + base64 of 32 random bytes (Standard Webhooks style)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    game_id: str
+    mode: str
+    url: str
+    format: str
+    events: tuple[str, ...]
+    enabled: bool
+    description: str | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    deleted_at: datetime | None = None
+
+    def carries(self, event_type: str) -> bool:
+        """Whether this endpoint's format can express the event at all."""
+        return self.format == JSON or event_type in LEGACY_EVENT_TYPES
+
+    def wants(self, event_type: str) -> bool:
+        """Whether the event passes the endpoint's filter and format."""
+        return self.carries(event_type) and (not self.events or event_type in self.events)
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """Every secret a receiver may hold now: the current one, then the previous until its overlap ends."""
+        valid = [self.secret]
+        if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+            valid.append(self.previous_secret)
+        return valid
+
+    def rotated(self, secret: str, now: datetime, overlap: timedelta) -> Endpoint:
+        if not overlap:
+            return replace(self, secret=secret, previous_secret=None, previous_secret_expires_at=None)
+        return replace(self, secret=secret, previous_secret=self.secret, previous_secret_expires_at=now + overlap)
+
+
+def check_format(value: str) -> str:
+    value = value or JSON
+    if value not in FORMATS:
+        raise DomainError(Reason.INVALID_FORMAT, f"format must be json or legacy_form, got {value[:40]!r}")
+    return value
+
+
+def check_event_types(types: Iterable[str]) -> tuple[str, ...]:
+    """Known event types, each once, in the order given; empty means all."""
+    found: list[str] = []
+    for event_type in types:
+        if event_type not in events.EVENT_TYPES:
+            known = ", ".join(events.EVENT_TYPES)
+            raise DomainError(Reason.INVALID_EVENT_TYPE, f"unknown event type {event_type[:60]!r} (known: {known})")
+        if event_type not in found:
+            found.append(event_type)
+    return tuple(found)
+
+
+def check_description(value: str | None) -> str | None:
+    if value is not None and len(value) > MAX_DESCRIPTION:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"description is longer than {MAX_DESCRIPTION} characters")
+    return value
+
+
+def check_overlap(seconds: int | None) -> timedelta:
+    if seconds is None:
+        return DEFAULT_OVERLAP
+    overlap = timedelta(seconds=seconds)
+    if not timedelta(0) <= overlap <= MAX_OVERLAP:
+        raise DomainError(Reason.INVALID_ARGUMENT, "overlap_seconds must be 0..604800 (7 days)")
+    return overlap
+
+
+def address_allowed(address: str, *, live: bool) -> bool:
+    """Whether a webhook may connect to this IP address.
+
+    Never to link-local, multicast, unspecified, reserved or cloud metadata addresses; in live
+    mode only to globally routable ones (no loopback, private or shared address space).
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
+    if ip in _METADATA or ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return False
+    return ip.is_global or not live
+
+
+def literal_address(host: str) -> str | None:
+    """The host as an IP address string when it is one."""
+    try:
+        return str(ipaddress.ip_address(host.split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+def check_url(url: str, *, live: bool) -> str:
+    """An http(s) URL with a host; live endpoints need https to a public host."""
+    if not url:
+        raise DomainError(Reason.INVALID_URL, "url is required")
+    if len(url) > MAX_URL:
+        raise DomainError(Reason.INVALID_URL, f"url is longer than {MAX_URL} characters")
+    if any(ord(ch) < 0x21 or ch.isspace() or ord(ch) == 0x7F for ch in url):
+        raise DomainError(Reason.INVALID_URL, "url contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise DomainError(Reason.INVALID_URL, "url is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise DomainError(Reason.INVALID_URL, "url must be an http(s) URL with a host, e.g. https://game.example/webhooks")
+    if parts.username is not None or parts.password is not None:
+        raise DomainError(Reason.INVALID_URL, "url must not carry credentials")
+    host = parts.hostname
+    address = literal_address(host)
+    if live:
+        if scheme != "https":
+            raise DomainError(Reason.INVALID_URL, "live webhook URLs must use https")
+        if is_local_host(host):
+            raise DomainError(Reason.INVALID_URL, "live webhook URLs must point to a public host, not localhost")
+    if address is not None and not address_allowed(address, live=live):
+        where = "a public address" if live else "an address other than link-local, multicast or metadata"
+        raise DomainError(Reason.INVALID_URL, f"webhook URLs must point to {where}, not {address}")
+    return url

@@ -1,0 +1,171 @@
+"""The outbox: event rows, the deliveries fanned out from them, and their attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Text, and_, bindparam, delete, exists, func, insert, or_, select, type_coerce, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+
+from .tables import deliveries as d
+from .tables import delivery_attempts as attempts
+from .tables import events as ev
+from .tables import webhook_endpoints as ep
+from .types import Instant
+
+# The event body exactly as stored: the bytes every JSON webhook carries.
+RAW_BODY = type_coerce(ev.c.body, Text).label("raw_body")
+
+# Statements are built once; their parameters are bound per call (`now`, `busy`, `ids`, ...).
+_NOW = bindparam("now", type_=Instant())
+_DUE = and_(
+    d.c.status == "pending",
+    d.c.next_attempt_at <= _NOW,
+    or_(d.c.claimed_until.is_(None), d.c.claimed_until < _NOW),
+)
+_ENDPOINT_ACTIVE = and_(ep.c.enabled.is_(True), ep.c.deleted_at.is_(None))
+_HAS_WORK = select(
+    exists().where(ev.c.fanned_out_at.is_(None)).label("e"),
+    exists().where(_DUE, d.c.endpoint_id == ep.c.id, _ENDPOINT_ACTIVE).label("d"),
+)
+_HAS_NEW_EVENTS = select(ev.c.position).where(ev.c.fanned_out_at.is_(None)).limit(1)
+_NEW_EVENTS = (
+    select(ev.c.position, ev.c.id, ev.c.game_id, ev.c.mode, ev.c.type, ev.c.created_at, RAW_BODY)
+    .where(ev.c.fanned_out_at.is_(None))
+    .order_by(ev.c.position)
+    .limit(bindparam("limit"))
+)
+_DUE_CANDIDATES = (
+    select(d.c.id, d.c.endpoint_id)
+    .select_from(d.join(ep, ep.c.id == d.c.endpoint_id))
+    .where(_DUE, _ENDPOINT_ACTIVE, d.c.endpoint_id.not_in(bindparam("busy", expanding=True)))
+    .order_by(d.c.next_attempt_at)
+    .limit(bindparam("limit"))
+)
+_CLAIM = (
+    update(d)
+    .where(d.c.id.in_(bindparam("ids", expanding=True)), _DUE)
+    .values(claimed_by=bindparam("me"), claimed_until=bindparam("until", type_=Instant()), updated_at=_NOW)
+    .returning(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, d.c.created_at)
+)
+
+
+async def has_work(conn: AsyncConnection, now: datetime) -> bool:
+    """Cheap check before taking a write transaction: new events, or deliveries due."""
+    row = (await conn.execute(_HAS_WORK, {"now": now})).one()
+    return bool(row.e or row.d)
+
+
+async def has_new_events(conn: AsyncConnection) -> bool:
+    """Whether any event waits to be fanned out (one index probe)."""
+    return (await conn.execute(_HAS_NEW_EVENTS)).first() is not None
+
+
+async def new_events(conn: AsyncConnection, dialect: str, limit: int) -> list[Any]:
+    """Events not yet fanned out, oldest first; on PostgreSQL rows another dispatcher holds are skipped."""
+    stmt = _NEW_EVENTS.with_for_update(skip_locked=True) if dialect == "postgresql" else _NEW_EVENTS
+    return list(await conn.execute(stmt, {"limit": limit}))
+
+
+async def mark_fanned_out(conn: AsyncConnection, positions: Sequence[int], now: datetime) -> None:
+    await conn.execute(update(ev).where(ev.c.position.in_(positions)).values(fanned_out_at=now))
+
+
+async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(d), list(rows))
+
+
+async def due_candidates(
+    conn: AsyncConnection, dialect: str, *, now: datetime, limit: int, busy: Sequence[str]
+) -> list[Any]:
+    """Due deliveries, oldest first, leaving out endpoints in `busy` (at their concurrency here).
+
+    Leaving busy endpoints out keeps one endpoint's backlog from crowding out another's.
+    On PostgreSQL the rows come locked, skipping those another dispatcher is claiming.
+    """
+    stmt = _DUE_CANDIDATES.with_for_update(skip_locked=True, of=d) if dialect == "postgresql" else _DUE_CANDIDATES
+    return list(await conn.execute(stmt, {"now": now, "limit": limit, "busy": list(busy)}))
+
+
+async def claim(conn: AsyncConnection, ids: Sequence[str], *, now: datetime, until: datetime, me: str) -> list[Any]:
+    """Lease these deliveries to dispatcher `me`; returns the ones that were still due."""
+    if not ids:
+        return []
+    return list(await conn.execute(_CLAIM, {"ids": list(ids), "now": now, "until": until, "me": me}))
+
+
+async def events_by_id(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, Any]:
+    rows = await conn.execute(
+        select(ev.c.id, ev.c.type, ev.c.created_at, RAW_BODY).where(ev.c.id.in_(list(set(event_ids))))
+    )
+    return {r.id: r for r in rows}
+
+
+_RECORD = (
+    update(d)
+    .where(d.c.id == bindparam("b_id"), d.c.claimed_by == bindparam("b_by"), d.c.status == "pending")
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        next_attempt_at=bindparam("b_next", type_=Instant()),
+        claimed_by=None,
+        claimed_until=None,
+        updated_at=bindparam("b_now", type_=Instant()),
+    )
+)
+
+
+async def record(conn: AsyncConnection, attempt_rows: Sequence[dict[str, Any]], outcomes: Sequence[dict[str, Any]]) -> None:
+    """Log attempts and move their deliveries on, only where the lease is still the sender's.
+
+    `outcomes` carry b_id, b_by, b_status, b_attempts, b_next and b_now.
+    """
+    if attempt_rows:
+        await conn.execute(insert(attempts), list(attempt_rows))
+    if outcomes:
+        await conn.execute(_RECORD, list(outcomes))
+
+
+async def get_event(conn: AsyncConnection, event_id: str, *, game_id: str, mode: str) -> Any:
+    stmt = select(ev.c.position, ev.c.id, ev.c.type, ev.c.created_at).where(
+        ev.c.id == event_id, ev.c.game_id == game_id, ev.c.mode == mode
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def list_events(
+    conn: AsyncConnection, *, game_id: str, mode: str, types: Sequence[str], after_position: int | None,
+    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+) -> tuple[list[Any], int]:
+    """Newest first; with a cursor, the events committed after it, oldest first."""
+    conditions: list[ColumnElement[bool]] = [ev.c.game_id == game_id, ev.c.mode == mode]
+    if types:
+        conditions.append(ev.c.type.in_(list(types)))
+    if after_position is not None:
+        conditions.append(ev.c.position > after_position)
+    if created_from is not None:
+        conditions.append(ev.c.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(ev.c.created_at <= created_to)
+    total = (await conn.execute(select(func.count()).select_from(ev).where(*conditions))).scalar_one()
+    if offset >= total:
+        return [], total
+    order = ev.c.position.asc() if after_position is not None else ev.c.position.desc()
+    rows = await conn.execute(select(ev.c.body).where(*conditions).order_by(order).limit(limit).offset(offset))
+    return [r.body for r in rows], total
+
+
+async def purge_events(conn: AsyncConnection, before: datetime, batch: int) -> int:
+    """Delete up to `batch` events created before `before`, with their deliveries and attempts."""
+    old = [r.id for r in await conn.execute(select(ev.c.id).where(ev.c.created_at < before).order_by(ev.c.position).limit(batch))]
+    if not old:
+        return 0
+    doomed = select(d.c.id).where(d.c.event_id.in_(old)).scalar_subquery()
+    await conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(doomed)))
+    await conn.execute(delete(d).where(d.c.event_id.in_(old)))
+    await conn.execute(delete(ev).where(ev.c.id.in_(old)))
+    return len(old)

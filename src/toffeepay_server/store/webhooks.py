@@ -1,0 +1,106 @@
+"""Webhook endpoint rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..domain.webhooks import Endpoint
+from .tables import deliveries, webhook_endpoints as t
+
+
+def endpoint_from_row(row: Any) -> Endpoint:
+    return Endpoint(
+        id=row.id,
+        game_id=row.game_id,
+        mode=row.mode,
+        url=row.url,
+        format=row.format,
+        events=tuple(row.events),
+        enabled=row.enabled,
+        description=row.description,
+        secret=row.secret,
+        previous_secret=row.previous_secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+        created_at=row.created_at,
+        deleted_at=row.deleted_at,
+    )
+
+
+def _values(e: Endpoint) -> dict[str, Any]:
+    return {
+        "url": e.url,
+        "format": e.format,
+        "events": list(e.events),
+        "enabled": e.enabled,
+        "description": e.description,
+        "secret": e.secret,
+        "previous_secret": e.previous_secret,
+        "previous_secret_expires_at": e.previous_secret_expires_at,
+        "deleted_at": e.deleted_at,
+    }
+
+
+async def insert_endpoint(conn: AsyncConnection, e: Endpoint) -> None:
+    await conn.execute(
+        insert(t).values(id=e.id, game_id=e.game_id, mode=e.mode, created_at=e.created_at, **_values(e))
+    )
+
+
+async def save_endpoint(conn: AsyncConnection, e: Endpoint) -> None:
+    await conn.execute(update(t).where(t.c.id == e.id).values(**_values(e)))
+
+
+async def get_endpoint(
+    conn: AsyncConnection, endpoint_id: str, *, game_id: str | None = None, mode: str | None = None,
+    for_update: bool = False,
+) -> Endpoint | None:
+    """A live (not deleted) endpoint, within a game and mode when given."""
+    stmt = select(t).where(t.c.id == endpoint_id, t.c.deleted_at.is_(None))
+    if game_id is not None:
+        stmt = stmt.where(t.c.game_id == game_id, t.c.mode == mode)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    return endpoint_from_row(row) if row else None
+
+
+async def list_endpoints(conn: AsyncConnection, *, game_id: str, mode: str | None = None) -> list[Endpoint]:
+    stmt = select(t).where(t.c.game_id == game_id, t.c.deleted_at.is_(None))
+    if mode is not None:
+        stmt = stmt.where(t.c.mode == mode)
+    rows = await conn.execute(stmt.order_by(t.c.created_at, t.c.id))
+    return [endpoint_from_row(r) for r in rows]
+
+
+async def count_endpoints(conn: AsyncConnection, *, game_id: str, mode: str) -> int:
+    stmt = select(func.count()).select_from(t).where(t.c.game_id == game_id, t.c.mode == mode, t.c.deleted_at.is_(None))
+    return (await conn.execute(stmt)).scalar_one()
+
+
+async def endpoints_of_scopes(conn: AsyncConnection, scopes: Sequence[tuple[str, str]]) -> list[Endpoint]:
+    """Enabled, live endpoints of these (game, mode) pairs: the candidates of a fan-out."""
+    games = sorted({game for game, _ in scopes})
+    rows = await conn.execute(
+        select(t).where(t.c.game_id.in_(games), t.c.enabled.is_(True), t.c.deleted_at.is_(None))
+    )
+    wanted = set(scopes)
+    return [endpoint_from_row(r) for r in rows if (r.game_id, r.mode) in wanted]
+
+
+async def fail_pending_deliveries(conn: AsyncConnection, endpoint_id: str, now: datetime) -> None:
+    """A deleted endpoint gets nothing more."""
+    await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending")
+        .values(status="failed", next_attempt_at=None, updated_at=now)
+    )
+
+
+async def endpoints_by_id(conn: AsyncConnection, endpoint_ids: Sequence[str]) -> dict[str, Endpoint]:
+    rows = await conn.execute(select(t).where(t.c.id.in_(list(set(endpoint_ids)))))
+    return {r.id: endpoint_from_row(r) for r in rows}
