@@ -1,0 +1,1 @@
+"""The client's namespaces: sessions, payments, disputes, webhooks, sandbox."""

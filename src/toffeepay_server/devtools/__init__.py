@@ -1,0 +1,1 @@
+"""Tools for developing a game against ToffeePay: `toffeepay sessions|events|trigger|listen`."""

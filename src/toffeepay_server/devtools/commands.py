@@ -1,0 +1,282 @@
+"""The development commands: `toffeepay sessions|events|trigger|listen`.
+
+They talk to a running server through the SDK, as a game server would, with a short-lived
+sandbox key minted in the database (or `--api-key`).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from toffeepay import APIConnectionError, APIError, ToffeePay, ToffeePayError, event_to_dict
+from toffeepay.types import Session, Timestamp
+
+from ..config import DEFAULT_PUBLIC_URL, Settings
+from ..domain import events as event_types
+from ..domain.errors import DomainError
+from ..domain.keys import KEY_PREFIX, Mode
+from ..domain.money import to_major
+from ..domain.webhooks import new_secret
+from . import trigger as flows
+from .keys import DatabaseUnavailable, sandbox_key
+from .listen import Forwarded, Listener
+
+# Lines are never wrapped: ids and secrets stay whole, in a narrow terminal or a pipe.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+sessions_app = typer.Typer(help="Look at a sandbox game's payment sessions.", no_args_is_help=True)
+events_app = typer.Typer(help="Look at a sandbox game's webhook events and resend them.", no_args_is_help=True)
+
+Game = Annotated[str, typer.Option("--game", envvar="TOFFEEPAY_GAME", help="The game (its sandbox data).")]
+ApiUrl = Annotated[
+    str, typer.Option("--api-url", envvar="TOFFEEPAY_PUBLIC_URL", help="The running ToffeePay server.")
+]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", envvar="TOFFEEPAY_API_KEY",
+        help="A sandbox key to use; without one, a short-lived key is minted in the database and revoked after.",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@contextmanager
+def _client(game_id: str, api_url: str, api_key: str | None) -> Iterator[ToffeePay]:
+    """An SDK client for the game's sandbox; API refusals become a message and exit code 1."""
+    if api_key and not api_key.startswith(KEY_PREFIX[Mode.SANDBOX]):
+        err.print("[red]error:[/red] --api-key must be a sandbox key (sk_test_...): these tools only touch sandbox data")
+        raise typer.Exit(2)
+    try:
+        if api_key:
+            yield ToffeePay(api_key, base_url=api_url)
+            return
+        with sandbox_key(Settings.from_env(), game_id) as key:
+            yield ToffeePay(key, base_url=api_url)
+    except APIConnectionError as exc:
+        err.print(f"[red]error:[/red] no answer from {api_url} (is `toffeepay serve` running there? see --api-url): {exc}")
+        raise typer.Exit(1) from None
+    except ToffeePayError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except (DomainError, DatabaseUnavailable) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], keep: Sequence[int] = (0,)) -> None:
+    """A borderless table; the `keep` columns (ids) never wrap or shorten, the others fold.
+
+    Piped output is not cut to 80 columns, so a script or a file gets whole lines.
+    """
+    table = Table(box=box.SIMPLE_HEAD, title=title)
+    for i, name in enumerate(columns):
+        if i in keep:
+            table.add_column(name, no_wrap=True, min_width=max([len(name), *(len(r[i]) for r in rows)]))
+        else:
+            table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2), flush=True)
+
+
+def _message(message: Any) -> dict[str, Any]:
+    return json.loads(message.to_json(use_proto_field_name=True))
+
+
+def _when(value: Timestamp | None) -> str:
+    return value.to_datetime().strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else ""
+
+
+def _price(session: Session) -> str:
+    return f"{to_major(session.item.price, session.item.currency)} {session.item.currency}"
+
+
+@sessions_app.command("list")
+def sessions_list(
+    game: Game,
+    status: Annotated[str | None, typer.Option(help="pending, paid, failed, cancelled or expired.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this player's sessions.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the game's sandbox sessions, newest first."""
+    with _client(game, api_url, api_key) as client:
+        page = client.sessions.list(game_id=game, user_id=user, status=status, limit=limit)
+    if as_json:
+        _print_json({"sessions": [_message(s) for s in page], "total": page.total, "has_more": page.has_more})
+        return
+    rows = [(s.id, s.status, s.user_id, f"{s.item.title}, {_price(s)}", _when(s.created_at)) for s in page]
+    _print_table(f"{len(page)} of {page.total} sessions", ("id", "status", "user", "item", "created"), rows)
+
+
+@sessions_app.command("get")
+def sessions_get(
+    session_id: str,
+    game: Game,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show one session."""
+    with _client(game, api_url, api_key) as client:
+        session = client.sessions.get(session_id)
+    if as_json:
+        _print_json(_message(session))
+        return
+    table = Table(box=box.SIMPLE, show_header=False, title=session.id)
+    rows = [("status", session.status), ("user", session.user_id), ("item", session.item.title), ("price", _price(session)),
+            ("payment", session.payment_id), ("url", session.url), ("return_url", session.return_url)]
+    rows += [(f"metadata.{k}", v) for k, v in session.metadata.items()]
+    rows += [(name, _when(getattr(session, name))) for name in
+             ("created_at", "expires_at", "paid_at", "failed_at", "cancelled_at", "expired_at")]
+    for name, value in rows:
+        if value:
+            table.add_row(name, value)
+    console.print(table)
+
+
+@events_app.command("list")
+def events_list(
+    game: Game,
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the game's sandbox events (kept 30 days), newest first."""
+    with _client(game, api_url, api_key) as client:
+        page = client.webhooks.events.list(types=types, limit=limit)
+    if as_json:
+        _print_json({"events": [event_to_dict(e) for e in page], "total": page.total, "has_more": page.has_more})
+        return
+    rows = []
+    for e in page:
+        body = event_to_dict(e)
+        # The object the event is about: session_id for session.*, payment_id for payment.*, ...
+        subject = body["data"].get(f"{e.event.partition('.')[0]}_id", "")
+        rows.append((e.id, e.event, subject, body.get("timestamp", "")))
+    _print_table(f"{len(page)} of {page.total} events", ("id", "event", "object", "time"), rows, keep=(0, 2))
+
+
+@events_app.command("resend")
+def events_resend(
+    event_id: str,
+    game: Game,
+    endpoint: Annotated[str | None, typer.Option(help="Only to this endpoint id; all matching endpoints by default.")] = None,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Deliver an event again to the game's webhook endpoints."""
+    with _client(game, api_url, api_key) as client:
+        deliveries = client.webhooks.events.resend(event_id, endpoint_id=endpoint)
+    if as_json:
+        _print_json({"event_id": event_id, "deliveries": deliveries})
+    else:
+        console.print(f"{event_id}: {deliveries} deliver{'y' if deliveries == 1 else 'ies'} scheduled")
+
+
+def trigger(
+    event: Annotated[str, typer.Argument(help=f"One of: {', '.join(event_types.EVENT_TYPES)}.")],
+    game: Game,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a real sandbox flow that emits EVENT (e.g. payment.succeeded creates and pays a session)."""
+    if event not in event_types.EVENT_TYPES:
+        err.print(f"[red]error:[/red] unknown event {event!r}; one of: {', '.join(event_types.EVENT_TYPES)}")
+        raise typer.Exit(2)
+    with _client(game, api_url, api_key) as client:
+        done = flows.run(client, event, game)
+    if as_json:
+        _print_json(done.as_dict())
+        return
+    console.print(f"Triggered [bold]{event}[/bold]: session {done.session_id} is [bold]{done.status}[/bold]")
+    for label, value in (("payment", done.payment_id), ("dispute", done.dispute_id)):
+        if value:
+            console.print(f"  {label} {value}")
+    for event_id in done.events:
+        console.print(f"  event {event_id}")
+
+
+def listen(
+    forward_to: Annotated[str, typer.Option("--forward-to", help="Where to POST each event, e.g. http://localhost:3000/webhooks.")],
+    game: Game,
+    types: Annotated[list[str] | None, typer.Option("--events", help="Only this event type (repeatable).")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Forward the game's new sandbox events to a local URL, signed with a secret printed at start."""
+    # SIGTERM ends the loop like Ctrl-C, so the minted key is revoked on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    secret = new_secret()
+    with _client(game, api_url, api_key) as client:
+        listener = Listener(client, forward_to, secret, types=types or ())
+        if as_json:
+            print(json.dumps({"ready": True, "secret": secret, "forward_to": forward_to}), flush=True)
+        else:
+            console.print(f"Ready! Forwarding [bold]{game}[/bold] sandbox events to [cyan]{forward_to}[/cyan]")
+            console.print(f"Your webhook signing secret is [green]{secret}[/green] (Ctrl-C to quit)")
+        down = False
+        try:
+            while True:
+                try:
+                    for forwarded in listener.poll():
+                        _show(forwarded, as_json)
+                except (APIConnectionError, APIError) as exc:
+                    # A restarting server is routine in development: say so once, keep polling.
+                    if not down:
+                        err.print(f"[yellow]waiting for the server:[/yellow] {exc}")
+                    down = True
+                else:
+                    if down:
+                        err.print("[green]server is back[/green]")
+                    down = False
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
+
+
+def _show(forwarded: Forwarded, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"event_id": forwarded.event_id, "event": forwarded.event, "status": forwarded.status,
+                          "latency_ms": forwarded.latency_ms, "error": forwarded.error}), flush=True)
+        return
+    stamp = datetime.now().strftime("%H:%M:%S")
+    if forwarded.status is None:
+        outcome = f"[red]failed[/red] {forwarded.error}"
+    else:
+        color = "green" if 200 <= forwarded.status < 300 else "red"
+        outcome = f"[{color}]{forwarded.status}[/{color}] in {forwarded.latency_ms} ms"
+    console.print(f"{stamp}  {forwarded.event:<18} {forwarded.event_id}  -> {outcome}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the development commands to the `toffeepay` command."""
+    app.add_typer(sessions_app, name="sessions")
+    app.add_typer(events_app, name="events")
+    app.command()(trigger)
+    app.command()(listen)

@@ -1,0 +1,59 @@
+"""`toffeepay trigger <event>`: a real sandbox flow, through the API, that emits the event."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from toffeepay import ToffeePay
+
+from ..domain import events
+
+# The sandbox outcome of the payment each payment-bearing event needs.
+_PAYMENT_OUTCOME = {
+    events.PAYMENT_CREATED: "succeeded",
+    events.PAYMENT_SUCCEEDED: "succeeded",
+    events.SESSION_PAID: "succeeded",
+    events.DISPUTE_CREATED: "succeeded",
+    events.PAYMENT_FAILED: "insufficient_funds",
+    events.SESSION_FAILED: "insufficient_funds",
+}
+ITEM = {"title": "50 Gold Coins", "price": 499, "currency": "USD"}
+USER_ID = "toffeepay_cli"
+
+
+@dataclass
+class Triggered:
+    """What the flow made; `events` are the ids of the requested event it emitted."""
+
+    event: str
+    session_id: str
+    status: str = "pending"
+    payment_id: str | None = None
+    dispute_id: str | None = None
+    events: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run(client: ToffeePay, event: str, game_id: str) -> Triggered:
+    """Create a session and take it down the path that emits `event`."""
+    if event not in events.EVENT_TYPES:
+        raise ValueError(f"unknown event {event!r}; one of: {', '.join(events.EVENT_TYPES)}")
+    created = client.sessions.create(game_id=game_id, user_id=USER_ID, item=ITEM, metadata={"trigger": event})
+    done = Triggered(event, created.id)
+    if event == events.SESSION_CANCELLED:
+        client.sessions.cancel(created.id)
+    elif event == events.SESSION_EXPIRED:
+        client.sandbox.expire_session(created.id)
+    elif outcome := _PAYMENT_OUTCOME.get(event):
+        done.payment_id = client.sandbox.pay_session(created.id, outcome=outcome).id
+        if event == events.DISPUTE_CREATED:
+            done.dispute_id = client.sandbox.create_dispute(done.payment_id, reason="fraudulent").id
+    done.status = client.sessions.status(created.id).status
+    done.events = [
+        e.id for e in client.webhooks.events.list(types=[event], limit=50)
+        if e.data is not None and e.data.to_python().get("session_id") == created.id
+    ]
+    return done
