@@ -42,8 +42,11 @@ check-generated: generate
 	@git diff --exit-code --stat -- sdk/python/src/toffeepay/_proto || (echo "generated code is stale: run make generate and commit" >&2; exit 1)
 	@test -z "$$(git status --porcelain -- sdk/python/src/toffeepay/_proto)" || (echo "generated code has untracked files: run make generate and commit" >&2; exit 1)
 
-bench: $(STAMP)
+## Benchmarks (docs/benchmarks.md); wrk is the load generator for the API.
+bench: $(STAMP) services
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) toffeepay.db toffeepay.db-wal toffeepay.db-shm

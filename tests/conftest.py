@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.stripe_support import NOTIFICATION_PATH, LocalStripe, stripe_env
 from tests.support import Api, Game, Server, run_async
 
 PG_ADMIN_URL = os.environ.get("TOFFEEPAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -51,9 +52,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def server(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(db_url, tmp_path_factory.mktemp("server")).start()
-    yield srv
+def localstripe(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStripe]:
+    """The Stripe of one engine's server: localstripe on its own port."""
+    stripe = LocalStripe(tmp_path_factory.mktemp("localstripe")).start()
+    yield stripe
+    stripe.stop()
+
+
+@pytest.fixture(scope="session")
+def server(db_url: str, localstripe: LocalStripe, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`toffeepay serve` with Stripe (localstripe, sending its notifications here) as the live processor."""
+    srv = Server(db_url, tmp_path_factory.mktemp("server"), env=stripe_env(localstripe.url))
+    localstripe.send_webhooks_to("server", srv.url + NOTIFICATION_PATH)
+    yield srv.start()
     srv.stop()
 
 

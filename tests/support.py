@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
-import time
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
@@ -120,9 +122,12 @@ class Server:
             "TOFFEEPAY_DATABASE_URL": db_url,
             "TOFFEEPAY_PUBLIC_URL": self.url,
             "TOFFEEPAY_SWEEP_INTERVAL": "0.2",
+            # Payment page payments stay `processing` this long before the sandbox settles them.
+            "TOFFEEPAY_SANDBOX_SETTLE_SECONDS": "0.3",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.group: int | None = None  # the process group of a server started here
         self.log = workdir / f"server-{self.port}.log"
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -140,7 +145,9 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "toffeepay_server", "serve", "--port", str(self.port)],
             env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: granian's workers go down with it
         )
+        self.group = self.proc.pid
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -154,8 +161,14 @@ class Server:
         raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc and self.proc.poll() is None:
-            if kill:
+        """SIGTERM (graceful) or SIGKILL (a crash); either way no worker process outlives it."""
+        if self.proc is None:
+            return
+        group, self.group = self.group, None
+        if self.proc.poll() is None:
+            if kill and group is not None:
+                os.killpg(group, signal.SIGKILL)
+            elif kill:
                 self.proc.kill()
             else:
                 self.proc.terminate()
@@ -164,6 +177,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if group is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         self.proc = None
 
     def create_game(self, game_id: str | None = None) -> Game:

@@ -14,6 +14,10 @@ from starlette.routing import Route
 from toffeepay._proto.pay.v1.health_connect import HealthServiceASGIApplication
 from toffeepay._proto.pay.v1.payment_connect import PaymentService as PaymentServiceDesc
 from toffeepay._proto.pay.v1.payment_connect import PaymentServiceASGIApplication
+from toffeepay._proto.pay.v1.sandbox_connect import SandboxService as SandboxServiceDesc
+from toffeepay._proto.pay.v1.sandbox_connect import SandboxServiceASGIApplication
+from toffeepay._proto.pay.v1.webhook_connect import WebhookService as WebhookServiceDesc
+from toffeepay._proto.pay.v1.webhook_connect import WebhookServiceASGIApplication
 
 from .api.codecs import CODECS
 from .api.errors import ErrorInterceptor
@@ -21,9 +25,16 @@ from .api.gateway import ApiGateway
 from .api.health_service import HealthService
 from .api.payment_service import PaymentService
 from .api.rate_limit import RateLimiter
+from .api.sandbox_service import SandboxService
+from .api.webhook_service import WebhookService
+from .checkout.routes import CheckoutPages
 from .config import Settings
 from .events.background import Background
 from .logs import configure_logging
+from .processors.base import Processors
+from .processors.sandbox.adapter import SandboxProcessor
+from .processors.stripe.adapter import StripeProcessor
+from .processors.stripe.notifications import StripeNotifications
 from .services.context import ServiceContext
 from .store.database import Database
 
@@ -67,12 +78,18 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Rout
     def connect(app_class: Any, service: Any) -> Any:
         return app_class(service, interceptors=interceptors, codecs=CODECS, read_max_bytes=settings.max_request_bytes)
 
-    payment_app = connect(PaymentServiceASGIApplication, PaymentService(ctx))
-    services = {payment_app.path: payment_app}
+    stripe = StripeProcessor.from_settings(settings, ctx.clock)  # None unless configured
+    processors = Processors(
+        SandboxProcessor(ctx.clock, settle_after=settings.sandbox_settle_seconds), *([stripe] if stripe else [])
+    )
+    payment_app = connect(PaymentServiceASGIApplication, PaymentService(ctx, processors))
+    webhook_app = connect(WebhookServiceASGIApplication, WebhookService(ctx))
+    sandbox_app = connect(SandboxServiceASGIApplication, SandboxService(ctx))
+    services = {payment_app.path: payment_app, webhook_app.path: webhook_app, sandbox_app.path: sandbox_app}
     gateway = ApiGateway(
         _route(services),
         ctx,
-        mutating_paths=_mutating_paths(PaymentServiceDesc.desc()),
+        mutating_paths=_mutating_paths(PaymentServiceDesc.desc(), WebhookServiceDesc.desc(), SandboxServiceDesc.desc()),
         max_body=settings.max_request_bytes,
         idempotency_wait=settings.idempotency_wait,
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage),
@@ -87,12 +104,17 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Rout
             yield
         finally:
             await background.stop()
+            await processors.close()
             await ctx.db.dispose()
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    web = Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    checkout = CheckoutPages(ctx, processors, settings)
+    routes = [Route("/healthz", healthz), *checkout.routes()]
+    if stripe:
+        routes.append(StripeNotifications(ctx, stripe, max_bytes=settings.max_request_bytes).route())
+    web = Starlette(routes=routes, lifespan=lifespan)
     web.state.ctx = ctx
     return Router({path: gateway for path in services}, {health_app.path: health_app}, web)
 

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -15,9 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import Settings
+from .devtools.commands import register as register_devtools
 from .domain.errors import DomainError
 from .domain.keys import Mode
-from .services import games
+from .services import games, webhooks
 from .services.context import ServiceContext
 from .store.database import Database
 from .store.migrate import upgrade
@@ -27,6 +29,8 @@ games_app = typer.Typer(help="Register games.", no_args_is_help=True)
 keys_app = typer.Typer(help="Roll, revoke and list API keys.", no_args_is_help=True)
 app.add_typer(games_app, name="games")
 app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(help="Register webhook endpoints and rotate their secrets.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -220,6 +224,95 @@ def keys_list(game_id: str, as_json: Annotated[bool, typer.Option("--json")] = F
     for r in rows:
         table.add_row(r["id"], r["mode"], r["prefix"] + "…", r["created_at"], r["revoked_at"] or "")
     console.print(table)
+
+
+register_devtools(app)
+
+
+class EndpointFormat(str, Enum):
+    JSON = "json"
+    LEGACY_FORM = "legacy_form"
+
+
+def _event_types(values: list[str] | None) -> list[str]:
+    """`--events a --events b` and `--events a,b` both work."""
+    return [t.strip() for value in values or [] for t in value.split(",") if t.strip()]
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    game_id: str,
+    url: str,
+    mode: Annotated[Mode, typer.Option(help="sandbox or live.")] = Mode.SANDBOX,
+    format: Annotated[EndpointFormat, typer.Option("--format", help="json, or legacy_form (seed 003 callbacks).")] = EndpointFormat.JSON,
+    events: Annotated[
+        list[str] | None, typer.Option("--events", help="Only these event types (repeat or comma-separate); all when omitted.")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="A note for people.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Register a webhook endpoint; prints its signing secret (shown only this once)."""
+    created, secret = _run(
+        _settings(),
+        lambda ctx: webhooks.create_endpoint(
+            ctx, game_id=game_id, mode=mode, url=url, format=format.value, events=_event_types(events),
+            description=description,
+        ),
+    )
+    if as_json:
+        _print_json({"endpoint_id": created.id, "secret": secret})
+        return
+    console.print(f"Endpoint [bold]{created.id}[/bold] ({created.mode}, {created.format}) -> {created.url}", soft_wrap=True)
+    console.print(f"Signing secret (shown only once): [green]{secret}[/green]", soft_wrap=True)
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    game_id: str,
+    mode: Annotated[Mode | None, typer.Option(help="Only sandbox or live endpoints.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List a game's webhook endpoints (never their secrets)."""
+    found = _run(_settings(), lambda ctx: webhooks.list_endpoints(ctx, game_id=game_id, mode=mode))
+    rows = [
+        {"endpoint_id": e.id, "mode": e.mode, "url": e.url, "format": e.format, "events": list(e.events),
+         "enabled": e.enabled, "created_at": e.created_at.isoformat()}
+        for e in found
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "mode", "url", "format", "events", "enabled")
+    for r in rows:
+        table.add_row(r["endpoint_id"], r["mode"], r["url"], r["format"], ", ".join(r["events"]) or "all", str(r["enabled"]))
+    console.print(table)
+
+
+@webhooks_app.command("rotate")
+def webhooks_rotate(
+    endpoint_id: str,
+    overlap_seconds: Annotated[
+        int | None, typer.Option(help="How long the old secret keeps working (0..604800, default 86400).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Issue a new signing secret; the old one stays valid during the overlap."""
+    secret, expires = _run(
+        _settings(), lambda ctx: webhooks.rotate_secret(ctx, endpoint_id, overlap_seconds=overlap_seconds)
+    )
+    if as_json:
+        _print_json({"endpoint_id": endpoint_id, "secret": secret,
+                     "previous_secret_expires_at": expires.isoformat() if expires else None})
+        return
+    console.print(f"New signing secret (shown only once): [green]{secret}[/green]", soft_wrap=True)
+    console.print(f"The previous secret works until {expires.isoformat()}." if expires else "The previous secret no longer works.")
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(endpoint_id: str) -> None:
+    """Delete an endpoint; nothing more is sent to it."""
+    _run(_settings(), lambda ctx: webhooks.delete_endpoint(ctx, endpoint_id))
+    console.print("removed")
 
 
 def main() -> None:

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 DEFAULT_DATABASE_URL = "sqlite:///toffeepay.db"
 MAX_REQUEST_BYTES = 1024 * 1024
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A credential: shown as *** in reprs, logs and tracebacks; `reveal()` hands it to its one user."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def _secret(value: str | None) -> Secret | None:
+    return Secret(value) if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +38,11 @@ class Settings:
     # Run the expiry sweeper and webhook dispatcher inside the web process.
     background: bool = True
     sweep_interval: float = 1.0
+    # Webhook dispatcher: how often it looks for work when nothing woke it (seconds), and how
+    # many requests it keeps in flight in all and per endpoint.
+    dispatch_poll: float = 0.02
+    webhook_concurrency: int = 256
+    webhook_endpoint_concurrency: int = 16
     max_request_bytes: int = MAX_REQUEST_BYTES
     # How long a repeated Idempotency-Key waits for the first request before `idempotency_key_in_use`.
     idempotency_wait: float = 10.0
@@ -26,6 +50,15 @@ class Settings:
     rate_limit: str = "1000/second"
     # Where counters live: memory:// (per process) or redis://host:port to share them across processes.
     rate_limit_storage: str = "memory://"
+    # Signs the payment page's forms; when unset, one is generated and kept in the database.
+    secret_key: str | None = field(default=None, repr=False)
+    # How long the sandbox processor keeps a payment page's payment `processing`.
+    sandbox_settle_seconds: float = 1.0
+    # The live processor (docs/stripe.md): a Stripe secret key, the signing secret of the Stripe
+    # webhook endpoint, and an API base other than Stripe's own (localstripe in tests).
+    stripe_api_key: Secret | None = None
+    stripe_webhook_secret: Secret | None = None
+    stripe_api_base: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -36,8 +69,16 @@ class Settings:
             site_id=env.get("TOFFEEPAY_SITE_ID") or "toffeepay",
             background=env.get("TOFFEEPAY_BACKGROUND", "1") not in ("0", "false", "no"),
             sweep_interval=float(env.get("TOFFEEPAY_SWEEP_INTERVAL") or 1.0),
+            dispatch_poll=float(env.get("TOFFEEPAY_DISPATCH_POLL") or 0.02),
+            webhook_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_CONCURRENCY") or 256),
+            webhook_endpoint_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_ENDPOINT_CONCURRENCY") or 16),
             idempotency_wait=float(env.get("TOFFEEPAY_IDEMPOTENCY_WAIT") or 10.0),
             rate_limit=env.get("TOFFEEPAY_RATE_LIMIT") or "1000/second",
             rate_limit_storage=env.get("TOFFEEPAY_RATE_LIMIT_STORAGE") or "memory://",
+            secret_key=env.get("TOFFEEPAY_SECRET_KEY") or None,
+            sandbox_settle_seconds=float(env.get("TOFFEEPAY_SANDBOX_SETTLE_SECONDS") or 1.0),
+            stripe_api_key=_secret(env.get("TOFFEEPAY_STRIPE_API_KEY")),
+            stripe_webhook_secret=_secret(env.get("TOFFEEPAY_STRIPE_WEBHOOK_SECRET")),
+            stripe_api_base=(env.get("TOFFEEPAY_STRIPE_API_BASE") or "").rstrip("/") or None,
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

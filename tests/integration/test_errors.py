@@ -105,6 +105,8 @@ def test_price_bounds_accepted(api: Api, game: Game) -> None:
         "http://yourgame.com/images/gold-coins.png",
         "ftp://yourgame.com/gold.png",
         "gold-coins.png",
+        "https://[",
+        "https://[::1",
     ],
 )
 def test_invalid_image(api: Api, game: Game, image: str) -> None:
@@ -130,6 +132,7 @@ def test_valid_images(api: Api, game: Game) -> None:
         "mygame://" + "a" * 2048,
         "no-scheme/path",
         "https:///no-host",
+        "https://[",
     ],
 )
 def test_invalid_return_url(api: Api, game: Game, url: str) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
+from protobuf import Oneof
+from protobuf.wkt.google.protobuf.struct_pb import ListValue, Struct, Value
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 from toffeepay._proto.pay.v1 import resources_pb as pb
+from toffeepay._proto.pay.v1 import webhook_pb as wpb
 
 from ..domain.errors import DomainError, Reason
 from ..domain.payments import Dispute, Payment
 from ..domain.sessions import Session
+from ..domain.webhooks import Endpoint
 
 
 def ts(value: datetime | None) -> Timestamp | None:
@@ -91,4 +97,47 @@ def dispute(d: Dispute) -> pb.Dispute:
         game_id=d.game_id,
         session_id=d.session_id,
         user_id=d.user_id,
+    )
+
+
+def json_value(value: Any) -> Value:
+    """A JSON value as a protobuf Value; integers stay integers, so JSON shows 499, not 499.0."""
+    if isinstance(value, bool):
+        return Value(kind=Oneof(field="bool_value", value=value))
+    if isinstance(value, int | float):
+        return Value(kind=Oneof(field="number_value", value=value))
+    if isinstance(value, str):
+        return Value(kind=Oneof(field="string_value", value=value))
+    if isinstance(value, dict):
+        return Value(kind=Oneof(field="struct_value", value=struct(value)))
+    if isinstance(value, list):
+        return Value(kind=Oneof(field="list_value", value=ListValue(values=[json_value(v) for v in value])))
+    return Value.from_python(None)
+
+
+def struct(value: dict[str, Any]) -> Struct:
+    return Struct(fields={key: json_value(v) for key, v in value.items()})
+
+
+def endpoint(e: Endpoint) -> wpb.Endpoint:
+    return wpb.Endpoint(
+        id=e.id,
+        url=e.url,
+        mode=e.mode,
+        format=e.format,
+        events=list(e.events),
+        enabled=e.enabled,
+        description=e.description,
+        created_at=ts(e.created_at),
+    )
+
+
+def event(body: dict[str, Any]) -> wpb.Event:
+    """An event exactly as its JSON webhook body carries it."""
+    return wpb.Event(
+        id=body["id"],
+        event=body["event"],
+        timestamp=Timestamp.from_json(json.dumps(body["timestamp"])),
+        mode=body["mode"],
+        data=struct(body["data"]),
     )

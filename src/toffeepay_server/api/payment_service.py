@@ -10,14 +10,16 @@ from toffeepay._proto.pay.v1 import resources_pb as rpb
 from ..domain import listing
 from ..domain.errors import DomainError, Reason
 from ..domain.sessions import new_session
+from ..processors.base import Processors
 from ..services import payments, sessions
 from ..services.context import ServiceContext
 from . import auth, convert
 
 
 class PaymentService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, processors: Processors) -> None:
         self.ctx = ctx
+        self.processors = processors
 
     async def create_session(self, request: pb.CreateSessionRequest, ctx: Any, /) -> pb.CreateSessionResponse:
         principal = auth.principal()
@@ -40,6 +42,8 @@ class PaymentService:
             live=principal.live,
             now=self.ctx.clock(),
         )
+        # A session no processor could pay is refused now (`processor_unavailable`), not at payment.
+        self.processors.for_mode(principal.mode.value).check_price(new.item.price, new.item.currency)
         created = await sessions.create_session(self.ctx, principal, new)
         url = self.ctx.page_url(created.id)
         return pb.CreateSessionResponse(id=created.id, url=url, session_id=created.id, payment_url=url)

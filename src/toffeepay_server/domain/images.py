@@ -27,8 +27,12 @@ def check_image(image: str) -> str:
         return image
     if len(image) > MAX_IMAGE_URL:
         raise _refuse(f"image URL is longer than {MAX_IMAGE_URL} characters")
-    parts = urlsplit(image)
-    if parts.scheme.lower() != "https" or not parts.hostname:
+    try:
+        parts = urlsplit(image)
+        host = parts.hostname
+    except ValueError:
+        raise _refuse("image URL is not a valid URL") from None
+    if parts.scheme.lower() != "https" or not host:
         raise _refuse("image must be a data:image/...;base64 URL or an https:// URL")
     return image
 

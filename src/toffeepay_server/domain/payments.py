@@ -28,6 +28,38 @@ class FailureCode(str, Enum):
     PROCESSOR_ERROR = "processor_error"
 
 
+def parse_method(value: str) -> Method:
+    """A method named on the wire; empty means card."""
+    try:
+        return Method(value or Method.CARD.value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in Method)
+        raise DomainError(Reason.INVALID_ARGUMENT, f"method must be one of {allowed}") from None
+
+
+# What the player reads when a payment fails (the processor may say more).
+FAILURE_MESSAGES = {
+    FailureCode.INSUFFICIENT_FUNDS: "The card has insufficient funds.",
+    FailureCode.CARD_DECLINED: "The card was declined.",
+    FailureCode.PARTIAL_PAYMENT: "Only part of the amount was paid.",
+    FailureCode.PROCESSOR_ERROR: "The payment processor could not complete the payment.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a payment ended, as its processor reports it (at once or in a later notification)."""
+
+    # None when the payment succeeded.
+    failure_code: FailureCode | None = None
+    failure_message: str | None = None
+    amount_received: int | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.failure_code is None
+
+
 TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.PROCESSING: frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.FAILED}),
     PaymentStatus.SUCCEEDED: frozenset(),
@@ -67,6 +99,12 @@ class Payment:
             failure_message=message, amount_received=amount_received,
         )
 
+    def settle(self, outcome: Outcome, at: datetime) -> Payment:
+        if outcome.failure_code is None:
+            return self.succeed(at)
+        message = outcome.failure_message or FAILURE_MESSAGES[outcome.failure_code]
+        return self.fail(at, outcome.failure_code, message, outcome.amount_received)
+
     def _check(self, target: PaymentStatus) -> None:
         if target not in TRANSITIONS[self.status]:
             raise DomainError(Reason.SESSION_NOT_PENDING, f"payment is already {self.status.value}")
@@ -86,3 +124,26 @@ class Dispute:
     payment_id: str | None = None
     session_id: str | None = None
     user_id: str | None = None
+
+
+MAX_DISPUTE_REASON = 500
+
+
+def dispute_reason(reason: str) -> str:
+    """A processor's raw reason; sandbox callers may leave it out."""
+    if len(reason) > MAX_DISPUTE_REASON:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"reason is longer than {MAX_DISPUTE_REASON} characters")
+    return reason or "fraudulent"
+
+
+def disputed_amount(payment: Payment, amount: int | None) -> int:
+    """The amount a dispute may claim of a payment: by default all of it."""
+    if payment.status is not PaymentStatus.SUCCEEDED:
+        raise DomainError(
+            Reason.INVALID_ARGUMENT, f"payment {payment.id} is {payment.status.value}; only a succeeded payment can be disputed"
+        )
+    if amount is None:
+        return payment.amount
+    if not 1 <= amount <= payment.amount:
+        raise DomainError(Reason.INVALID_ARGUMENT, f"amount must be 1..{payment.amount} (the payment's amount)")
+    return amount

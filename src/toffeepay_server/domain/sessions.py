@@ -104,6 +104,18 @@ class Session:
             **{TRANSITION_TIMESTAMP[target]: at},
         )
 
+    def start_payment(self, payment_id: str, now: datetime) -> Session:
+        """Take the session's one payment; it stays pending while the payment is processing.
+
+        A session takes a payment exactly when it could be cancelled, so the checks are shared.
+        """
+        self.check_cancellable(now)
+        return replace(self, payment_id=payment_id, event_sequence=self.event_sequence + 1)
+
+    def counted(self) -> Session:
+        """The session after one more event about it that does not change its status."""
+        return replace(self, event_sequence=self.event_sequence + 1)
+
     def check_cancellable(self, now: datetime) -> None:
         if self.is_lapsed(now) or self.status is SessionStatus.EXPIRED:
             raise DomainError(Reason.SESSION_EXPIRED, "session has expired")

@@ -1,1 +1,1 @@
-"""Background work: the expiry sweeper (and the webhook dispatcher)."""
+"""Background work: the webhook dispatcher, the expiry sweeper and event retention."""

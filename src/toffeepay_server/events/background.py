@@ -7,6 +7,8 @@ import contextlib
 
 from ..config import Settings
 from ..services.context import ServiceContext
+from .dispatcher import Dispatcher
+from .retention import run_retention
 from .sweeper import run_sweeper
 
 
@@ -18,6 +20,15 @@ class Background:
 
     def start(self) -> None:
         self.tasks.append(asyncio.create_task(run_sweeper(self.ctx, self.settings.sweep_interval), name="sweeper"))
+        dispatcher = Dispatcher(
+            self.ctx,
+            site_id=self.settings.site_id,
+            concurrency=self.settings.webhook_concurrency,
+            per_endpoint=self.settings.webhook_endpoint_concurrency,
+            poll=self.settings.dispatch_poll,
+        )
+        self.tasks.append(asyncio.create_task(dispatcher.run(), name="webhook-dispatcher"))
+        self.tasks.append(asyncio.create_task(run_retention(self.ctx), name="event-retention"))
 
     async def stop(self) -> None:
         for task in self.tasks:

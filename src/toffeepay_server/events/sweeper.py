@@ -1,4 +1,7 @@
-"""The expiry sweeper: records each lapsed session's expiry and its event within seconds."""
+"""The expiry sweeper: records each lapsed session's expiry and its event within seconds.
+
+Each tick also delivers the sandbox processor's due notifications (its payments' outcomes).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import asyncio
 
 import structlog
 
+from ..processors.sandbox import adapter as sandbox
 from ..services import sessions
 from ..services.context import ServiceContext
 from ..store import idempotency
@@ -17,7 +21,8 @@ async def sweep_once(ctx: ServiceContext) -> int:
     expired = await sessions.sweep_expired(ctx)
     if expired:
         log.info("sessions expired", count=expired)
-    return expired
+    settled = await sandbox.settle_due(ctx)
+    return expired + settled
 
 
 async def run_sweeper(ctx: ServiceContext, interval: float) -> None:

@@ -57,6 +57,14 @@ async def roll_key(ctx: ServiceContext, game_id: str, mode: Mode) -> str:
         return await _issue_key(ctx, uow.conn, game_id, mode)
 
 
+async def add_key(ctx: ServiceContext, game_id: str, mode: Mode) -> str:
+    """Issue one more key for a game and mode, leaving its other keys working (e.g. a CLI's short-lived key)."""
+    async with ctx.db.transaction() as uow:
+        if not await store.game_exists(uow.conn, game_id):
+            raise DomainError(Reason.NOT_FOUND, f"no game {game_id!r}")
+        return await _issue_key(ctx, uow.conn, game_id, mode)
+
+
 async def revoke_key(ctx: ServiceContext, key_or_id: str) -> int:
     """Revoke one key, named by its id (`key_...`) or by the secret key itself."""
     async with ctx.db.transaction() as uow:
@@ -82,7 +90,7 @@ async def authenticate(ctx: ServiceContext, key: str) -> Principal | None:
     """The principal of a live, unrevoked key; None for anything else."""
     if mode_of(key) is None or len(key) > 200:
         return None
-    async with ctx.db.read() as conn:
+    async with ctx.db.lookup() as conn:
         record = await store.key_by_hash(conn, hash_key(key))
     # The lookup is by hash, so timing reveals nothing about the key itself.
     if record is None or record.revoked_at is not None:

@@ -92,7 +92,8 @@ async def transition(
     return after
 
 
-async def cancel_session(ctx: ServiceContext, principal: Principal, session_id: str) -> Session:
+async def cancel_session(ctx: ServiceContext, principal: Principal | None, session_id: str) -> Session:
+    """Cancel a pending session with no payment under way (by its game, or by the player on the page)."""
     async with ctx.db.transaction() as uow:
         session = await _locked(uow, principal, session_id)
         now = ctx.clock()

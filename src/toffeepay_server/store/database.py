@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,11 +15,15 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from ..domain.events import Event
 from . import tables
+from .sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL channel that tells dispatchers in other processes the outbox has news.
+OUTBOX_CHANNEL = "toffeepay_outbox"
 
 
 def async_url(url: str) -> str:
@@ -29,25 +36,53 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_engine(url: str, *, begin: str, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+def _sqlite_engine(url: str, *, begin: str, pool_size: int, inline: bool = False) -> AsyncEngine:
+    """A SQLite engine. `inline` runs its calls on the event loop (see sqlite_inline.py)."""
+    extra: dict[str, Any] = {"async_creator": inline_creator(url)} if inline else {}
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60, **extra)
 
     @sa_event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so BEGIN IMMEDIATE is ours to send.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if inline and begin == "BEGIN IMMEDIATE":
+            # Never sleep on the write lock inside the event loop: BEGIN IMMEDIATE waits for
+            # it asynchronously (below); once it holds the lock, WAL never makes it wait again.
+            cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
     @sa_event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        if inline:
+            _begin_inline(conn, begin)
+        else:
+            conn.exec_driver_sql(begin)
 
     return engine
+
+
+def _begin_inline(conn: Any, begin: str) -> None:
+    """Send BEGIN on an inline connection; while another process holds the write lock,
+    wait for it with asyncio.sleep (so the loop serves other requests), up to the busy timeout.
+    """
+    raw = conn.connection.driver_connection._conn
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while time.monotonic() < deadline:
+        try:
+            raw.execute(begin)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                break  # not a lock wait: let SQLAlchemy report it below
+        await_(asyncio.sleep(delay))
+        delay = min(delay * 2, 0.01)
+    conn.exec_driver_sql(begin)  # raises SQLAlchemy's error for this statement, or succeeds
 
 
 @dataclass
@@ -57,11 +92,20 @@ class UnitOfWork:
     conn: AsyncConnection
     dialect: str
     events: list[Event] = field(default_factory=list)
+    # Set when this transaction gives webhook dispatchers something to do.
+    outbox_changed: bool = False
 
     def add_event(self, event: Event) -> None:
         self.events.append(event)
+        self.outbox_changed = True
+
+    def wake_dispatchers(self) -> None:
+        self.outbox_changed = True
 
     async def flush_events(self) -> None:
+        if self.outbox_changed and self.dialect == "postgresql":
+            # Delivered to listeners when (and only if) this transaction commits.
+            await self.conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
         if not self.events:
             return
         if self.dialect == "postgresql":
@@ -88,6 +132,23 @@ class UnitOfWork:
         )
 
 
+class CommitWatch:
+    """`PRAGMA data_version` on a connection of its own: it changes whenever any other
+    connection, in any process, commits. Costs microseconds, reads no table."""
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.version: int | None = None
+
+    def changed(self) -> bool:
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        moved, self.version = version != self.version, version
+        return moved
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class Database:
     """The engines of one installation. SQLite gets one serialised writer; PostgreSQL a pool."""
 
@@ -95,11 +156,17 @@ class Database:
         self.url = async_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect == "sqlite":
-            self.writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1)
+            # The one writer runs inline: its statements are short and already serialised.
+            # Readers keep aiosqlite's threads, so a long scan never holds up the loop.
+            self.writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1, inline=True)
             self.reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=pool_size)
+            # Point reads by key (the API key on every request) run inline too.
+            self.lookups = _sqlite_engine(self.url, begin="BEGIN", pool_size=2, inline=True)
         else:
             self.writer = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
             self.reader = self.writer
+            self.lookups = self.writer
+        self._outbox_signals: set[asyncio.Event] = set()
 
     @property
     def is_postgres(self) -> bool:
@@ -113,13 +180,56 @@ class Database:
                 uow = UnitOfWork(conn, self.dialect)
                 yield uow
                 await uow.flush_events()
+        if uow.outbox_changed:
+            for signal in self._outbox_signals:
+                signal.set()
+
+    def outbox_signal(self) -> asyncio.Event:
+        """An event set after each commit in this process that gives dispatchers work."""
+        signal = asyncio.Event()
+        self._outbox_signals.add(signal)
+        return signal
+
+    def drop_outbox_signal(self, signal: asyncio.Event) -> None:
+        self._outbox_signals.discard(signal)
+
+    def commit_watch(self) -> CommitWatch | None:
+        """On SQLite, a cheap way to notice commits of other processes; None elsewhere."""
+        path = make_url(self.url).database
+        if self.dialect != "sqlite" or not path or path == ":memory:":
+            return None
+        return CommitWatch(path)
+
+    async def listen_outbox(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever any process commits outbox work (PostgreSQL), until cancelled."""
+        import asyncpg
+
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        closed = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _conn: closed.set())
+            await conn.add_listener(OUTBOX_CHANNEL, lambda *_args: wake())
+            wake()  # whatever committed before we listened
+            await closed.wait()
+        finally:
+            if not conn.is_closed():
+                await conn.close(timeout=5)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.reader.connect() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncConnection]:
+        """For a read of a few rows by a unique key only: on SQLite it runs on the event loop."""
+        async with self.lookups.connect() as conn:
+            yield conn
+
     async def dispose(self) -> None:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+        if self.lookups is not self.writer:
+            await self.lookups.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.keys import Mode
@@ -63,8 +63,12 @@ async def insert_key(conn: AsyncConnection, record: KeyRecord) -> None:
     )
 
 
+# Built once: it runs on every API request.
+_KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
+
+
 async def key_by_hash(conn: AsyncConnection, key_hash: str) -> KeyRecord | None:
-    row = (await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))).first()
+    row = (await conn.execute(_KEY_BY_HASH, {"key_hash": key_hash})).first()
     return _key(row) if row else None
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
@@ -53,6 +55,64 @@ def dispute_from_row(row: Any) -> Dispute:
     )
 
 
+async def insert_payment(conn: AsyncConnection, p: Payment) -> None:
+    await conn.execute(
+        insert(payments).values(
+            id=p.id,
+            session_id=p.session_id,
+            game_id=p.game_id,
+            mode=p.mode,
+            user_id=p.user_id,
+            status=p.status.value,
+            amount=p.amount,
+            currency=p.currency,
+            method=p.method.value,
+            details=p.details,
+            processor=p.processor,
+            processor_ref=p.processor_ref,
+            created_at=p.created_at,
+        )
+    )
+
+
+async def save_settlement(conn: AsyncConnection, p: Payment) -> bool:
+    """Write a settled payment only if it is still processing (compare-and-set)."""
+    result = await conn.execute(
+        update(payments)
+        .where(payments.c.id == p.id, payments.c.status == PaymentStatus.PROCESSING.value)
+        .values(
+            status=p.status.value,
+            processor_ref=p.processor_ref,
+            failure_code=p.failure_code.value if p.failure_code else None,
+            failure_message=p.failure_message,
+            amount_received=p.amount_received,
+            succeeded_at=p.succeeded_at,
+            failed_at=p.failed_at,
+        )
+    )
+    return result.rowcount == 1
+
+
+async def set_processor_ref(conn: AsyncConnection, payment_id: str, processor_ref: str) -> None:
+    """Record the processor's own id of a payment, unless one is already known."""
+    await conn.execute(
+        update(payments)
+        .where(payments.c.id == payment_id, payments.c.processor_ref.is_(None))
+        .values(processor_ref=processor_ref)
+    )
+
+
+async def in_flight(conn: AsyncConnection, processor: str, limit: int) -> list[Payment]:
+    """Payments of a processor still waiting for their outcome, oldest first."""
+    rows = await conn.execute(
+        select(payments)
+        .where(payments.c.processor == processor, payments.c.status == PaymentStatus.PROCESSING.value)
+        .order_by(payments.c.created_at)
+        .limit(limit)
+    )
+    return [payment_from_row(r) for r in rows]
+
+
 async def get_payment(
     conn: AsyncConnection, payment_id: str, *, game_id: str | None = None, mode: str | None = None, for_update: bool = False
 ) -> Payment | None:
@@ -63,6 +123,46 @@ async def get_payment(
         stmt = stmt.with_for_update()
     row = (await conn.execute(stmt)).first()
     return payment_from_row(row) if row else None
+
+
+async def payment_by_processor_ref(conn: AsyncConnection, processor: str, processor_ref: str) -> Payment | None:
+    row = (
+        await conn.execute(select(payments).where(payments.c.processor == processor, payments.c.processor_ref == processor_ref))
+    ).first()
+    return payment_from_row(row) if row else None
+
+
+async def insert_dispute(conn: AsyncConnection, dialect: str, d: Dispute) -> bool:
+    """Insert a dispute unless the processor already reported it; True when inserted."""
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    result = await conn.execute(
+        insert_(disputes).values(
+            id=d.id,
+            game_id=d.game_id,
+            mode=d.mode,
+            payment_id=d.payment_id,
+            session_id=d.session_id,
+            user_id=d.user_id,
+            reason=d.reason,
+            amount=d.amount,
+            currency=d.currency,
+            processor=d.processor,
+            processor_dispute_id=d.processor_dispute_id,
+            created_at=d.created_at,
+        ).on_conflict_do_nothing()
+    )
+    return result.rowcount == 1
+
+
+async def dispute_by_processor_id(conn: AsyncConnection, processor: str, processor_dispute_id: str) -> Dispute | None:
+    row = (
+        await conn.execute(
+            select(disputes).where(
+                disputes.c.processor == processor, disputes.c.processor_dispute_id == processor_dispute_id
+            )
+        )
+    ).first()
+    return dispute_from_row(row) if row else None
 
 
 def _window(column: Any, created_from: datetime | None, created_to: datetime | None) -> list[ColumnElement[bool]]:

@@ -38,25 +38,30 @@ def _session(row: Any, image: str | None = None) -> Session:
     )
 
 
+# Built once: the values go as parameters, so no statement is built (or cache-keyed) per call.
+_INSERT_SESSION = insert(sessions)
+
+
 async def insert_session(conn: AsyncConnection, s: Session) -> None:
     await conn.execute(
-        insert(sessions).values(
-            id=s.id,
-            game_id=s.game_id,
-            mode=s.mode,
-            user_id=s.user_id,
-            status=s.status.value,
-            title=s.item.title,
-            price=s.item.price,
-            currency=s.item.currency,
-            image=s.image,
-            return_url=s.return_url,
-            metadata=s.metadata,
-            payment_id=s.payment_id,
-            event_sequence=s.event_sequence,
-            expires_at=s.expires_at,
-            created_at=s.created_at,
-        )
+        _INSERT_SESSION,
+        {
+            "id": s.id,
+            "game_id": s.game_id,
+            "mode": s.mode,
+            "user_id": s.user_id,
+            "status": s.status.value,
+            "title": s.item.title,
+            "price": s.item.price,
+            "currency": s.item.currency,
+            "image": s.image,
+            "return_url": s.return_url,
+            "metadata": s.metadata,
+            "payment_id": s.payment_id,
+            "event_sequence": s.event_sequence,
+            "expires_at": s.expires_at,
+            "created_at": s.created_at,
+        },
     )
 
 

@@ -92,6 +92,8 @@ payments = Table(
     Column("failed_at", Instant),
     UniqueConstraint("processor", "processor_ref", name="uq_payments_processor_ref"),
     Index("ix_payments_scope_created", "game_id", "mode", "status", "created_at"),
+    # Payments still waiting for their processor, found by the sweeper.
+    Index("ix_payments_in_flight", "processor", "status"),
 )
 
 disputes = Table(
@@ -131,6 +133,7 @@ events = Table(
     Index("ix_events_scope_position", "game_id", "mode", "position"),
     Index("ix_events_pending_fanout", "fanned_out_at", "position"),
     Index("ix_events_session", "session_id", "sequence"),
+    Index("ix_events_created", "created_at"),
 )
 
 webhook_endpoints = Table(
@@ -198,6 +201,15 @@ idempotency_keys = Table(
     Column("response_body", LargeBinary),
     Column("created_at", Instant, nullable=False),
     Index("ix_idempotency_created", "created_at"),
+)
+
+# Secrets of the installation generated on first use (when not configured), shared by every process.
+installation_secrets = Table(
+    "installation_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", Instant, nullable=False),
 )
 
 # Processor notifications already handled (Stripe event ids), so a redelivery is a no-op.

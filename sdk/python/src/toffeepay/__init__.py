@@ -1,1 +1,46 @@
 """ToffeePay SDK for game servers."""
+
+from . import types
+from ._client import AsyncToffeePay, ToffeePay
+from ._version import VERSION as __version__
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    ConflictError,
+    FailedPreconditionError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ToffeePayError,
+)
+from .pagination import AsyncPage, Page
+from .resources.webhooks import event_to_dict
+from .webhook import LegacyCallback, SignatureVerificationError, Webhook, WebhookSignature
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AsyncPage",
+    "AsyncToffeePay",
+    "AuthenticationError",
+    "ConflictError",
+    "FailedPreconditionError",
+    "InvalidRequestError",
+    "LegacyCallback",
+    "NotFoundError",
+    "Page",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "SignatureVerificationError",
+    "ToffeePay",
+    "ToffeePayError",
+    "Webhook",
+    "WebhookSignature",
+    "__version__",
+    "event_to_dict",
+    "types",
+]

@@ -50,6 +50,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('id')
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index('ix_events_created', ['created_at'], unique=False)
         batch_op.create_index('ix_events_pending_fanout', ['fanned_out_at', 'position'], unique=False)
         batch_op.create_index('ix_events_scope_position', ['game_id', 'mode', 'position'], unique=False)
         batch_op.create_index('ix_events_session', ['session_id', 'sequence'], unique=False)
@@ -74,6 +75,12 @@ def upgrade() -> None:
     with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
         batch_op.create_index('ix_idempotency_created', ['created_at'], unique=False)
 
+    op.create_table('installation_secrets',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.String(length=128), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('processor_notifications',
     sa.Column('processor', sa.String(length=16), nullable=False),
     sa.Column('notification_id', sa.String(length=255), nullable=False),
@@ -186,6 +193,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('session_id')
     )
     with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.create_index('ix_payments_in_flight', ['processor', 'status'], unique=False)
         batch_op.create_index('ix_payments_scope_created', ['game_id', 'mode', 'status', 'created_at'], unique=False)
 
     op.create_table('delivery_attempts',
@@ -213,6 +221,7 @@ def downgrade() -> None:
     op.drop_table('delivery_attempts')
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.drop_index('ix_payments_scope_created')
+        batch_op.drop_index('ix_payments_in_flight')
 
     op.drop_table('payments')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
@@ -235,6 +244,7 @@ def downgrade() -> None:
 
     op.drop_table('api_keys')
     op.drop_table('processor_notifications')
+    op.drop_table('installation_secrets')
     with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
         batch_op.drop_index('ix_idempotency_created')
 
@@ -244,6 +254,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_events_session')
         batch_op.drop_index('ix_events_scope_position')
         batch_op.drop_index('ix_events_pending_fanout')
+        batch_op.drop_index('ix_events_created')
 
     op.drop_table('events')
     with op.batch_alter_table('disputes', schema=None) as batch_op:
