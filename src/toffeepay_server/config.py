@@ -41,6 +41,8 @@ class Settings:
     # Webhook dispatcher: how often it looks for work when nothing woke it (seconds), and how
     # many requests it keeps in flight in all and per endpoint.
     dispatch_poll: float = 0.02
+    # Least time between two webhook fan-outs woken by commits (batches them under load).
+    dispatch_batch_window: float = 0.01
     webhook_concurrency: int = 256
     webhook_endpoint_concurrency: int = 16
     max_request_bytes: int = MAX_REQUEST_BYTES
@@ -70,6 +72,7 @@ class Settings:
             background=env.get("TOFFEEPAY_BACKGROUND", "1") not in ("0", "false", "no"),
             sweep_interval=float(env.get("TOFFEEPAY_SWEEP_INTERVAL") or 1.0),
             dispatch_poll=float(env.get("TOFFEEPAY_DISPATCH_POLL") or 0.02),
+            dispatch_batch_window=float(env.get("TOFFEEPAY_DISPATCH_BATCH_WINDOW") or 0.01),
             webhook_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_CONCURRENCY") or 256),
             webhook_endpoint_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_ENDPOINT_CONCURRENCY") or 16),
             idempotency_wait=float(env.get("TOFFEEPAY_IDEMPOTENCY_WAIT") or 10.0),

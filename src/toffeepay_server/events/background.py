@@ -26,6 +26,7 @@ class Background:
             concurrency=self.settings.webhook_concurrency,
             per_endpoint=self.settings.webhook_endpoint_concurrency,
             poll=self.settings.dispatch_poll,
+            batch_window=self.settings.dispatch_batch_window,
         )
         self.tasks.append(asyncio.create_task(dispatcher.run(), name="webhook-dispatcher"))
         self.tasks.append(asyncio.create_task(run_retention(self.ctx), name="event-retention"))

@@ -77,6 +77,7 @@ class Dispatcher:
         timeout: float = SEND_TIMEOUT,
         lease: timedelta = LEASE,
         poll: float = 0.02,
+        batch_window: float = 0.01,
         name: str | None = None,
     ) -> None:
         self.ctx = ctx
@@ -87,6 +88,9 @@ class Dispatcher:
         self.timeout = timeout
         self.lease = lease
         self.poll = poll
+        # Least time between two fan-outs woken by commits: under load one transaction then
+        # takes the events of many commits instead of one each.
+        self.batch_window = batch_window
         self.me = name or dispatcher_name()
         self.inflight: Counter[str] = Counter()
         self.sending: set[asyncio.Task[None]] = set()
@@ -112,12 +116,15 @@ class Dispatcher:
             helpers.append(asyncio.create_task(self._listen(wake), name="webhook-listener"))
         watch = self.ctx.db.commit_watch()
         loop = asyncio.get_running_loop()
-        woken, next_check = True, 0.0
+        woken, next_check, last_pump = True, 0.0, -self.batch_window
         try:
             while True:
+                if woken and (rest := last_pump + self.batch_window - loop.time()) > 0:
+                    await asyncio.sleep(rest)
                 wake.clear()
                 try:
                     if woken:
+                        last_pump = loop.time()
                         await self._pump()
                     elif loop.time() >= next_check:
                         next_check = loop.time() + DUE_CHECK
