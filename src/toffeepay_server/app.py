@@ -36,7 +36,6 @@ from .processors.sandbox.adapter import SandboxProcessor
 from .processors.stripe.adapter import StripeProcessor
 from .processors.stripe.notifications import StripeNotifications
 from .services.context import ServiceContext
-from .store.database import Database
 
 log = structlog.get_logger("toffeepay")
 # google.protobuf.MethodOptions.IdempotencyLevel.NO_SIDE_EFFECTS
@@ -71,7 +70,7 @@ class Router:
 
 def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Router:
     configure_logging()
-    ctx = ctx or ServiceContext(db=Database(settings.database_url), public_url=settings.public_url)
+    ctx = ctx or ServiceContext.from_settings(settings)
     background = Background(ctx, settings)
     interceptors = [ErrorInterceptor()]
 

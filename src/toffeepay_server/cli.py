@@ -21,7 +21,6 @@ from .domain.errors import DomainError
 from .domain.keys import Mode
 from .services import games, webhooks
 from .services.context import ServiceContext
-from .store.database import Database
 from .store.migrate import upgrade
 
 app = typer.Typer(help="ToffeePay: payments for games.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -41,7 +40,7 @@ def _run(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]]) -
     """Run one operator action against the database, turning refusals into exit code 1."""
 
     async def main() -> T:
-        ctx = ServiceContext(db=Database(settings.database_url), public_url=settings.public_url)
+        ctx = ServiceContext.from_settings(settings)
         try:
             return await action(ctx)
         finally:
@@ -144,7 +143,7 @@ def worker() -> None:
     settings = _settings()
 
     async def main() -> None:
-        ctx = ServiceContext(db=Database(settings.database_url), public_url=settings.public_url)
+        ctx = ServiceContext.from_settings(settings)
         background = Background(ctx, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -43,6 +43,9 @@ class Settings:
     dispatch_poll: float = 0.02
     # Least time between two webhook fan-outs woken by commits (batches them under load).
     dispatch_batch_window: float = 0.01
+    # Let live webhook endpoints reach private and loopback addresses over http, for game
+    # servers on the installation's own network. Off: live endpoints must be public https.
+    private_webhook_targets: bool = False
     webhook_concurrency: int = 256
     webhook_endpoint_concurrency: int = 16
     max_request_bytes: int = MAX_REQUEST_BYTES
@@ -73,6 +76,7 @@ class Settings:
             sweep_interval=float(env.get("TOFFEEPAY_SWEEP_INTERVAL") or 1.0),
             dispatch_poll=float(env.get("TOFFEEPAY_DISPATCH_POLL") or 0.02),
             dispatch_batch_window=float(env.get("TOFFEEPAY_DISPATCH_BATCH_WINDOW") or 0.01),
+            private_webhook_targets=env.get("TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS", "0").lower() in ("1", "true", "yes"),
             webhook_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_CONCURRENCY") or 256),
             webhook_endpoint_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_ENDPOINT_CONCURRENCY") or 16),
             idempotency_wait=float(env.get("TOFFEEPAY_IDEMPOTENCY_WAIT") or 10.0),

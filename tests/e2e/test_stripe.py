@@ -1,8 +1,9 @@
 """Live payments through Stripe, end to end: `toffeepay serve`, localstripe as Stripe, the real SDK.
 
-Live webhook endpoints must be https on public addresses, which no test can serve, so what a
-game receives is read where the dispatcher takes it from: the game's live events
-(`WebhookService.ListEvents`), whose bodies are the ones every endpoint is sent.
+Live webhook endpoints must be https on public addresses unless the operator lets them reach
+its own network (TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS), so most tests read what a game is sent
+from its live events (`WebhookService.ListEvents`), and one installation with that setting
+delivers to a real receiver.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from tests.stripe_support import (
     sign,
     stripe_env,
 )
+from tests.conftest import make_database
+from tests.receiver import Receiver
 from tests.support import Api, Game, Server, run_async, sql
 from toffeepay_server.domain.payments import Method
 from toffeepay_server.services import payments
@@ -337,3 +340,50 @@ def test_a_stripe_dispute_matching_no_payment_uses_its_metadata(server: Server, 
     assert announced["data"]["user_id"] == "player_3" and "payment_id" not in announced["data"]
     other = server.create_game()
     assert server.api(other.live_key).ok("PaymentService/ListDisputes", {})["total"] == 0
+
+
+# What the game receives
+
+
+@pytest.fixture(scope="module")
+def private_network_server(db_url: str, localstripe: LocalStripe, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """An installation (own database) whose operator lets live webhooks reach its own network."""
+    engine = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    database = make_database(engine, tmp_path_factory.mktemp("private-db"))
+    env = {**stripe_env(localstripe.url), "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "1"}
+    srv = Server(next(database), tmp_path_factory.mktemp("private"), env=env).start()
+    yield srv
+    srv.stop()
+    next(database, None)
+
+
+def test_the_game_receives_signed_webhooks_for_live_payments(private_network_server: Server) -> None:
+    srv = private_network_server
+    game = srv.create_game()
+    live = srv.api(game.live_key)
+    receiver = Receiver()
+    try:
+        endpoint = live.ok("WebhookService/CreateEndpoint", {"url": receiver.url("/toffeepay")})
+        receiver.expect("/toffeepay", endpoint["secret"])
+        paid, _ = pay_live(live, game, SUCCEEDS)
+        declined, _ = pay_live(live, game, DECLINED)
+        got = receiver.wait_for("/toffeepay", count=8, timeout=30)
+    finally:
+        receiver.close()
+    assert all(r.error is None and r.event is not None for r in got), [r.error for r in got]
+    by_session: dict[str, list[dict[str, Any]]] = {}
+    for r in got:
+        assert r.event is not None
+        by_session.setdefault(r.event["data"]["session_id"], []).append(r.event)
+    for session_id, outcome in ((paid["id"], ("payment.succeeded", "session.paid")), (declined["id"], ("payment.failed", "session.failed"))):
+        events = sorted(by_session[session_id], key=lambda e: e["data"]["sequence"])
+        assert [e["event"] for e in events] == ["session.created", "payment.created", *outcome]
+        assert all(e["mode"] == "live" for e in events)
+        payment = events[2]["data"]
+        assert payment["amount"] == 499 and payment["currency"] == "USD" and payment["method"] == "card"
+        assert payment["previous_status"] == "processing"
+    assert by_session[declined["id"]][2]["data"]["failure_code"] == "card_declined"
+
+
+def test_live_endpoints_stay_public_without_the_operator_setting(server: Server, live: Api) -> None:
+    live.refused("WebhookService/CreateEndpoint", {"url": "http://127.0.0.1:3000/toffeepay"}, "invalid_url", "invalid_argument")

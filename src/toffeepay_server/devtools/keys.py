@@ -18,7 +18,6 @@ from ..config import Settings
 from ..domain.keys import Mode
 from ..services import games
 from ..services.context import ServiceContext
-from ..store.database import Database
 
 T = TypeVar("T")
 
@@ -35,7 +34,7 @@ def _with_db(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]
                                   "set TOFFEEPAY_DATABASE_URL, or pass --api-key)")
 
     async def main() -> T:
-        ctx = ServiceContext(db=Database(settings.database_url, pool_size=1), public_url=settings.public_url)
+        ctx = ServiceContext.from_settings(settings, pool_size=1)
         try:
             return await action(ctx)
         finally:

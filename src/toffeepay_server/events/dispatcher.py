@@ -103,7 +103,8 @@ class Dispatcher:
         # a round triggered by a new commit only fans out unless this is set.
         self.due = True
         self.clients = {
-            live: webhook_client(live=live, max_connections=concurrency, timeout=timeout) for live in (True, False)
+            live: webhook_client(live=live and not ctx.private_webhook_targets, max_connections=concurrency, timeout=timeout)
+            for live in (True, False)
         }
 
     # Running

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..config import Settings
 from ..domain import ids
 from ..domain.clock import Clock, system_clock
 from ..store.database import Database
@@ -17,6 +18,17 @@ class ServiceContext:
     clock: Clock = system_clock
     new_id: ids.IdFactory = ids.new_id
     new_event_id: Callable[[], str] = ids.new_event_id
+    # Live webhooks may target private and loopback addresses (game servers on the
+    # operator's own network); otherwise live endpoints must be public https.
+    private_webhook_targets: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, pool_size: int = 10) -> ServiceContext:
+        return cls(
+            db=Database(settings.database_url, pool_size=pool_size),
+            public_url=settings.public_url,
+            private_webhook_targets=settings.private_webhook_targets,
+        )
 
     def page_url(self, session_id: str) -> str:
         return f"{self.public_url}/{session_id}"

@@ -50,8 +50,8 @@ async def _check_resolved(url: str, *, live: bool) -> None:
             raise DomainError(Reason.INVALID_URL, f"{host} resolves to {address}, which webhooks may not reach")
 
 
-async def check_url(url: str, mode: Mode) -> str:
-    live = mode is Mode.LIVE
+async def check_url(ctx: ServiceContext, url: str, mode: Mode) -> str:
+    live = mode is Mode.LIVE and not ctx.private_webhook_targets
     rules.check_url(url, live=live)
     await _check_resolved(url, live=live)
     return url
@@ -66,7 +66,7 @@ async def create_endpoint(
         id=ctx.new_id(ids.ENDPOINT),
         game_id=game_id,
         mode=mode.value,
-        url=await check_url(url, mode),
+        url=await check_url(ctx, url, mode),
         format=rules.check_format(format),
         events=rules.check_event_types(events),
         enabled=True,
@@ -111,7 +111,7 @@ async def update_endpoint(
     """Change only what is given; an empty event list means all events."""
     changes: dict[str, Any] = {}
     if url is not None:
-        changes["url"] = await check_url(url, principal.mode)
+        changes["url"] = await check_url(ctx, url, principal.mode)
     if format is not None:
         changes["format"] = rules.check_format(format)
     if events is not None:
