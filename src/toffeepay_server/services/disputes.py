@@ -10,7 +10,7 @@ from ..domain.payments import Dispute
 from ..store import payments as store
 from ..store import sessions as session_store
 from .context import ServiceContext
-from .sessions import _locked
+from .sessions import locked_session
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ async def record_dispute(
                 hinted = None
     session_id = payment.session_id if payment else hinted.id if hinted else None
     async with ctx.db.transaction() as uow:
-        session = await _locked(uow, None, session_id) if session_id else None
+        session = await locked_session(uow, None, session_id) if session_id else None
         now = ctx.clock()
         if session is not None:
             game_id, user_id = session.game_id, session.user_id

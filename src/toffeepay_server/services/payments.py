@@ -19,7 +19,7 @@ from ..domain.sessions import Session, SessionStatus
 from ..store import payments as store
 from ..store import sessions as session_store
 from .context import ServiceContext
-from .sessions import _locked, session_event
+from .sessions import locked_session, session_event
 
 
 def payment_event(ctx: ServiceContext, payment: Payment, session: Session, type_: str, previous: str | None, at: datetime) -> events.Event:
@@ -46,7 +46,7 @@ async def start_payment(
     `payment_in_progress` (or `session_not_pending` once settled).
     """
     async with ctx.db.transaction() as uow:
-        session = await _locked(uow, principal, session_id)
+        session = await locked_session(uow, principal, session_id)
         now = ctx.clock()
         payment_id = ctx.new_id(ids.PAYMENT)
         after = session.start_payment(payment_id, now)
@@ -82,7 +82,7 @@ async def settle_payment(ctx: ServiceContext, payment_id: str, outcome: Outcome,
         raise DomainError(Reason.NOT_FOUND, f"no payment {payment_id!r}")
     async with ctx.db.transaction() as uow:
         # Lock order everywhere: the session first, then its payment.
-        session = await _locked(uow, None, found.session_id)
+        session = await locked_session(uow, None, found.session_id)
         payment = await store.get_payment(uow.conn, payment_id, for_update=True)
         assert payment is not None  # payments are never deleted
         if payment.status is not PaymentStatus.PROCESSING:

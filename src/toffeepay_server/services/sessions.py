@@ -66,7 +66,8 @@ async def get_session(ctx: ServiceContext, principal: Principal, session_id: str
     return session.as_seen(ctx.clock())
 
 
-async def _locked(uow: UnitOfWork, principal: Principal | None, session_id: str) -> Session:
+async def locked_session(uow: UnitOfWork, principal: Principal | None, session_id: str) -> Session:
+    """The session, locked for this transaction (FOR UPDATE); `principal` None: any game (processors)."""
     session = await store.get_session(
         uow.conn,
         session_id,
@@ -95,7 +96,7 @@ async def transition(
 async def cancel_session(ctx: ServiceContext, principal: Principal | None, session_id: str) -> Session:
     """Cancel a pending session with no payment under way (by its game, or by the player on the page)."""
     async with ctx.db.transaction() as uow:
-        session = await _locked(uow, principal, session_id)
+        session = await locked_session(uow, principal, session_id)
         now = ctx.clock()
         session.check_cancellable(now)
         return await transition(ctx, uow, session, SessionStatus.CANCELLED, events.SESSION_CANCELLED, now)
@@ -141,7 +142,7 @@ async def expire_session(ctx: ServiceContext, session_id: str, principal: Princi
     Returns None when there is nothing to expire (already final, or paid in the meantime).
     """
     async with ctx.db.transaction() as uow:
-        session = await _locked(uow, principal, session_id)
+        session = await locked_session(uow, principal, session_id)
         now = ctx.clock()
         if force and session.status is SessionStatus.PENDING and session.payment_id is None:
             session_to_expire = replace(session, expires_at=min(session.expires_at, now))
