@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
@@ -24,6 +26,12 @@ from .sqlite_inline import inline_creator
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # PostgreSQL channel that tells dispatchers in other processes the outbox has news.
 OUTBOX_CHANNEL = "toffeepay_outbox"
+
+
+def insert_unless_present(dialect: str, table: Any, **values: Any) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` for either engine; its rowcount says whether it inserted."""
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert_(table).values(**values).on_conflict_do_nothing()
 
 
 def async_url(url: str) -> str:

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .database import insert_unless_present
 from .tables import idempotency_keys as t
 
 RETENTION = timedelta(hours=24)
@@ -29,12 +28,11 @@ async def claim(
     conn: AsyncConnection, dialect: str, *, api_key_id: str, key: str, request_hash: str, now: datetime, lease: timedelta
 ) -> Stored | None:
     """Claim the key for this request; None when claimed, else what is already there."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     values = dict(
         api_key_id=api_key_id, key=key, request_hash=request_hash, state="running",
         locked_until=now + lease, created_at=now,
     )
-    result = await conn.execute(insert(t).values(**values).on_conflict_do_nothing())
+    result = await conn.execute(insert_unless_present(dialect, t, **values))
     if result.rowcount == 1:
         return None
     # Take over a record past its retention, or a run whose process died (lease over).

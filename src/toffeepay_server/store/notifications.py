@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .database import insert_unless_present
 from .tables import processor_notifications as t
 
 
@@ -18,7 +17,6 @@ async def seen(conn: AsyncConnection, processor: str, notification_id: str) -> b
 
 
 async def remember(conn: AsyncConnection, dialect: str, processor: str, notification_id: str, now: datetime) -> None:
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await conn.execute(
-        insert(t).values(processor=processor, notification_id=notification_id, received_at=now).on_conflict_do_nothing()
+        insert_unless_present(dialect, t, processor=processor, notification_id=notification_id, received_at=now)
     )

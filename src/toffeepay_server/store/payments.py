@@ -6,12 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from ..domain.payments import Dispute, FailureCode, Method, Payment, PaymentStatus
+from .database import insert_unless_present
 from .tables import disputes, payments
 
 
@@ -134,9 +133,10 @@ async def payment_by_processor_ref(conn: AsyncConnection, processor: str, proces
 
 async def insert_dispute(conn: AsyncConnection, dialect: str, d: Dispute) -> bool:
     """Insert a dispute unless the processor already reported it; True when inserted."""
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
     result = await conn.execute(
-        insert_(disputes).values(
+        insert_unless_present(
+            dialect,
+            disputes,
             id=d.id,
             game_id=d.game_id,
             mode=d.mode,
@@ -149,7 +149,7 @@ async def insert_dispute(conn: AsyncConnection, dialect: str, d: Dispute) -> boo
             processor=d.processor,
             processor_dispute_id=d.processor_dispute_id,
             created_at=d.created_at,
-        ).on_conflict_do_nothing()
+        )
     )
     return result.rowcount == 1
 
