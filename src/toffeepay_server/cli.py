@@ -20,7 +20,7 @@ from .devtools.commands import register as register_devtools
 from .domain.errors import DomainError
 from .domain.keys import Mode
 from .services import games, webhooks
-from .services.context import ServiceContext
+from .services.context import ServiceContext, run_with_context
 from .store.migrate import upgrade
 
 app = typer.Typer(help="ToffeePay: payments for games.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -39,15 +39,8 @@ DEV_KEY_FILE = Path(".toffeepay-sandbox-keys.json")
 def _run(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]]) -> T:
     """Run one operator action against the database, turning refusals into exit code 1."""
 
-    async def main() -> T:
-        ctx = ServiceContext.from_settings(settings)
-        try:
-            return await action(ctx)
-        finally:
-            await ctx.db.dispose()
-
     try:
-        return asyncio.run(main())
+        return run_with_context(settings, action)
     except DomainError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None

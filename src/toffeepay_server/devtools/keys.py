@@ -5,7 +5,6 @@ Keys are stored only hashed, so the CLI cannot read a game's existing key.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import Settings
 from ..domain.keys import Mode
 from ..services import games
-from ..services.context import ServiceContext
+from ..services.context import ServiceContext, run_with_context
 
 T = TypeVar("T")
 
@@ -33,15 +32,8 @@ def _with_db(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]
         raise DatabaseUnavailable(f"no database at {url.database} (run this where `toffeepay serve` runs, "
                                   "set TOFFEEPAY_DATABASE_URL, or pass --api-key)")
 
-    async def main() -> T:
-        ctx = ServiceContext.from_settings(settings, pool_size=1)
-        try:
-            return await action(ctx)
-        finally:
-            await ctx.db.dispose()
-
     try:
-        return asyncio.run(main())
+        return run_with_context(settings, action, pool_size=1)
     except (SQLAlchemyError, OSError) as exc:
         raise DatabaseUnavailable(f"cannot use the database ({type(exc).__name__}); set TOFFEEPAY_DATABASE_URL "
                                   "to the server's database, or pass --api-key") from exc

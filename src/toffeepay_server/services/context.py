@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..config import Settings
 from ..domain import ids
 from ..domain.clock import Clock, system_clock
 from ..store.database import Database
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,3 +36,16 @@ class ServiceContext:
 
     def page_url(self, session_id: str) -> str:
         return f"{self.public_url}/{session_id}"
+
+
+def run_with_context(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]], *, pool_size: int = 10) -> T:
+    """Run one use case from synchronous code (the command line), then close the database."""
+
+    async def main() -> T:
+        ctx = ServiceContext.from_settings(settings, pool_size=pool_size)
+        try:
+            return await action(ctx)
+        finally:
+            await ctx.db.dispose()
+
+    return asyncio.run(main())
