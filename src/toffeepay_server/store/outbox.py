@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, delete, exists, func, insert, or_, select, type_coerce, update
+from sqlalchemy import Text, and_, bindparam, delete, exists, insert, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
+from .paging import created_between, page_of
 from .tables import deliveries as d
 from .tables import delivery_attempts as attempts
 from .tables import events as ev
@@ -147,15 +148,9 @@ async def list_events(
         conditions.append(ev.c.type.in_(list(types)))
     if after_position is not None:
         conditions.append(ev.c.position > after_position)
-    if created_from is not None:
-        conditions.append(ev.c.created_at >= created_from)
-    if created_to is not None:
-        conditions.append(ev.c.created_at <= created_to)
-    total = (await conn.execute(select(func.count()).select_from(ev).where(*conditions))).scalar_one()
-    if offset >= total:
-        return [], total
+    conditions += created_between(ev.c.created_at, created_from, created_to)
     order = ev.c.position.asc() if after_position is not None else ev.c.position.desc()
-    rows = await conn.execute(select(ev.c.body).where(*conditions).order_by(order).limit(limit).offset(offset))
+    rows, total = await page_of(conn, ev, [ev.c.body], conditions, [order], limit, offset)
     return [r.body for r in rows], total
 
 

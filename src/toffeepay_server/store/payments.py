@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
 
 from ..domain.payments import Dispute, FailureCode, Method, Payment, PaymentStatus
 from .database import insert_unless_present
+from .paging import created_between, page_of
 from .tables import disputes, payments
 
 
@@ -165,15 +165,6 @@ async def dispute_by_processor_id(conn: AsyncConnection, processor: str, process
     return dispute_from_row(row) if row else None
 
 
-def _window(column: Any, created_from: datetime | None, created_to: datetime | None) -> list[ColumnElement[bool]]:
-    conditions = []
-    if created_from is not None:
-        conditions.append(column >= created_from)
-    if created_to is not None:
-        conditions.append(column <= created_to)
-    return conditions
-
-
 async def list_succeeded_payments(
     conn: AsyncConnection, *, game_id: str, mode: str, user_id: str | None,
     created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
@@ -182,16 +173,12 @@ async def list_succeeded_payments(
         payments.c.game_id == game_id,
         payments.c.mode == mode,
         payments.c.status == PaymentStatus.SUCCEEDED.value,
-        *_window(payments.c.created_at, created_from, created_to),
+        *created_between(payments.c.created_at, created_from, created_to),
     ]
     if user_id is not None:
         conditions.append(payments.c.user_id == user_id)
-    total = (await conn.execute(select(func.count()).select_from(payments).where(*conditions))).scalar_one()
-    if offset >= total:
-        return [], total
-    rows = await conn.execute(
-        select(payments).where(*conditions)
-        .order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit).offset(offset)
+    rows, total = await page_of(
+        conn, payments, [payments], conditions, [payments.c.created_at.desc(), payments.c.id.desc()], limit, offset
     )
     return [payment_from_row(r) for r in rows], total
 
@@ -203,15 +190,11 @@ async def list_disputes(
     conditions = [
         disputes.c.game_id == game_id,
         disputes.c.mode == mode,
-        *_window(disputes.c.created_at, created_from, created_to),
+        *created_between(disputes.c.created_at, created_from, created_to),
     ]
     if payment_id is not None:
         conditions.append(disputes.c.payment_id == payment_id)
-    total = (await conn.execute(select(func.count()).select_from(disputes).where(*conditions))).scalar_one()
-    if offset >= total:
-        return [], total
-    rows = await conn.execute(
-        select(disputes).where(*conditions)
-        .order_by(disputes.c.created_at.desc(), disputes.c.id.desc()).limit(limit).offset(offset)
+    rows, total = await page_of(
+        conn, disputes, [disputes], conditions, [disputes.c.created_at.desc(), disputes.c.id.desc()], limit, offset
     )
     return [dispute_from_row(r) for r in rows], total

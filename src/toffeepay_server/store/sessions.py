@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from ..domain.sessions import Item, Session, SessionStatus
+from .paging import created_between, page_of
 from .tables import sessions
 
 # Every column but the image, which only the payment page reads.
@@ -141,19 +142,9 @@ async def list_sessions(
         conditions.append(sessions.c.user_id == user_id)
     if status is not None:
         conditions.append(_status_filter(status, now))
-    if created_from is not None:
-        conditions.append(sessions.c.created_at >= created_from)
-    if created_to is not None:
-        conditions.append(sessions.c.created_at <= created_to)
-    total = (await conn.execute(select(func.count()).select_from(sessions).where(*conditions))).scalar_one()
-    if offset >= total:
-        return [], total
-    rows = await conn.execute(
-        select(*_COLUMNS)
-        .where(*conditions)
-        .order_by(sessions.c.created_at.desc(), sessions.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+    conditions += created_between(sessions.c.created_at, created_from, created_to)
+    rows, total = await page_of(
+        conn, sessions, _COLUMNS, conditions, [sessions.c.created_at.desc(), sessions.c.id.desc()], limit, offset
     )
     return [_session(r) for r in rows], total
 

@@ -1,0 +1,33 @@
+"""What every list query shares: a created_at window, and one page plus the count of all matches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+
+
+def created_between(column: Any, created_from: datetime | None, created_to: datetime | None) -> list[ColumnElement[bool]]:
+    """Inclusive bounds on a creation time; either may be open."""
+    conditions = []
+    if created_from is not None:
+        conditions.append(column >= created_from)
+    if created_to is not None:
+        conditions.append(column <= created_to)
+    return conditions
+
+
+async def page_of(
+    conn: AsyncConnection, table: Any, columns: Sequence[Any], conditions: Sequence[ColumnElement[bool]],
+    order_by: Sequence[Any], limit: int, offset: int,
+) -> tuple[list[Any], int]:
+    """The rows of one page and the number of rows matching in all (no page query past the end)."""
+    total = (await conn.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()
+    if offset >= total:
+        return [], total
+    rows = await conn.execute(select(*columns).where(*conditions).order_by(*order_by).limit(limit).offset(offset))
+    return list(rows), total
