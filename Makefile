@@ -30,6 +30,8 @@ browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 lint: $(STAMP)
+	$(BIN)/ruff check src tests bench sdk/python
+	$(BIN)/ruff format --check src tests bench sdk/python
 	$(BIN)/buf lint
 	$(BIN)/lint-imports
 

@@ -23,6 +23,7 @@ Results go to bench/results/api-<time>.json; a markdown table is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -68,8 +69,17 @@ class Scenario:
 SCENARIOS = [
     Scenario("health", "sqlite", "health.lua", False, "empty Connect RPC (ceiling)"),
     Scenario("create_session", "sqlite", "create_session.lua", True, "CreateSession"),
-    Scenario("create_session_idempotent", "sqlite", "create_session_idempotent.lua", True, "CreateSession + Idempotency-Key"),
-    Scenario("create_session_api_only", "sqlite", "create_session.lua", True, "CreateSession, API only (no background loops)", background=False),
+    Scenario(
+        "create_session_idempotent", "sqlite", "create_session_idempotent.lua", True, "CreateSession + Idempotency-Key"
+    ),
+    Scenario(
+        "create_session_api_only",
+        "sqlite",
+        "create_session.lua",
+        True,
+        "CreateSession, API only (no background loops)",
+        background=False,
+    ),
     Scenario("create_session", "postgresql", "create_session.lua", True, "CreateSession"),
 ]
 
@@ -81,7 +91,13 @@ def free_port() -> int:
 
 
 def pg_admin(sql: str) -> None:
-    subprocess.run(["psql", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], check=True, capture_output=True, text=True, timeout=30)
+    subprocess.run(
+        ["psql", PG_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 class Server:
@@ -107,7 +123,11 @@ class Server:
     def toffeepay(self, *args: str) -> str:
         out = subprocess.run(
             [sys.executable, "-m", "toffeepay_server", *args],
-            cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=60,
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if out.returncode != 0:
             raise BenchError(f"toffeepay {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
@@ -119,9 +139,23 @@ class Server:
     def start(self) -> Server:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "toffeepay_server", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--workers", str(self.workers)],
-                cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "toffeepay_server",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -162,8 +196,20 @@ class Server:
 
 def wrk(url: str, script: str, args: list[str], *, seconds: float, connections: int, threads: int) -> dict[str, Any]:
     cmd = [
-        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
-        "-s", script, url, "--", *args,
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        script,
+        url,
+        "--",
+        *args,
     ]
     out = subprocess.run(cmd, cwd=WRK_DIR, capture_output=True, text=True, timeout=seconds + 60)
     if out.returncode != 0:
@@ -178,10 +224,16 @@ def wrk(url: str, script: str, args: list[str], *, seconds: float, connections: 
 PROFILE_CATEGORIES = [
     ("SQLite (statements and commit)", ("sqlite_inline.py", "aiosqlite/")),
     ("SQLAlchemy Core and its async bridge", ("sqlalchemy/", "greenlet")),
-    ("HTTP through granian (await receive/send)", ("_read_body", "send_with_id", "replay (", "_ResponseSender", "_RequestReceiver")),
+    (
+        "HTTP through granian (await receive/send)",
+        ("_read_body", "send_with_id", "replay (", "_ResponseSender", "_RequestReceiver"),
+    ),
     ("Connect protocol and protobuf JSON", ("connectrpc/", "protobuf/", "api/codecs.py")),
     ("event loop", ("asyncio/", "selectors.py", "granian/")),
-    ("ToffeePay code (gateway, auth, validation, ids, events)", ("toffeepay_server/", "uuid.py", "json/", "typeid/", "limits/", "hashlib")),
+    (
+        "ToffeePay code (gateway, auth, validation, ids, events)",
+        ("toffeepay_server/", "uuid.py", "json/", "typeid/", "limits/", "hashlib"),
+    ),
 ]
 
 
@@ -235,9 +287,24 @@ def start_profiler(server: Server, seconds: float, out: Path) -> subprocess.Pope
         print("  (no profile: py-spy is not installed, pip install -e '.[bench]')", file=sys.stderr)
         return None
     return subprocess.Popen(
-        [py_spy, "record", "--pid", str(pids[0]), "--duration", str(max(1, int(seconds))), "--rate", "250",
-         "--threads", "--nonblocking", "--format", "raw", "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(pids[0]),
+            "--duration",
+            str(max(1, int(seconds))),
+            "--rate",
+            "250",
+            "--threads",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -246,7 +313,9 @@ def run_scenario(server: Server, scenario: Scenario, key: str, opts: argparse.Na
     conc = {"connections": opts.connections, "threads": opts.threads}
     warm = wrk(server.url, scenario.script, args, seconds=opts.warmup, **conc)
     profiler = None
-    raw_profile = RESULTS / f"profile-{scenario.engine}-{scenario.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.txt"
+    raw_profile = (
+        RESULTS / f"profile-{scenario.engine}-{scenario.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.txt"
+    )
     if opts.profile and scenario.name == "create_session_api_only":
         RESULTS.mkdir(exist_ok=True)
         profiler = start_profiler(server, opts.duration - 1, raw_profile)
@@ -312,11 +381,18 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for dist in ("toffeepay-server", "granian", "starlette", "connectrpc", "sqlalchemy", "aiosqlite", "asyncpg", "uvloop"):
-        try:
+    for dist in (
+        "toffeepay-server",
+        "granian",
+        "starlette",
+        "connectrpc",
+        "sqlalchemy",
+        "aiosqlite",
+        "asyncpg",
+        "uvloop",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n", 1)[0]
     return {
         "cpus": os.cpu_count(),
@@ -330,8 +406,12 @@ def machine() -> dict[str, Any]:
 
 def git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except OSError:
         return ""
@@ -358,28 +438,43 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per scenario")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes (toffeepay serve --workers)")
-    parser.add_argument("--only", choices=sorted({s.name for s in SCENARIOS}), action="append", help="run only these scenarios (health always runs)")
+    parser.add_argument(
+        "--only",
+        choices=sorted({s.name for s in SCENARIOS}),
+        action="append",
+        help="run only these scenarios (health always runs)",
+    )
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], action="append", help="run only these engines")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the API-only server with py-spy during its CreateSession run")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the API-only server with py-spy during its CreateSession run"
+    )
     opts = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
 
     scenarios = [
-        s for s in SCENARIOS
-        if s.name == "health" or ((not opts.only or s.name in opts.only) and (not opts.engine or s.engine in opts.engine))
+        s
+        for s in SCENARIOS
+        if s.name == "health"
+        or ((not opts.only or s.name in opts.only) and (not opts.engine or s.engine in opts.engine))
     ]
     workdir = Path(tempfile.mkdtemp(prefix="toffeepay-bench-"))
     rows: list[dict[str, Any]] = []
     started = time.time()
     load_start = list(os.getloadavg())
     if load_start[0] > (os.cpu_count() or 1):
-        print(f"note: the machine is busy (load average {load_start[0]:.1f} on {os.cpu_count()} CPUs); "
-              "numbers will be low and noisy", file=sys.stderr)
-    print(f"wrk: {opts.threads} threads, {opts.connections} connections, {opts.warmup:g} s warm-up + {opts.duration:g} s per scenario; "
-          f"server: {opts.workers} worker(s)", flush=True)
+        print(
+            f"note: the machine is busy (load average {load_start[0]:.1f} on {os.cpu_count()} CPUs); "
+            "numbers will be low and noisy",
+            file=sys.stderr,
+        )
+    print(
+        f"wrk: {opts.threads} threads, {opts.connections} connections, "
+        f"{opts.warmup:g} s warm-up + {opts.duration:g} s per scenario; "
+        f"server: {opts.workers} worker(s)",
+        flush=True,
+    )
     try:
         for engine, background in (("sqlite", True), ("sqlite", False), ("postgresql", True)):
             todo = [s for s in scenarios if s.engine == engine and s.background == background]
@@ -419,8 +514,14 @@ def main() -> int:
         "elapsed_s": round(time.time() - started, 1),
         "commit": git_commit(),
         "machine": machine(),
-        "config": {"connections": opts.connections, "threads": opts.threads, "duration_s": opts.duration,
-                   "warmup_s": opts.warmup, "server_workers": opts.workers, "profiled": opts.profile},
+        "config": {
+            "connections": opts.connections,
+            "threads": opts.threads,
+            "duration_s": opts.duration,
+            "warmup_s": opts.warmup,
+            "server_workers": opts.workers,
+            "profiled": opts.profile,
+        },
         "load_average": {"start": load_start, "end": list(os.getloadavg())},
         "ceiling_rps": ceiling,
         "scenarios": rows,

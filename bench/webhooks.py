@@ -39,7 +39,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -55,7 +55,7 @@ CONCURRENCY = 16  # the dispatcher's default per-endpoint limit
 class _Receiver(asyncio.Protocol):
     """Just enough HTTP/1.1: keep-alive, Content-Length bodies, GET /stats and /reset."""
 
-    arrivals: list[tuple[float, float]] = []
+    arrivals: ClassVar[list[tuple[float, float]]] = []
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -114,8 +114,12 @@ def percentile(values: list[float], p: float) -> float:
 
 def latency_summary(latencies: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in latencies]
-    return {"p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1),
-            "max_ms": round(max(ms), 1), "mean_ms": round(statistics.fmean(ms), 1)}
+    return {
+        "p50_ms": round(percentile(ms, 50), 1),
+        "p99_ms": round(percentile(ms, 99), 1),
+        "max_ms": round(max(ms), 1),
+        "mean_ms": round(statistics.fmean(ms), 1),
+    }
 
 
 class ReceiverProcess:
@@ -167,7 +171,9 @@ def make_database(engine: str, tmp: Path) -> tuple[str, Any]:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", lambda: asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", lambda: asyncio.run(
+        admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+    )
 
 
 async def setup(db_url: str, receiver_url: str) -> tuple[str, str]:
@@ -201,9 +207,19 @@ async def produce(db_url: str, key: str, count: int, rate: float | None) -> floa
 
     async def one() -> None:
         async with limit:
-            new = new_session(game_id=principal.game_id, user_id="player_42", title="50 Gold Coins", price=499,
-                              currency="USD", image=None, return_url=None, metadata={}, expires_at=None, live=False,
-                              now=ctx.clock())
+            new = new_session(
+                game_id=principal.game_id,
+                user_id="player_42",
+                title="50 Gold Coins",
+                price=499,
+                currency="USD",
+                image=None,
+                return_url=None,
+                metadata={},
+                expires_at=None,
+                live=False,
+                now=ctx.clock(),
+            )
             await sessions.create_session(ctx, principal, new)
 
     try:
@@ -234,8 +250,9 @@ end
 function request() return req end
 function delay() return tonumber(os.getenv("WRK_DELAY_MS")) end
 function done(summary, latency, requests)
+   local e = summary.errors
    io.write(string.format("REQUESTS %d ERRORS %d\\n", summary.requests,
-      summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+      e.status + e.connect + e.read + e.write + e.timeout))
 end
 """
 
@@ -248,7 +265,10 @@ def produce_wrk(base_url: str, game_id: str, key: str, rate: float, duration: fl
     env = {**os.environ, "WRK_DELAY_MS": str(max(1, round(connections * 1000 / rate)))}
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "-s", str(script), base_url, "--", key, game_id],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     requests, errors = (int(v) for v in out.split("REQUESTS", 1)[1].split()[::2][:2])
     if errors:
@@ -269,8 +289,16 @@ async def raw_posts(url: str, count: int, rate: float | None) -> float:
             async with limit:
                 event_id = str(uuid.uuid4())
                 stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                body = json.dumps({"id": event_id, "event": "session.created", "timestamp": stamp, "mode": "sandbox",
-                                   "data": {"session_id": "sess_x", "status": "pending"}}, separators=(",", ":")).encode()
+                body = json.dumps(
+                    {
+                        "id": event_id,
+                        "event": "session.created",
+                        "timestamp": stamp,
+                        "mode": "sandbox",
+                        "data": {"session_id": "sess_x", "status": "pending"},
+                    },
+                    separators=(",", ":"),
+                ).encode()
                 headers = json_headers(event_id, "session.created", body, int(time.time()), [secret])
                 response = await client.post(f"{url}/raw", content=body, headers=headers)
                 response.raise_for_status()
@@ -288,8 +316,9 @@ async def raw_posts(url: str, count: int, rate: float | None) -> float:
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "toffeepay_server", *args], env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "toffeepay_server", *args], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -330,16 +359,29 @@ def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace,
         try:
             got = receiver.wait(args.events)
             first, last = min(a for a, _ in got), max(a for a, _ in got)
-            results.append({"scenario": "worker_drain", "engine": engine, "events": args.events,
-                            "deliveries_per_s": round(args.events / (last - first), 1)})
+            results.append(
+                {
+                    "scenario": "worker_drain",
+                    "engine": engine,
+                    "events": args.events,
+                    "deliveries_per_s": round(args.events / (last - first), 1),
+                }
+            )
 
             # A steady rate with the worker running.
             receiver.reset()
             count = int(args.rate * args.duration)
             achieved = asyncio.run(produce(db_url, key, count, args.rate))
             got = receiver.wait(count)
-            results.append({"scenario": "worker_paced", "engine": engine, "events": count, "rate": round(achieved, 1),
-                            **latency_summary([lat for _, lat in got])})
+            results.append(
+                {
+                    "scenario": "worker_paced",
+                    "engine": engine,
+                    "events": count,
+                    "rate": round(achieved, 1),
+                    **latency_summary([lat for _, lat in got]),
+                }
+            )
         finally:
             stop_process(worker)
 
@@ -352,8 +394,15 @@ def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace,
             receiver.reset()
             count, achieved = produce_wrk(base, game_id, key, args.rate, args.duration, tmp)
             got = receiver.wait(count)
-            results.append({"scenario": "serve_paced", "engine": engine, "events": count, "rate": round(achieved, 1),
-                            **latency_summary([lat for _, lat in got])})
+            results.append(
+                {
+                    "scenario": "serve_paced",
+                    "engine": engine,
+                    "events": count,
+                    "rate": round(achieved, 1),
+                    **latency_summary([lat for _, lat in got]),
+                }
+            )
         finally:
             stop_process(serve)
     finally:
@@ -380,13 +429,22 @@ def main() -> None:
         receiver.reset()
         achieved = asyncio.run(raw_posts(receiver.url, args.events, None))
         receiver.wait(args.events)
-        results.append({"scenario": "ceiling", "engine": "-", "events": args.events, "deliveries_per_s": round(achieved, 1)})
+        results.append(
+            {"scenario": "ceiling", "engine": "-", "events": args.events, "deliveries_per_s": round(achieved, 1)}
+        )
         receiver.reset()
         count = int(args.rate * args.duration)
         achieved = asyncio.run(raw_posts(receiver.url, count, args.rate))
         got = receiver.wait(count)
-        results.append({"scenario": "ceiling_paced", "engine": "-", "events": count, "rate": round(achieved, 1),
-                        **latency_summary([lat for _, lat in got])})
+        results.append(
+            {
+                "scenario": "ceiling_paced",
+                "engine": "-",
+                "events": count,
+                "rate": round(achieved, 1),
+                **latency_summary([lat for _, lat in got]),
+            }
+        )
         with tempfile.TemporaryDirectory(prefix="toffeepay-bench-") as tmp:
             for engine in args.engines.split(","):
                 results.extend(run_engine(engine, receiver, args, Path(tmp)))
@@ -400,15 +458,29 @@ def main() -> None:
         if "deliveries_per_s" in r:
             r["vs_ceiling"] = round(r["deliveries_per_s"] / ceiling, 2)
     load = {"start": load_at_start, "end": os.getloadavg()}
-    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                           "platform": platform.platform()},
-                               "load_average": load, "args": vars(args), "results": results}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "load_average": load,
+                "args": vars(args),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     print("| scenario | engine | events | deliveries/s | vs ceiling | rate/s | p50 ms | p99 ms | max ms |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
-        print(f"| {r['scenario']} | {r['engine']} | {r['events']} | {r.get('deliveries_per_s', '')} "
-              f"| {r.get('vs_ceiling', '')} | {r.get('rate', '')} | {r.get('p50_ms', '')} | {r.get('p99_ms', '')} "
-              f"| {r.get('max_ms', '')} |")
+        print(
+            f"| {r['scenario']} | {r['engine']} | {r['events']} | {r.get('deliveries_per_s', '')} "
+            f"| {r.get('vs_ceiling', '')} | {r.get('rate', '')} | {r.get('p50_ms', '')} | {r.get('p99_ms', '')} "
+            f"| {r.get('max_ms', '')} |"
+        )
     print(f"\nload average: start {load['start'][0]:.1f}, end {load['end'][0]:.1f} ({os.cpu_count()} CPUs)")
     print(f"\nresults: {out.relative_to(HERE.parent)}")
 

@@ -69,7 +69,9 @@ def wait_settled(api: Any, session_id: str) -> dict[str, Any]:
 def session_events(server: Server, session_id: str) -> list[dict[str, Any]]:
     """The outbox rows about one session, in commit order: {type, sequence, body}."""
     rows = sql(
-        server.db_url, "SELECT type, sequence, body FROM events WHERE session_id = :id ORDER BY position", {"id": session_id}
+        server.db_url,
+        "SELECT type, sequence, body FROM events WHERE session_id = :id ORDER BY position",
+        {"id": session_id},
     )
     return [{"type": r[0], "sequence": r[1], "body": json.loads(r[2])} for r in rows]
 

@@ -48,7 +48,8 @@ class LocalStripe:
     def start(self) -> LocalStripe:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "localstripe", "--port", str(self.port), "--from-scratch"],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -67,7 +68,9 @@ class LocalStripe:
 
     def send_webhooks_to(self, name: str, url: str, secret: str = WEBHOOK_SECRET) -> None:
         """Have localstripe post its events, signed with `secret`, to `url`."""
-        httpx.post(f"{self.url}/_config/webhooks/{name}", json={"url": url, "secret": secret}, timeout=5).raise_for_status()
+        httpx.post(
+            f"{self.url}/_config/webhooks/{name}", json={"url": url, "secret": secret}, timeout=5
+        ).raise_for_status()
 
     def get(self, path: str) -> dict[str, Any]:
         response = httpx.get(f"{self.url}{path}", headers=self.auth, timeout=5)
@@ -112,7 +115,7 @@ class LosingProxy:
                 self.end_headers()
                 self.wfile.write(content)
 
-            do_GET = do_POST = do_DELETE = _forward  # noqa: N815 - http.server's naming
+            do_GET = do_POST = do_DELETE = _forward
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -149,20 +152,44 @@ def event(type_: str, obj: dict[str, Any], event_id: str | None = None) -> dict[
     }
 
 
-def dispute(dispute_id: str, intent_id: str | None, amount: int, currency: str = "usd", reason: str = "fraudulent",
-            metadata: dict[str, str] | None = None) -> dict[str, Any]:
+def dispute(
+    dispute_id: str,
+    intent_id: str | None,
+    amount: int,
+    currency: str = "usd",
+    reason: str = "fraudulent",
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A Dispute object as `charge.dispute.created` carries it."""
     return {
-        "id": dispute_id, "object": "dispute", "amount": amount, "currency": currency, "reason": reason,
-        "status": "needs_response", "charge": f"ch_{uuid.uuid4().hex[:14]}", "payment_intent": intent_id,
-        "created": int(time.time()), "livemode": False, "metadata": metadata or {},
-        "evidence_details": {"due_by": int(time.time()) + 86400 * 7, "has_evidence": False, "past_due": False, "submission_count": 0},
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": amount,
+        "currency": currency,
+        "reason": reason,
+        "status": "needs_response",
+        "charge": f"ch_{uuid.uuid4().hex[:14]}",
+        "payment_intent": intent_id,
+        "created": int(time.time()),
+        "livemode": False,
+        "metadata": metadata or {},
+        "evidence_details": {
+            "due_by": int(time.time()) + 86400 * 7,
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
         "is_charge_refundable": False,
     }
 
 
-def notify(server_url: str, body: dict[str, Any] | bytes, *, header: str | None = None, secret: str = WEBHOOK_SECRET) -> httpx.Response:
+def notify(
+    server_url: str, body: dict[str, Any] | bytes, *, header: str | None = None, secret: str = WEBHOOK_SECRET
+) -> httpx.Response:
     """POST a notification to the server as Stripe would, signed unless `header` is given."""
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": sign(payload, secret) if header is None else header}
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Stripe-Signature": sign(payload, secret) if header is None else header,
+    }
     return httpx.post(f"{server_url}{NOTIFICATION_PATH}", content=payload, headers=headers, timeout=30)

@@ -9,9 +9,9 @@ import contextlib
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
-import struct
 import time
 import uuid
 import zlib
@@ -72,8 +72,15 @@ class Api:
     key: str | None
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
 
-    def post(self, rpc: str, body: Any = None, *, headers: dict[str, str] | None = None, key: str | None = None,
-             content: bytes | None = None) -> httpx.Response:
+    def post(
+        self,
+        rpc: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        key: str | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
         """POST /pay.v1.<rpc> (rpc like "PaymentService/CreateSession")."""
         sent = {"Content-Type": "application/json"}
         use_key = key if key is not None else self.key
@@ -81,7 +88,9 @@ class Api:
             sent["Authorization"] = f"Bearer {use_key}"
         sent.update(headers or {})
         if content is None:
-            return self.client.post(f"{self.base_url}/pay.v1.{rpc}", json=body if body is not None else {}, headers=sent)
+            return self.client.post(
+                f"{self.base_url}/pay.v1.{rpc}", json=body if body is not None else {}, headers=sent
+            )
         return self.client.post(f"{self.base_url}/pay.v1.{rpc}", content=content, headers=sent)
 
     def ok(self, rpc: str, body: Any = None, **kwargs: Any) -> Any:
@@ -134,7 +143,11 @@ class Server:
         """Run the `toffeepay` command against this server's database."""
         result = subprocess.run(
             [sys.executable, "-m", "toffeepay_server", *args],
-            env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=120,
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check:
             assert result.returncode == 0, (result.stdout, result.stderr)
@@ -144,7 +157,10 @@ class Server:
         log = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "toffeepay_server", "serve", "--port", str(self.port)],
-            env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: granian's workers go down with it
         )
         self.group = self.proc.pid
@@ -212,10 +228,9 @@ def sql(db_url: str, statement: str, params: dict[str, Any] | None = None) -> li
     async def run() -> list[Any]:
         db = Database(db_url, pool_size=1)
         try:
-            async with db.writer.connect() as conn:
-                async with conn.begin():
-                    result = await conn.execute(text(statement), params or {})
-                    return list(result) if result.returns_rows else []
+            async with db.writer.connect() as conn, conn.begin():
+                result = await conn.execute(text(statement), params or {})
+                return list(result) if result.returns_rows else []
         finally:
             await db.dispose()
 

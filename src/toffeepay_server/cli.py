@@ -7,7 +7,7 @@ import json
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,7 +23,9 @@ from .services import games, webhooks
 from .services.context import ServiceContext, run_with_context
 from .store.migrate import upgrade
 
-app = typer.Typer(help="ToffeePay: payments for games.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="ToffeePay: payments for games.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
 games_app = typer.Typer(help="Register games.", no_args_is_help=True)
 keys_app = typer.Typer(help="Roll, revoke and list API keys.", no_args_is_help=True)
 app.add_typer(games_app, name="games")
@@ -119,9 +121,9 @@ def _print_dev_banner(settings: Settings, game_id: str, key: str) -> None:
     print(
         f"curl -s {settings.public_url}/pay.v1.PaymentService/CreateSession \\\n"
         f"  -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
-        f"  -d '{{\"game_id\": \"{game_id}\", \"user_id\": \"player_42\", "
-        f"\"item\": {{\"title\": \"50 Gold Coins\", \"price\": 499, \"currency\": \"USD\"}}, "
-        f"\"return_url\": \"mygame://payment-complete\"}}'\n",
+        f'  -d \'{{"game_id": "{game_id}", "user_id": "player_42", '
+        f'"item": {{"title": "50 Gold Coins", "price": 499, "currency": "USD"}}, '
+        f'"return_url": "mygame://payment-complete"}}\'\n',
         flush=True,
     )
 
@@ -158,7 +160,13 @@ def games_create(
     """Register a game; prints its sandbox and live keys (shown only this once)."""
     created = _run(_settings(), lambda ctx: games.create_game(ctx, game_id))
     if as_json:
-        _print_json({"game_id": created.game_id, "sandbox_api_key": created.sandbox_api_key, "live_api_key": created.live_api_key})
+        _print_json(
+            {
+                "game_id": created.game_id,
+                "sandbox_api_key": created.sandbox_api_key,
+                "live_api_key": created.live_api_key,
+            }
+        )
         return
     console.print(f"Game [bold]{created.game_id}[/bold] registered. Keys are shown only once:")
     console.print(f"  sandbox: [green]{created.sandbox_api_key}[/green]")
@@ -205,8 +213,13 @@ def keys_list(game_id: str, as_json: Annotated[bool, typer.Option("--json")] = F
     """List a game's keys (never the secrets)."""
     records = _run(_settings(), lambda ctx: games.list_keys(ctx, game_id))
     rows = [
-        {"id": r.id, "mode": r.mode.value, "prefix": r.display_prefix, "created_at": r.created_at.isoformat(),
-         "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None}
+        {
+            "id": r.id,
+            "mode": r.mode.value,
+            "prefix": r.display_prefix,
+            "created_at": r.created_at.isoformat(),
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+        }
         for r in records
     ]
     if as_json:
@@ -221,7 +234,7 @@ def keys_list(game_id: str, as_json: Annotated[bool, typer.Option("--json")] = F
 register_devtools(app)
 
 
-class EndpointFormat(str, Enum):
+class EndpointFormat(StrEnum):
     JSON = "json"
     LEGACY_FORM = "legacy_form"
 
@@ -236,9 +249,12 @@ def webhooks_add(
     game_id: str,
     url: str,
     mode: Annotated[Mode, typer.Option(help="sandbox or live.")] = Mode.SANDBOX,
-    format: Annotated[EndpointFormat, typer.Option("--format", help="json, or legacy_form (seed 003 callbacks).")] = EndpointFormat.JSON,
+    format: Annotated[
+        EndpointFormat, typer.Option("--format", help="json, or legacy_form (seed 003 callbacks).")
+    ] = EndpointFormat.JSON,
     events: Annotated[
-        list[str] | None, typer.Option("--events", help="Only these event types (repeat or comma-separate); all when omitted.")
+        list[str] | None,
+        typer.Option("--events", help="Only these event types (repeat or comma-separate); all when omitted."),
     ] = None,
     description: Annotated[str | None, typer.Option(help="A note for people.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -247,14 +263,21 @@ def webhooks_add(
     created, secret = _run(
         _settings(),
         lambda ctx: webhooks.create_endpoint(
-            ctx, game_id=game_id, mode=mode, url=url, format=format.value, events=_event_types(events),
+            ctx,
+            game_id=game_id,
+            mode=mode,
+            url=url,
+            format=format.value,
+            events=_event_types(events),
             description=description,
         ),
     )
     if as_json:
         _print_json({"endpoint_id": created.id, "secret": secret})
         return
-    console.print(f"Endpoint [bold]{created.id}[/bold] ({created.mode}, {created.format}) -> {created.url}", soft_wrap=True)
+    console.print(
+        f"Endpoint [bold]{created.id}[/bold] ({created.mode}, {created.format}) -> {created.url}", soft_wrap=True
+    )
     console.print(f"Signing secret (shown only once): [green]{secret}[/green]", soft_wrap=True)
 
 
@@ -267,8 +290,15 @@ def webhooks_list(
     """List a game's webhook endpoints (never their secrets)."""
     found = _run(_settings(), lambda ctx: webhooks.list_endpoints(ctx, game_id=game_id, mode=mode))
     rows = [
-        {"endpoint_id": e.id, "mode": e.mode, "url": e.url, "format": e.format, "events": list(e.events),
-         "enabled": e.enabled, "created_at": e.created_at.isoformat()}
+        {
+            "endpoint_id": e.id,
+            "mode": e.mode,
+            "url": e.url,
+            "format": e.format,
+            "events": list(e.events),
+            "enabled": e.enabled,
+            "created_at": e.created_at.isoformat(),
+        }
         for e in found
     ]
     if as_json:
@@ -276,7 +306,9 @@ def webhooks_list(
         return
     table = Table("id", "mode", "url", "format", "events", "enabled")
     for r in rows:
-        table.add_row(r["endpoint_id"], r["mode"], r["url"], r["format"], ", ".join(r["events"]) or "all", str(r["enabled"]))
+        table.add_row(
+            r["endpoint_id"], r["mode"], r["url"], r["format"], ", ".join(r["events"]) or "all", str(r["enabled"])
+        )
     console.print(table)
 
 
@@ -293,11 +325,18 @@ def webhooks_rotate(
         _settings(), lambda ctx: webhooks.rotate_secret(ctx, endpoint_id, overlap_seconds=overlap_seconds)
     )
     if as_json:
-        _print_json({"endpoint_id": endpoint_id, "secret": secret,
-                     "previous_secret_expires_at": expires.isoformat() if expires else None})
+        _print_json(
+            {
+                "endpoint_id": endpoint_id,
+                "secret": secret,
+                "previous_secret_expires_at": expires.isoformat() if expires else None,
+            }
+        )
         return
     console.print(f"New signing secret (shown only once): [green]{secret}[/green]", soft_wrap=True)
-    console.print(f"The previous secret works until {expires.isoformat()}." if expires else "The previous secret no longer works.")
+    console.print(
+        f"The previous secret works until {expires.isoformat()}." if expires else "The previous secret no longer works."
+    )
 
 
 @webhooks_app.command("remove")

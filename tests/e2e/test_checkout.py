@@ -20,8 +20,12 @@ expect = playwright_api.expect
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--no-first-run", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
 ]
 PHONE = {"width": 375, "height": 812}
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "checkout.png"
@@ -224,7 +228,9 @@ def test_a_double_click_pays_once(browser: Any, server: Server, api: Api, game: 
 
 def test_phone_layout_and_screenshot(tab: Tab, api: Api, game: Game) -> None:
     open_session(
-        tab, api, game,
+        tab,
+        api,
+        game,
         item={"title": "50 Gold Coins", "price": 499, "currency": "USD", "image": coin_data_url()},
     )
     assert tab.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

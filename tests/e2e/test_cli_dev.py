@@ -74,7 +74,9 @@ class Receiver:
         found = [(h, b, json.loads(b)) for h, b in list(self.received)]
         return [(h, b, e) for h, b, e in found if e["data"].get("session_id") == session_id]
 
-    def wait_for(self, session_id: str, count: int, timeout: float = 30) -> list[tuple[dict[str, str], bytes, dict[str, Any]]]:
+    def wait_for(
+        self, session_id: str, count: int, timeout: float = 30
+    ) -> list[tuple[dict[str, str], bytes, dict[str, Any]]]:
         deadline = time.monotonic() + timeout
         while len(self.events(session_id)) < count:
             assert time.monotonic() < deadline, f"received {[e['event'] for _, _, e in self.events(session_id)]}"
@@ -105,9 +107,27 @@ class Listen:
 
     def __init__(self, server: Server, game: Game, forward_to: str, *extra: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "toffeepay_server", "listen", "--game", game.game_id, "--forward-to", forward_to,
-             "--api-url", server.url, "--interval", "0.2", "--json", *extra],
-            env=server.env, cwd=server.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "toffeepay_server",
+                "listen",
+                "--game",
+                game.game_id,
+                "--forward-to",
+                forward_to,
+                "--api-url",
+                server.url,
+                "--interval",
+                "0.2",
+                "--json",
+                *extra,
+            ],
+            env=server.env,
+            cwd=server.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline()
@@ -165,7 +185,9 @@ def test_trigger_reaches_a_registered_endpoint(server: Server, game: Game, sdk: 
 
 
 def test_listen_forwards_signed_events_in_order(server: Server, game: Game, sdk: toffeepay.ToffeePay) -> None:
-    earlier = sdk.sessions.create(game_id=game.game_id, user_id="player_42", item={"title": "Gem", "price": 5, "currency": "JPY"})
+    earlier = sdk.sessions.create(
+        game_id=game.game_id, user_id="player_42", item={"title": "Gem", "price": 5, "currency": "JPY"}
+    )
     # The receiver refuses payment.created, so the listener must report that status too.
     with Receiver(lambda event: 500 if event == "payment.created" else 200) as receiver:
         listen = Listen(server, game, receiver.url)
@@ -189,7 +211,10 @@ def test_listen_forwards_signed_events_in_order(server: Server, game: Game, sdk:
         assert event["data"]["game_id"] == game.game_id and event["mode"] == "sandbox"
     assert [(line["event_id"], line["event"]) for line in printed] == [(e["id"], e["event"]) for _, _, e in received]
     assert {line["event"]: line["status"] for line in printed} == {
-        "session.created": 200, "payment.created": 500, "payment.succeeded": 200, "session.paid": 200,
+        "session.created": 200,
+        "payment.created": 500,
+        "payment.succeeded": 200,
+        "session.paid": 200,
     }
     # Events from before the listener started are not replayed, and its key is revoked on exit.
     assert not receiver.events(earlier.id) and len(receiver.received) == 4
@@ -208,7 +233,9 @@ def test_listen_reports_an_unreachable_receiver_and_filters_types(server: Server
 
 
 def test_sessions_and_events_commands(server: Server, game: Game, sdk: toffeepay.ToffeePay) -> None:
-    created = sdk.sessions.create(game_id=game.game_id, user_id="player_42", item={"title": "Gem", "price": 5, "currency": "JPY"})
+    created = sdk.sessions.create(
+        game_id=game.game_id, user_id="player_42", item={"title": "Gem", "price": 5, "currency": "JPY"}
+    )
     listed = cli_json(server, "sessions", "list", "--game", game.game_id)
     assert [s["id"] for s in listed["sessions"]] == [created.id] and listed["total"] == 1
     got = cli_json(server, "sessions", "get", created.id, "--game", game.game_id)
@@ -221,26 +248,46 @@ def test_sessions_and_events_commands(server: Server, game: Game, sdk: toffeepay
     assert event["data"]["session_id"] == created.id and event["data"]["item"]["price"] == 5
     with Receiver() as receiver:
         endpoint = sdk.webhooks.endpoints.create(url=receiver.url)
-        resent = cli_json(server, "events", "resend", event["id"], "--game", game.game_id, "--endpoint", endpoint.endpoint.id)
+        resent = cli_json(
+            server, "events", "resend", event["id"], "--game", game.game_id, "--endpoint", endpoint.endpoint.id
+        )
         assert resent == {"event_id": event["id"], "deliveries": 1}
         [(headers, body, delivered)] = receiver.wait_for(created.id, 1)
     verify(endpoint.secret, headers, body)
     assert delivered["id"] == event["id"]
 
-    missing = server.cli("sessions", "get", "sess_01h00000000000000000000000", "--game", game.game_id,
-                         "--api-url", server.url, check=False)
+    missing = server.cli(
+        "sessions",
+        "get",
+        "sess_01h00000000000000000000000",
+        "--game",
+        game.game_id,
+        "--api-url",
+        server.url,
+        check=False,
+    )
     assert missing.returncode == 1 and "not_found" in missing.stderr
     assert active_sandbox_keys(server, game) == 1
 
 
 def test_api_key_instead_of_the_database(server: Server, game: Game, tmp_path) -> None:
     elsewhere = Server(f"sqlite:///{tmp_path / 'absent.db'}", tmp_path)  # a machine without the server's database
-    ran = elsewhere.cli("trigger", "session.created", "--game", game.game_id, "--api-key", game.sandbox_key,
-                        "--api-url", server.url, "--json")
+    ran = elsewhere.cli(
+        "trigger",
+        "session.created",
+        "--game",
+        game.game_id,
+        "--api-key",
+        game.sandbox_key,
+        "--api-url",
+        server.url,
+        "--json",
+    )
     assert json.loads(ran.stdout)["status"] == "pending"
     assert not (tmp_path / "absent.db").exists()
-    live = elsewhere.cli("sessions", "list", "--game", game.game_id, "--api-key", game.live_key, "--api-url", server.url,
-                         check=False)
+    live = elsewhere.cli(
+        "sessions", "list", "--game", game.game_id, "--api-key", game.live_key, "--api-url", server.url, check=False
+    )
     assert live.returncode == 2 and "sandbox key" in live.stderr
     no_db = elsewhere.cli("sessions", "list", "--game", game.game_id, "--api-url", server.url, check=False)
     assert no_db.returncode == 1 and "no database" in no_db.stderr

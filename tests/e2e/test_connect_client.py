@@ -22,9 +22,11 @@ def test_binary_create_get_list_cancel(server: Server, game: Game) -> None:
     with client(server) as c:
         created = c.create_session(
             pb.CreateSessionRequest(
-                game_id=game.game_id, user_id="player_42",
+                game_id=game.game_id,
+                user_id="player_42",
                 item=rpb.Item(title="50 Gold Coins", price=499, currency="USD", image=png_data_url()),
-                return_url="mygame://payment-complete", metadata={"sku": "gold_50"},
+                return_url="mygame://payment-complete",
+                metadata={"sku": "gold_50"},
             ),
             headers=auth,
         )
@@ -46,7 +48,9 @@ def test_binary_errors_carry_codes_and_reasons(server: Server, game: Game) -> No
     with client(server) as c:
         with pytest.raises(ConnectError) as bad_price:
             c.create_session(
-                pb.CreateSessionRequest(game_id=game.game_id, user_id="p", item=rpb.Item(title="x", price=0, currency="USD")),
+                pb.CreateSessionRequest(
+                    game_id=game.game_id, user_id="p", item=rpb.Item(title="x", price=0, currency="USD")
+                ),
                 headers=auth,
             )
         assert bad_price.value.code == Code.INVALID_ARGUMENT
@@ -64,7 +68,9 @@ async def test_async_client_and_get_requests(server: Server, game: Game) -> None
     auth = {"authorization": f"Bearer {game.sandbox_key}"}
     async with PaymentServiceClient(server.url, codec=proto_binary_codec()) as c:
         created = await c.create_session(
-            pb.CreateSessionRequest(game_id=game.game_id, user_id="p", item=rpb.Item(title="x", price=5, currency="JPY")),
+            pb.CreateSessionRequest(
+                game_id=game.game_id, user_id="p", item=rpb.Item(title="x", price=5, currency="JPY")
+            ),
             headers=auth,
         )
         status = await c.get_session_status(pb.GetSessionStatusRequest(id=created.id), headers=auth, use_get=True)

@@ -110,8 +110,11 @@ def user_id() -> str:
 def test_session_lifecycle_sync(server: Server, game: Game, user_id: str) -> None:
     tp = client(server, game)
     created = tp.sessions.create(
-        game_id=game.game_id, user_id=user_id, item={**ITEM, "image": png_data_url()},
-        return_url="mygame://payment-complete", metadata={"sku": "gold_50"},
+        game_id=game.game_id,
+        user_id=user_id,
+        item={**ITEM, "image": png_data_url()},
+        return_url="mygame://payment-complete",
+        metadata={"sku": "gold_50"},
     )
     assert created.id.startswith("sess_") and created.session_id == created.id
     assert created.url == created.payment_url == f"{server.url}/{created.id}"
@@ -154,18 +157,33 @@ async def test_session_lifecycle_async(server: Server, game: Game, user_id: str)
 def test_errors_carry_reason_codes(server: Server, game: Game) -> None:
     tp = client(server, game)
     cases: list[tuple[type[toffeepay.ToffeePayError], str, Any]] = [
-        (toffeepay.InvalidRequestError, "invalid_currency",
-         lambda: tp.sessions.create(game_id=game.game_id, user_id="p", item={**ITEM, "currency": "XXX"})),
-        (toffeepay.InvalidRequestError, "invalid_price",
-         lambda: tp.sessions.create(game_id=game.game_id, user_id="p", item={**ITEM, "price": 0})),
+        (
+            toffeepay.InvalidRequestError,
+            "invalid_currency",
+            lambda: tp.sessions.create(game_id=game.game_id, user_id="p", item={**ITEM, "currency": "XXX"}),
+        ),
+        (
+            toffeepay.InvalidRequestError,
+            "invalid_price",
+            lambda: tp.sessions.create(game_id=game.game_id, user_id="p", item={**ITEM, "price": 0}),
+        ),
         (toffeepay.InvalidRequestError, "invalid_limit", lambda: tp.sessions.list(limit=251)),
-        (toffeepay.PermissionDeniedError, "invalid_game_id",
-         lambda: tp.sessions.create(game_id="someone_else", user_id="p", item=ITEM)),
+        (
+            toffeepay.PermissionDeniedError,
+            "invalid_game_id",
+            lambda: tp.sessions.create(game_id="someone_else", user_id="p", item=ITEM),
+        ),
         (toffeepay.NotFoundError, "not_found", lambda: tp.payments.get("pay_01h00000000000000000000000")),
-        (toffeepay.AuthenticationError, "unauthenticated",
-         lambda: toffeepay.ToffeePay("sk_test_unknown", base_url=server.url).sessions.list()),
-        (toffeepay.PermissionDeniedError, "sandbox_only",
-         lambda: toffeepay.ToffeePay(game.live_key, base_url=server.url).sandbox.expire_session("sess_x")),
+        (
+            toffeepay.AuthenticationError,
+            "unauthenticated",
+            lambda: toffeepay.ToffeePay("sk_test_unknown", base_url=server.url).sessions.list(),
+        ),
+        (
+            toffeepay.PermissionDeniedError,
+            "sandbox_only",
+            lambda: toffeepay.ToffeePay(game.live_key, base_url=server.url).sandbox.expire_session("sess_x"),
+        ),
     ]
     for cls, reason, call in cases:
         with pytest.raises(cls) as raised:

@@ -114,7 +114,9 @@ def test_payment_events_and_legacy_callbacks(server: Server, api: Api, game: Gam
     _, secret = add_endpoint(api, receiver, "/hooks")
     _, legacy_secret = add_endpoint(api, receiver, "/legacy", format="legacy_form")
     paid = api.create_session(game.game_id, metadata={"order": "A-1"})
-    payment = api.ok("SandboxService/PaySession", {"session_id": paid["id"], "method": "apple_pay", "outcome": "succeeded"})
+    payment = api.ok(
+        "SandboxService/PaySession", {"session_id": paid["id"], "method": "apple_pay", "outcome": "succeeded"}
+    )
     declined = api.create_session(game.game_id)
     api.ok("SandboxService/PaySession", {"session_id": declined["id"], "outcome": "card_declined"})
     partial = api.create_session(game.game_id)
@@ -128,8 +130,15 @@ def test_payment_events_and_legacy_callbacks(server: Server, api: Api, game: Gam
     got = receiver.wait_for("/hooks", 17)
     assert all(r.error is None for r in got), receiver.summary()
     assert {r.event["event"] for r in got} == {
-        "session.created", "session.paid", "session.failed", "session.expired", "session.cancelled",
-        "payment.created", "payment.succeeded", "payment.failed", "dispute.created",
+        "session.created",
+        "session.paid",
+        "session.failed",
+        "session.expired",
+        "session.cancelled",
+        "payment.created",
+        "payment.succeeded",
+        "payment.failed",
+        "dispute.created",
     }
     for r in got:
         seed_002_signature(secret, r.headers["x-toffeepay-signature"], r.body)
@@ -175,31 +184,54 @@ def test_endpoint_management_api(server: Server, api: Api, game: Game, receiver:
     public = live.ok("WebhookService/CreateEndpoint", {"url": "https://1.1.1.1/hooks", "events": ["payment.succeeded"]})
     assert public["endpoint"]["mode"] == "live" and public["endpoint"]["events"] == ["payment.succeeded"]
     api.refused("WebhookService/CreateEndpoint", {"url": "http://169.254.169.254/"}, "invalid_url", "invalid_argument")
-    api.refused("WebhookService/CreateEndpoint", {"url": receiver.url("/x"), "format": "xml"}, "invalid_format", "invalid_argument")
-    api.refused("WebhookService/CreateEndpoint", {"url": receiver.url("/x"), "events": ["payment.done"]},
-                "invalid_event_type", "invalid_argument")
-    api.refused("WebhookService/CreateEndpoint", {"url": receiver.url("/x"), "secret": "mine"}, "invalid_argument",
-                "invalid_argument")
+    api.refused(
+        "WebhookService/CreateEndpoint",
+        {"url": receiver.url("/x"), "format": "xml"},
+        "invalid_format",
+        "invalid_argument",
+    )
+    api.refused(
+        "WebhookService/CreateEndpoint",
+        {"url": receiver.url("/x"), "events": ["payment.done"]},
+        "invalid_event_type",
+        "invalid_argument",
+    )
+    api.refused(
+        "WebhookService/CreateEndpoint",
+        {"url": receiver.url("/x"), "secret": "mine"},
+        "invalid_argument",
+        "invalid_argument",
+    )
 
     created, _ = add_endpoint(api, receiver, "/managed", description="game server")
     listed = api.ok("WebhookService/ListEndpoints", {})
     assert listed == {"endpoints": [created], "total": 1, "has_more": False}  # the live one is not listed here
     assert "secret" not in json.dumps(listed)
-    updated = api.ok("WebhookService/UpdateEndpoint", {"id": created["id"], "filter": {"events": ["session.cancelled"]},
-                                                       "enabled": False})
+    updated = api.ok(
+        "WebhookService/UpdateEndpoint",
+        {"id": created["id"], "filter": {"events": ["session.cancelled"]}, "enabled": False},
+    )
     assert updated["events"] == ["session.cancelled"] and updated["enabled"] is False
     assert updated["description"] == "game server" and updated["url"] == created["url"]
     cleared = api.ok("WebhookService/UpdateEndpoint", {"id": created["id"], "filter": {"events": []}, "enabled": True})
     assert cleared["events"] == [] and cleared["enabled"] is True
-    api.refused("WebhookService/UpdateEndpoint", {"id": created["id"], "url": "javascript:x"}, "invalid_url", "invalid_argument")
+    api.refused(
+        "WebhookService/UpdateEndpoint", {"id": created["id"], "url": "javascript:x"}, "invalid_url", "invalid_argument"
+    )
     rotated = api.ok("WebhookService/RotateSecret", {"id": created["id"], "overlap_seconds": 600})
     assert rotated["secret"].startswith("whsec_") and rotated["previous_secret_expires_at"].endswith("Z")
     immediate = api.ok("WebhookService/RotateSecret", {"id": created["id"], "overlap_seconds": 0})
     assert "previous_secret_expires_at" not in immediate
-    api.refused("WebhookService/RotateSecret", {"id": created["id"], "overlap_seconds": 700000}, "invalid_argument",
-                "invalid_argument")
+    api.refused(
+        "WebhookService/RotateSecret",
+        {"id": created["id"], "overlap_seconds": 700000},
+        "invalid_argument",
+        "invalid_argument",
+    )
     other = server.create_game()
-    server.api(other.sandbox_key).refused("WebhookService/DeleteEndpoint", {"id": created["id"]}, "not_found", "not_found")
+    server.api(other.sandbox_key).refused(
+        "WebhookService/DeleteEndpoint", {"id": created["id"]}, "not_found", "not_found"
+    )
     live.refused("WebhookService/RotateSecret", {"id": created["id"]}, "not_found", "not_found")
     assert api.ok("WebhookService/DeleteEndpoint", {"id": created["id"]}) == {}
     api.refused("WebhookService/DeleteEndpoint", {"id": created["id"]}, "not_found", "not_found")
@@ -247,7 +279,9 @@ def test_list_events_pages_and_resumes_after_a_cursor(server: Server, api: Api, 
     # ResendEvent: the same event (same id) again, to every endpoint that wants it or to one.
     endpoint, _ = add_endpoint(api, receiver, "/resent")
     assert api.ok("WebhookService/ResendEvent", {"id": oldest["id"]}) == {"deliveries": 1}
-    assert api.ok("WebhookService/ResendEvent", {"id": oldest["id"], "endpoint_id": endpoint["id"]}) == {"deliveries": 1}
+    assert api.ok("WebhookService/ResendEvent", {"id": oldest["id"], "endpoint_id": endpoint["id"]}) == {
+        "deliveries": 1
+    }
     got = receiver.wait_for("/resent", 2)
     assert [r.event["id"] for r in got] == [oldest["id"]] * 2 and all(r.error is None for r in got)
     api.refused("WebhookService/ResendEvent", {"id": str(uuid.uuid4())}, "not_found", "not_found")
@@ -255,8 +289,19 @@ def test_list_events_pages_and_resumes_after_a_cursor(server: Server, api: Api, 
 
 
 def test_cli_endpoint_lifecycle(server: Server, game: Game, receiver: Receiver) -> None:
-    added = json.loads(server.cli("webhooks", "add", game.game_id, receiver.url("/cli"), "--mode", "sandbox",
-                                  "--events", "session.created", "--json").stdout)
+    added = json.loads(
+        server.cli(
+            "webhooks",
+            "add",
+            game.game_id,
+            receiver.url("/cli"),
+            "--mode",
+            "sandbox",
+            "--events",
+            "session.created",
+            "--json",
+        ).stdout
+    )
     assert set(added) == {"endpoint_id", "secret"}
     receiver.expect("/cli", added["secret"])
     listed = json.loads(server.cli("webhooks", "list", game.game_id, "--json").stdout)
@@ -309,8 +354,15 @@ def test_two_worker_processes_send_each_event_once(fresh_db: str, tmp_path: Path
         add_endpoint(api, receiver, "/once")
         for n in range(2):
             log = (tmp_path / f"worker-{n}.log").open("ab")
-            workers.append(subprocess.Popen([sys.executable, "-m", "toffeepay_server", "worker"], env=server.env,
-                                            cwd=server.workdir, stdout=log, stderr=subprocess.STDOUT))
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "toffeepay_server", "worker"],
+                    env=server.env,
+                    cwd=server.workdir,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         created = [api.create_session(game.game_id)["id"] for _ in range(60)]
         receiver.wait_for("/once", 60)
         time.sleep(1)  # room for a duplicate to show up

@@ -7,24 +7,61 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toffeepay_server.domain.errors import Reason
 from tests.support import Api, Game
+from toffeepay_server.domain.errors import Reason
 
 REASONS = {r.value for r in Reason}
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | st.text(max_size=40)
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3), max_leaves=8)
-fields = st.sampled_from(["game_id", "user_id", "item", "return_url", "metadata", "expires_at", "limit", "offset",
-                          "status", "from", "to", "id", "session_id", "title", "price", "currency", "image"])
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+fields = st.sampled_from(
+    [
+        "game_id",
+        "user_id",
+        "item",
+        "return_url",
+        "metadata",
+        "expires_at",
+        "limit",
+        "offset",
+        "status",
+        "from",
+        "to",
+        "id",
+        "session_id",
+        "title",
+        "price",
+        "currency",
+        "image",
+    ]
+)
 bodies = st.dictionaries(fields, values, max_size=6) | values
 item = st.fixed_dictionaries(
-    {}, optional={"title": scalars, "price": scalars, "currency": st.sampled_from(["USD", "JPY", "KWD", "usd", "", "XYZ"]) | scalars,
-                  "image": scalars},
+    {},
+    optional={
+        "title": scalars,
+        "price": scalars,
+        "currency": st.sampled_from(["USD", "JPY", "KWD", "usd", "", "XYZ"]) | scalars,
+        "image": scalars,
+    },
 )
 create_bodies = st.fixed_dictionaries(
     {"item": item | values},
     optional={"user_id": scalars, "return_url": scalars, "metadata": values, "expires_at": scalars},
 )
-RPCS = ["CreateSession", "GetSession", "GetSessionStatus", "CancelSession", "GetPayment", "ListSessions", "ListPayments", "ListDisputes"]
+RPCS = [
+    "CreateSession",
+    "GetSession",
+    "GetSessionStatus",
+    "CancelSession",
+    "GetPayment",
+    "ListSessions",
+    "ListPayments",
+    "ListDisputes",
+]
 
 
 def check(api: Api, rpc: str, raw: bytes, content_type: str = "application/json") -> None:
@@ -48,6 +85,10 @@ def test_any_create_session(api: Api, game: Game, body: dict) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(rpc=st.sampled_from(RPCS), raw=st.binary(max_size=200), content_type=st.sampled_from(["application/json", "application/proto"]))
+@given(
+    rpc=st.sampled_from(RPCS),
+    raw=st.binary(max_size=200),
+    content_type=st.sampled_from(["application/json", "application/proto"]),
+)
 def test_any_bytes(api: Api, rpc: str, raw: bytes, content_type: str) -> None:
     check(api, rpc, raw, content_type)

@@ -19,7 +19,9 @@ def csp(response: httpx.Response) -> dict[str, str]:
 
 
 def test_page_shows_the_item_and_its_choices(api: Api, game: Game) -> None:
-    session = api.create_session(game.game_id, item={"title": "50 Gold Coins", "price": 499, "currency": "USD", "image": png_data_url()})
+    session = api.create_session(
+        game.game_id, item={"title": "50 Gold Coins", "price": 499, "currency": "USD", "image": png_data_url()}
+    )
     page = PageClient(session["url"])
     response = page.open()
     assert response.status_code == 200 and response.headers["content-type"] == "text/html; charset=utf-8"
@@ -33,12 +35,20 @@ def test_page_shows_the_item_and_its_choices(api: Api, game: Game) -> None:
 
 
 def test_security_headers(api: Api, game: Game) -> None:
-    session = api.create_session(game.game_id, item={"title": "Gems", "price": 100, "currency": "EUR", "image": png_data_url()})
+    session = api.create_session(
+        game.game_id, item={"title": "Gems", "price": 100, "currency": "EUR", "image": png_data_url()}
+    )
     response = PageClient(session["url"]).open()
     policy = csp(response)
     assert policy == {
-        "default-src": "'none'", "script-src": "'self'", "style-src": "'self'", "img-src": "data:",
-        "connect-src": "'self'", "form-action": "'self' mygame:", "frame-ancestors": "'none'", "base-uri": "'none'",
+        "default-src": "'none'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": "data:",
+        "connect-src": "'self'",
+        "form-action": "'self' mygame:",
+        "frame-ancestors": "'none'",
+        "base-uri": "'none'",
     }
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
@@ -51,7 +61,8 @@ def test_security_headers(api: Api, game: Game) -> None:
 def test_an_https_image_is_allowed_exactly(api: Api, game: Game) -> None:
     image = 'https://cdn.yourgame.com/images/gold coins.png?v=1&x="><script>alert(1)</script>'
     session = api.create_session(
-        game.game_id, item={"title": "Gold", "price": 499, "currency": "USD", "image": image},
+        game.game_id,
+        item={"title": "Gold", "price": 499, "currency": "USD", "image": image},
         return_url="https://yourgame.com/done?order=7",
     )
     response = PageClient(session["url"]).open()
@@ -59,7 +70,10 @@ def test_an_https_image_is_allowed_exactly(api: Api, game: Game) -> None:
     assert policy["img-src"] == "https://cdn.yourgame.com/images/gold%20coins.png"
     assert policy["form-action"] == "'self' https://yourgame.com"
     assert "<script>alert(1)" not in response.text
-    assert 'src="https://cdn.yourgame.com/images/gold coins.png?v=1&amp;x=&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in response.text
+    assert (
+        'src="https://cdn.yourgame.com/images/gold coins.png?v=1&amp;x=&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"'
+        in response.text
+    )
     assert 'referrerpolicy="no-referrer"' in response.text
 
 
@@ -141,7 +155,9 @@ def test_forms_refuse_missing_or_foreign_csrf_tokens(server: Server, api: Api, g
         page.client.post(f"{session['url']}/pay", data=card),  # no token
         page.client.post(f"{session['url']}/pay", data={**card, "csrf_token": "0" * 64}),
         page.client.post(f"{session['url']}/pay", data={**card, "csrf_token": other_page.token}),  # another session's
-        page.client.post(f"{session['url']}/pay", data={**card, "csrf_token": page.token}, headers={"Sec-Fetch-Site": "cross-site"}),
+        page.client.post(
+            f"{session['url']}/pay", data={**card, "csrf_token": page.token}, headers={"Sec-Fetch-Site": "cross-site"}
+        ),
         httpx.post(f"{session['url']}/cancel", data={"csrf_token": page.token}),
     ]
     for response in attempts:
@@ -157,7 +173,12 @@ def test_malformed_forms_are_refused_without_a_5xx(api: Api, game: Game) -> None
     url = f"{session['url']}/pay"
     assert page.client.post(url, json={"method": "card"}).status_code == 400
     assert page.client.post(url, data={"csrf_token": page.token, "junk": "x" * 10_000}).status_code == 400
-    assert page.client.post(url, content=b"\xff\xfe=\xff", headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 400
+    assert (
+        page.client.post(
+            url, content=b"\xff\xfe=\xff", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        ).status_code
+        == 400
+    )
     refused = page.client.post(url, data={"csrf_token": page.token, "method": "bitcoin"})
     assert refused.status_code == 400 and "Method must be one of" in refused.text
     assert page.client.put(url).status_code == 405
@@ -173,7 +194,9 @@ def test_malformed_forms_are_refused_without_a_5xx(api: Api, game: Game) -> None
         ({"cvc": "12"}, "CVC: use 3 or 4 digits"),
     ],
 )
-def test_card_form_errors_are_shown_and_take_no_payment(server: Server, api: Api, game: Game, fields: dict, message: str) -> None:
+def test_card_form_errors_are_shown_and_take_no_payment(
+    server: Server, api: Api, game: Game, fields: dict, message: str
+) -> None:
     session = api.create_session(game.game_id)
     page = PageClient(session["url"])
     page.open()

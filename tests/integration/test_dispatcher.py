@@ -7,6 +7,7 @@ answers as scripted and the tests move the clock instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import uuid
@@ -77,15 +78,32 @@ class Hub:
 
     async def session(self, **metadata: str) -> Any:
         new = new_session(
-            game_id=self.principal.game_id, user_id="player_42", title="50 Gold Coins", price=499, currency="USD",
-            image=None, return_url=None, metadata=metadata, expires_at=None, live=False, now=self.clock(),
+            game_id=self.principal.game_id,
+            user_id="player_42",
+            title="50 Gold Coins",
+            price=499,
+            currency="USD",
+            image=None,
+            return_url=None,
+            metadata=metadata,
+            expires_at=None,
+            live=False,
+            now=self.clock(),
         )
         return await sessions.create_session(self.ctx, self.principal, new)
 
     async def emit(self, event_type: str, data: dict[str, Any], session_id: str | None = None) -> str:
         """Commit one event as a service would (used for payment outcomes)."""
-        event = Event(str(uuid.uuid4()), event_type, self.principal.game_id, "sandbox", session_id,
-                      data.get("sequence"), self.clock(), data)
+        event = Event(
+            str(uuid.uuid4()),
+            event_type,
+            self.principal.game_id,
+            "sandbox",
+            session_id,
+            data.get("sequence"),
+            self.clock(),
+            data,
+        )
         async with self.ctx.db.transaction() as uow:
             uow.add_event(event)
         return event.id
@@ -147,9 +165,7 @@ async def hub(quiet_db: str) -> AsyncIterator[Hub]:
 
 
 async def test_fails_then_retries_on_schedule(hub: Hub) -> None:
-    endpoint, _ = await hub.endpoint(
-        "/flaky", Answer(500, body=b"x" * 5000), Answer(503), Answer(500)
-    )
+    endpoint, _ = await hub.endpoint("/flaky", Answer(500, body=b"x" * 5000), Answer(503), Answer(500))
     await hub.session()
     start = hub.clock()
     assert await hub.dispatcher().drain() == 1
@@ -227,7 +243,7 @@ async def test_gives_up_after_three_days(hub: Hub) -> None:
     assert timedelta(days=2, hours=18) < last - first <= timedelta(days=3)
     gaps = [
         (Instant().process_result_value(b.attempted_at, None) - Instant().process_result_value(a.attempted_at, None))
-        for a, b in zip(logged, logged[1:], strict=False)
+        for a, b in itertools.pairwise(logged)
     ]
     expected = [5, 30, 120, 600, 1800, 3600, 3 * 3600] + [6 * 3600] * (len(gaps) - 7)
     assert [g.total_seconds() for g in gaps] == expected
@@ -235,8 +251,8 @@ async def test_gives_up_after_three_days(hub: Hub) -> None:
 
 async def test_a_slow_endpoint_never_delays_another(hub: Hub) -> None:
     release = threading.Event()
-    slow, _ = await hub.endpoint("/stuck", *[Answer(hold=release)] * 50)
-    fast, _ = await hub.endpoint("/fast")
+    _slow, _ = await hub.endpoint("/stuck", *[Answer(hold=release)] * 50)
+    _fast, _ = await hub.endpoint("/fast")
     for _ in range(12):
         await hub.session()
     dispatcher = hub.dispatcher(per_endpoint=3, timeout=30)
@@ -319,9 +335,9 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(hub: Hub) -> 
 
 
 async def test_filters_formats_and_removed_endpoints(hub: Hub) -> None:
-    only_paid, _ = await hub.endpoint("/paid-only", events=[events.PAYMENT_SUCCEEDED])
-    everything, _ = await hub.endpoint("/all")
-    legacy, _ = await hub.endpoint("/legacy", format="legacy_form")
+    _only_paid, _ = await hub.endpoint("/paid-only", events=[events.PAYMENT_SUCCEEDED])
+    _everything, _ = await hub.endpoint("/all")
+    _legacy, _ = await hub.endpoint("/legacy", format="legacy_form")
     removed, _ = await hub.endpoint("/removed", Answer(500))
     paused, _ = await hub.endpoint("/paused")
     await webhooks.update_endpoint(hub.ctx, hub.principal, paused.id, enabled=False)
@@ -345,9 +361,19 @@ async def test_filters_formats_and_removed_endpoints(hub: Hub) -> None:
 
 def _payment(session: Any, status: PaymentStatus, **fields: Any) -> Payment:
     return Payment(
-        id=f"pay_{uuid.uuid4().hex[:26]}", session_id=session.id, game_id=session.game_id, mode="sandbox",
-        user_id=session.user_id, status=status, amount=session.item.price, currency=session.item.currency,
-        method=Method.CARD, details=session.item.title, processor="sandbox", created_at=session.created_at, **fields,
+        id=f"pay_{uuid.uuid4().hex[:26]}",
+        session_id=session.id,
+        game_id=session.game_id,
+        mode="sandbox",
+        user_id=session.user_id,
+        status=status,
+        amount=session.item.price,
+        currency=session.item.currency,
+        method=Method.CARD,
+        details=session.item.title,
+        processor="sandbox",
+        created_at=session.created_at,
+        **fields,
     )
 
 
@@ -357,12 +383,23 @@ async def test_legacy_callbacks_for_every_outcome(hub: Hub) -> None:
     payment = _payment(paid, PaymentStatus.SUCCEEDED, succeeded_at=hub.clock())
     await hub.emit(events.PAYMENT_SUCCEEDED, events.payment_data(payment, paid, "processing"), paid.id)
     partial = await hub.session()
-    short = _payment(partial, PaymentStatus.FAILED, failure_code=FailureCode.PARTIAL_PAYMENT,
-                     failure_message="Only part of the amount was paid.", amount_received=200, failed_at=hub.clock())
+    short = _payment(
+        partial,
+        PaymentStatus.FAILED,
+        failure_code=FailureCode.PARTIAL_PAYMENT,
+        failure_message="Only part of the amount was paid.",
+        amount_received=200,
+        failed_at=hub.clock(),
+    )
     await hub.emit(events.PAYMENT_FAILED, events.payment_data(short, partial, "processing"), partial.id)
     declined = await hub.session()
-    refused = _payment(declined, PaymentStatus.FAILED, failure_code=FailureCode.CARD_DECLINED,
-                       failure_message="The card was declined.", failed_at=hub.clock())
+    refused = _payment(
+        declined,
+        PaymentStatus.FAILED,
+        failure_code=FailureCode.CARD_DECLINED,
+        failure_message="The card was declined.",
+        failed_at=hub.clock(),
+    )
     await hub.emit(events.PAYMENT_FAILED, events.payment_data(refused, declined, "processing"), declined.id)
     cancelled = await sessions.cancel_session(hub.ctx, hub.principal, (await hub.session()).id)
     expired = await sessions.expire_session(hub.ctx, (await hub.session()).id, hub.principal, force=True)
@@ -371,8 +408,11 @@ async def test_legacy_callbacks_for_every_outcome(hub: Hub) -> None:
     got = {r.fields["transaction_token"]: r.fields for r in hub.receiver.wait_for("/callback", 5)}
     assert all(r.error is None for r in hub.receiver.at("/callback"))
     assert {(f["status"], f["amount"], f["paid_amount"]) for f in got.values()} == {
-        ("PAID", "499", "499"), ("PARTIAL", "499", "200"), ("FAILED", "499", "0"),
-        ("CANCELLED", "499", "0"), ("EXPIRED", "499", "0"),
+        ("PAID", "499", "499"),
+        ("PARTIAL", "499", "200"),
+        ("FAILED", "499", "0"),
+        ("CANCELLED", "499", "0"),
+        ("EXPIRED", "499", "0"),
     }
     assert got[paid.id]["transaction_id"] == payment.id
     assert got[paid.id]["custom_parameters"] == json.dumps({"order": "A-1"}, separators=(",", ":"))
@@ -394,8 +434,10 @@ async def test_every_event_type_is_delivered_signed(hub: Hub) -> None:
         await hub.emit(events.SESSION_PAID, events.session_data(session, "pending"), session.id),
         await hub.emit(events.PAYMENT_FAILED, events.payment_data(payment, session, "processing"), session.id),
         await hub.emit(events.SESSION_FAILED, events.session_data(session, "pending"), session.id),
-        await hub.emit(events.DISPUTE_CREATED, {"dispute_id": "dp_x", "reason": "fraudulent", "amount": 499,
-                                                "currency": "USD", "payment_id": payment.id}),
+        await hub.emit(
+            events.DISPUTE_CREATED,
+            {"dispute_id": "dp_x", "reason": "fraudulent", "amount": 499, "currency": "USD", "payment_id": payment.id},
+        ),
     ]
     await sessions.cancel_session(hub.ctx, hub.principal, (await hub.session()).id)
     await sessions.expire_session(hub.ctx, (await hub.session()).id, hub.principal, force=True)

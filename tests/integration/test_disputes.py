@@ -21,7 +21,10 @@ def disputed(api: Api, game: Game) -> dict[str, Any]:
         payments.append(api.ok("SandboxService/PaySession", {"session_id": session["id"]}))
     for i in range(DISPUTES):
         payment = payments[1] if i in (10, 50) else payments[0]
-        api.ok("SandboxService/CreateDispute", {"payment_id": payment["id"], "reason": f"reason {i}", "amount": 1 + i % 400})
+        api.ok(
+            "SandboxService/CreateDispute",
+            {"payment_id": payment["id"], "reason": f"reason {i}", "amount": 1 + i % 400},
+        )
     everything = api.ok("PaymentService/ListDisputes", {"limit": 250})
     return {"payments": payments, "disputes": everything["disputes"]}
 
@@ -48,8 +51,14 @@ def test_limits_offsets_and_order(api: Api, disputed: dict[str, Any]) -> None:
     assert (rest["disputes"], rest["total"], rest["has_more"]) == (everything[100:], DISPUTES, False)
     page = api.ok("PaymentService/ListDisputes", {"limit": 5, "offset": 3})
     assert (page["disputes"], page["has_more"]) == (everything[3:8], True)
-    assert api.ok("PaymentService/ListDisputes", {"limit": 250, "offset": DISPUTES}) == {"disputes": [], "total": DISPUTES, "has_more": False}
-    assert api.ok("PaymentService/ListDisputes", {"limit": "250"})["disputes"] == everything  # proto3 JSON: "250" reads as 250
+    assert api.ok("PaymentService/ListDisputes", {"limit": 250, "offset": DISPUTES}) == {
+        "disputes": [],
+        "total": DISPUTES,
+        "has_more": False,
+    }
+    assert (
+        api.ok("PaymentService/ListDisputes", {"limit": "250"})["disputes"] == everything
+    )  # proto3 JSON: "250" reads as 250
 
     for limit in (251, 1000, -1):
         api.refused("PaymentService/ListDisputes", {"limit": limit}, "invalid_limit", "invalid_argument")
@@ -67,14 +76,21 @@ def test_filter_by_payment(server: Server, api: Api, game: Game, disputed: dict[
     unknown = api.ok("PaymentService/ListDisputes", {"payment_id": "pay_01kw1w89abcdefghijklmnopqr"})
     assert unknown == {"disputes": [], "total": 0, "has_more": False}
     # Another game's key, and this game's live key, see none of them.
-    assert server.api(server.create_game().sandbox_key).ok("PaymentService/ListDisputes", {"payment_id": first["id"]})["total"] == 0
+    assert (
+        server.api(server.create_game().sandbox_key).ok("PaymentService/ListDisputes", {"payment_id": first["id"]})[
+            "total"
+        ]
+        == 0
+    )
     assert server.api(game.live_key).ok("PaymentService/ListDisputes", {})["total"] == 0
 
 
 def test_filter_by_time(api: Api, disputed: dict[str, Any]) -> None:
     everything = disputed["disputes"]
     newest, oldest = everything[0]["created_at"], everything[-1]["created_at"]
-    assert ids(api.ok("PaymentService/ListDisputes", {"from": oldest, "to": newest, "limit": 250})) == ids({"disputes": everything})
+    assert ids(api.ok("PaymentService/ListDisputes", {"from": oldest, "to": newest, "limit": 250})) == ids(
+        {"disputes": everything}
+    )
     # Both bounds are inclusive.
     lower, upper = everything[60]["created_at"], everything[20]["created_at"]
     window = api.ok("PaymentService/ListDisputes", {"from": lower, "to": upper, "limit": 250})
@@ -86,9 +102,15 @@ def test_filter_by_time(api: Api, disputed: dict[str, Any]) -> None:
     assert ids(after) == [d["id"] for d in everything if at(d) >= at(everything[60])]
     before = api.ok("PaymentService/ListDisputes", {"to": lower, "limit": 250})
     assert ids(before) == [d["id"] for d in everything if at(d) <= at(everything[60])]
-    assert api.ok("PaymentService/ListDisputes", {"from": "2099-01-01T00:00:00Z"}) == {"disputes": [], "total": 0, "has_more": False}
+    assert api.ok("PaymentService/ListDisputes", {"from": "2099-01-01T00:00:00Z"}) == {
+        "disputes": [],
+        "total": 0,
+        "has_more": False,
+    }
     assert api.ok("PaymentService/ListDisputes", {"to": "2000-01-01T00:00:00Z"})["total"] == 0
-    combined = api.ok("PaymentService/ListDisputes", {"payment_id": disputed["payments"][1]["id"], "to": everything[60]["created_at"]})
+    combined = api.ok(
+        "PaymentService/ListDisputes", {"payment_id": disputed["payments"][1]["id"], "to": everything[60]["created_at"]}
+    )
     assert [d["reason"] for d in combined["disputes"]] == ["reason 10"]
 
     for bad in (

@@ -10,8 +10,12 @@ import pytest
 from tests.support import Api, Game, png_bytes, png_data_url
 
 CREATE = "PaymentService/CreateSession"
-GIF = base64.b64encode(b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;").decode()
-JPEG = base64.b64encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9").decode()
+GIF = base64.b64encode(
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+).decode()
+JPEG = base64.b64encode(
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9"
+).decode()
 
 
 def body(game: Game, **item_or_top: Any) -> dict[str, Any]:
@@ -25,7 +29,9 @@ def body(game: Game, **item_or_top: Any) -> dict[str, Any]:
     return top
 
 
-@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Token sk_test_x", "Bearer sk_test_unknown", "Bearer not_a_key"])
+@pytest.mark.parametrize(
+    "authorization", [None, "", "Bearer", "Token sk_test_x", "Bearer sk_test_unknown", "Bearer not_a_key"]
+)
 def test_unauthenticated(api: Api, game: Game, authorization: str | None) -> None:
     headers = {"Content-Type": "application/json"}
     if authorization is not None:
@@ -180,8 +186,16 @@ def test_metadata_limits_accepted(api: Api, game: Game) -> None:
         ("PaymentService/ListSessions", {"status": "PAID"}, "invalid_status"),
         ("PaymentService/ListSessions", {"from": "yesterday"}, "invalid_time_range"),
         ("PaymentService/ListDisputes", {"to": "2023-13-45T00:00:00Z"}, "invalid_time_range"),
-        ("PaymentService/ListDisputes", {"from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z"}, "invalid_time_range"),
-        ("PaymentService/ListPayments", {"from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z"}, "invalid_time_range"),
+        (
+            "PaymentService/ListDisputes",
+            {"from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z"},
+            "invalid_time_range",
+        ),
+        (
+            "PaymentService/ListPayments",
+            {"from": "2024-01-02T00:00:00Z", "to": "2024-01-01T00:00:00Z"},
+            "invalid_time_range",
+        ),
     ],
 )
 def test_invalid_list_arguments(api: Api, rpc: str, request_body: dict[str, Any], reason: str) -> None:
@@ -203,7 +217,9 @@ def test_not_found(api: Api) -> None:
         api.refused(f"PaymentService/{rpc}", {"id": "sess_01kw1w89abcdefghijklmnopqr"}, "not_found", "not_found")
     api.refused("PaymentService/GetPayment", {"payment_id": "pay_01kw1w89abcdefghijklmnopqr"}, "not_found", "not_found")
     api.refused("PaymentService/GetSession", {}, "invalid_argument", "invalid_argument")
-    api.refused("PaymentService/GetSession", {"id": "sess_a", "session_id": "sess_b"}, "invalid_argument", "invalid_argument")
+    api.refused(
+        "PaymentService/GetSession", {"id": "sess_a", "session_id": "sess_b"}, "invalid_argument", "invalid_argument"
+    )
 
 
 def test_request_too_large(api: Api, game: Game) -> None:
@@ -218,7 +234,8 @@ def test_request_too_large(api: Api, game: Game) -> None:
             yield b"x" * 65536
 
     streamed = api.client.post(
-        f"{api.base_url}/pay.v1.{CREATE}", content=chunks(),
+        f"{api.base_url}/pay.v1.{CREATE}",
+        content=chunks(),
         headers={"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"},
     )
     assert streamed.status_code == 413

@@ -43,7 +43,9 @@ def test_different_body_is_refused(api: Api, game: Game) -> None:
     api.ok(CREATE, create_body(game), headers=key)
     api.refused(CREATE, create_body(game, "other"), "idempotency_key_reused", "invalid_argument", headers=key)
     # Same key on a different RPC is a different request too.
-    api.refused("PaymentService/CancelSession", {"id": "sess_x"}, "idempotency_key_reused", "invalid_argument", headers=key)
+    api.refused(
+        "PaymentService/CancelSession", {"id": "sess_x"}, "idempotency_key_reused", "invalid_argument", headers=key
+    )
 
 
 def test_keys_are_scoped_to_the_api_key(server: Server, game: Game) -> None:
@@ -80,10 +82,19 @@ def test_read_only_rpcs_ignore_the_header(api: Api, game: Game) -> None:
 
 
 def test_invalid_idempotency_key(api: Api, game: Game) -> None:
-    api.refused(CREATE, create_body(game), "invalid_idempotency_key", "invalid_argument", headers={"Idempotency-Key": "k" * 256})
-    api.refused(CREATE, create_body(game), "invalid_idempotency_key", "invalid_argument", headers={"Idempotency-Key": ""})
-    api.refused(CREATE, create_body(game), "invalid_idempotency_key", "invalid_argument",
-                headers={"Idempotency-Key": "caf\u00e9".encode("latin-1")})
+    api.refused(
+        CREATE, create_body(game), "invalid_idempotency_key", "invalid_argument", headers={"Idempotency-Key": "k" * 256}
+    )
+    api.refused(
+        CREATE, create_body(game), "invalid_idempotency_key", "invalid_argument", headers={"Idempotency-Key": ""}
+    )
+    api.refused(
+        CREATE,
+        create_body(game),
+        "invalid_idempotency_key",
+        "invalid_argument",
+        headers={"Idempotency-Key": "caf\u00e9".encode("latin-1")},
+    )
     api.ok(CREATE, create_body(game), headers={"Idempotency-Key": "k" * 255})
 
 
@@ -92,25 +103,37 @@ def test_key_still_in_use_by_another_process(server: Server, game: Game, tmp_pat
     from toffeepay_server.api.gateway import request_fingerprint
     from toffeepay_server.store.types import Instant
 
-    impatient = Server(server.db_url, tmp_path, env={"TOFFEEPAY_IDEMPOTENCY_WAIT": "0.3", "TOFFEEPAY_BACKGROUND": "0"}).start()
+    impatient = Server(
+        server.db_url, tmp_path, env={"TOFFEEPAY_IDEMPOTENCY_WAIT": "0.3", "TOFFEEPAY_BACKGROUND": "0"}
+    ).start()
     try:
         api = impatient.api(game.sandbox_key)
         body = json.dumps(create_body(game)).encode()
-        key_id = sql(server.db_url, "SELECT id FROM api_keys WHERE game_id = :g AND mode = 'sandbox'", {"g": game.game_id})[0][0]
+        key_id = sql(
+            server.db_url, "SELECT id FROM api_keys WHERE game_id = :g AND mode = 'sandbox'", {"g": game.game_id}
+        )[0][0]
         now = datetime.now(UTC)
         sql(
             server.db_url,
             "INSERT INTO idempotency_keys (api_key_id, key, request_hash, state, locked_until, created_at) "
             "VALUES (:a, 'busy', :h, 'running', :until, :now)",
-            {"a": key_id, "h": request_fingerprint("/pay.v1.PaymentService/CreateSession", "application/json", body),
-             "until": Instant().process_bind_param(now + timedelta(seconds=60), None),
-             "now": Instant().process_bind_param(now, None)},
+            {
+                "a": key_id,
+                "h": request_fingerprint("/pay.v1.PaymentService/CreateSession", "application/json", body),
+                "until": Instant().process_bind_param(now + timedelta(seconds=60), None),
+                "now": Instant().process_bind_param(now, None),
+            },
         )
-        error = api.refused(CREATE, None, "idempotency_key_in_use", "aborted", content=body, headers={"Idempotency-Key": "busy"})
+        error = api.refused(
+            CREATE, None, "idempotency_key_in_use", "aborted", content=body, headers={"Idempotency-Key": "busy"}
+        )
         assert error["code"] == "aborted"
         # A run whose process died is taken over once its lease is over.
-        sql(server.db_url, "UPDATE idempotency_keys SET locked_until = :t WHERE key = 'busy'",
-            {"t": Instant().process_bind_param(now - timedelta(seconds=1), None)})
+        sql(
+            server.db_url,
+            "UPDATE idempotency_keys SET locked_until = :t WHERE key = 'busy'",
+            {"t": Instant().process_bind_param(now - timedelta(seconds=1), None)},
+        )
         assert api.post(CREATE, content=body, headers={"Idempotency-Key": "busy"}).status_code == 200
     finally:
         impatient.stop()

@@ -8,7 +8,9 @@ from tests.support import Api, Game, Server, sql
 
 
 def test_games_create_prints_keys_once(server: Server) -> None:
-    result = server.cli("games", "create", "cli_game_" + server.db_url[-6:].replace("/", "_").replace(".", "_"), "--json")
+    result = server.cli(
+        "games", "create", "cli_game_" + server.db_url[-6:].replace("/", "_").replace(".", "_"), "--json"
+    )
     created = json.loads(result.stdout)
     assert set(created) == {"game_id", "sandbox_api_key", "live_api_key"}
     assert created["sandbox_api_key"].startswith("sk_test_")
@@ -17,7 +19,9 @@ def test_games_create_prints_keys_once(server: Server) -> None:
     assert again.returncode != 0
     server.api(created["sandbox_api_key"]).ok("PaymentService/ListSessions", {})
     # Only hashes are stored.
-    stored = [r[0] for r in sql(server.db_url, "SELECT key_hash FROM api_keys WHERE game_id = :g", {"g": created["game_id"]})]
+    stored = [
+        r[0] for r in sql(server.db_url, "SELECT key_hash FROM api_keys WHERE game_id = :g", {"g": created["game_id"]})
+    ]
     assert created["sandbox_api_key"] not in stored and len(stored) == 2
 
 
@@ -47,8 +51,12 @@ def test_games_cannot_see_each_other(server: Server, api: Api, game: Game) -> No
     created = api.create_session(game.game_id)
     for rpc in ("GetSession", "GetSessionStatus", "CancelSession"):
         theirs.refused(f"PaymentService/{rpc}", {"id": created["id"]}, "not_found", "not_found")
-    theirs.refused("PaymentService/CreateSession", {"game_id": game.game_id, "user_id": "p",
-                   "item": {"title": "x", "price": 1, "currency": "USD"}}, "invalid_game_id", "permission_denied")
+    theirs.refused(
+        "PaymentService/CreateSession",
+        {"game_id": game.game_id, "user_id": "p", "item": {"title": "x", "price": 1, "currency": "USD"}},
+        "invalid_game_id",
+        "permission_denied",
+    )
     assert theirs.ok("PaymentService/ListSessions", {})["total"] == 0
     assert api.ok("PaymentService/GetSession", {"id": created["id"]})["status"] == "pending"
 

@@ -24,8 +24,18 @@ def test_migrate_from_empty_and_again(empty_db: str, tmp_path) -> None:
     assert "up to date" in first.stdout
     server.cli("migrate")  # a second run changes nothing
     assert sql(empty_db, "SELECT version_num FROM alembic_version") == [("0001",)]
-    for table in ("games", "api_keys", "sessions", "payments", "disputes", "events", "webhook_endpoints",
-                  "deliveries", "delivery_attempts", "idempotency_keys"):
+    for table in (
+        "games",
+        "api_keys",
+        "sessions",
+        "payments",
+        "disputes",
+        "events",
+        "webhook_endpoints",
+        "deliveries",
+        "delivery_attempts",
+        "idempotency_keys",
+    ):
         assert sql(empty_db, f"SELECT COUNT(*) FROM {table}") == [(0,)]
 
 
@@ -44,7 +54,9 @@ def test_serve_migrates_on_start_and_shuts_down_gracefully(empty_db: str, tmp_pa
 
 
 def test_rate_limited_per_key(server: Server, tmp_path) -> None:
-    limited = Server(server.db_url, tmp_path, env={"TOFFEEPAY_RATE_LIMIT": "5/minute", "TOFFEEPAY_BACKGROUND": "0"}).start()
+    limited = Server(
+        server.db_url, tmp_path, env={"TOFFEEPAY_RATE_LIMIT": "5/minute", "TOFFEEPAY_BACKGROUND": "0"}
+    ).start()
     try:
         game, other = limited.create_game(), limited.create_game()
         api = limited.api(game.sandbox_key)
@@ -69,8 +81,11 @@ def test_worker_alone_records_expiry(empty_db: str, tmp_path) -> None:
 
     api_only = Server(empty_db, tmp_path, env={"TOFFEEPAY_BACKGROUND": "0"}).start()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "toffeepay_server", "worker"], env=api_only.env, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "toffeepay_server", "worker"],
+        env=api_only.env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         game = api_only.create_game()
@@ -96,8 +111,20 @@ def test_sandbox_game_banner_prints_a_working_command(empty_db: str, tmp_path) -
     server = Server(empty_db, tmp_path)
     log = server.log.open("wb")
     server.proc = subprocess.Popen(
-        [sys.executable, "-m", "toffeepay_server", "serve", "--port", str(server.port), "--sandbox-game", "space_shooter"],
-        env=server.env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "toffeepay_server",
+            "serve",
+            "--port",
+            str(server.port),
+            "--sandbox-game",
+            "space_shooter",
+        ],
+        env=server.env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -107,7 +134,7 @@ def test_sandbox_game_banner_prints_a_working_command(empty_db: str, tmp_path) -
                 break
             time.sleep(0.2)
         key = re.search(r"sk_test_[A-Za-z0-9_-]+", output).group(0)
-        command = output[output.index("curl -s"):].split("\n\n")[0]
+        command = output[output.index("curl -s") :].split("\n\n")[0]
         for _ in range(50):
             result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30)
             if result.stdout:
@@ -120,8 +147,16 @@ def test_sandbox_game_banner_prints_a_working_command(empty_db: str, tmp_path) -
         server.stop()
     # A second start reuses the saved key.
     second = subprocess.run(
-        [sys.executable, "-c", "from toffeepay_server.cli import _dev_sandbox_key, _run; from toffeepay_server.config import Settings; "
-         "print(_run(Settings.from_env(), lambda c: _dev_sandbox_key(c, 'space_shooter')))"],
-        env=server.env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from toffeepay_server.cli import _dev_sandbox_key, _run; from toffeepay_server.config import Settings; "
+            "print(_run(Settings.from_env(), lambda c: _dev_sandbox_key(c, 'space_shooter')))",
+        ],
+        env=server.env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert second.stdout.strip() == key

@@ -49,13 +49,22 @@ def test_concurrent_pay_session_calls_make_one_payment(server: Server, api: Api,
     for _ in range(3):
         session = api.create_session(game.game_id)
         body = {"session_id": session["id"]}
-        answers = together(*(rpc(server, game.sandbox_key, "SandboxService/PaySession", {**body, "method": m})
-                             for m in ["card", "apple_pay", "google_pay"] * 2))
+        answers = together(
+            *(
+                rpc(server, game.sandbox_key, "SandboxService/PaySession", {**body, "method": m})
+                for m in ["card", "apple_pay", "google_pay"] * 2
+            )
+        )
         reasons = [reason(a) for a in answers]
         assert reasons.count("ok") == 1 and set(reasons) - {"ok"} <= REFUSALS, reasons
         winner = next(a.json() for a in answers if a.status_code == 200)
         assert [p["id"] for p in payments_of(server, session["id"])] == [winner["id"]]
-        assert event_types(server, session["id"]) == ["session.created", "payment.created", "payment.succeeded", "session.paid"]
+        assert event_types(server, session["id"]) == [
+            "session.created",
+            "payment.created",
+            "payment.succeeded",
+            "session.paid",
+        ]
 
 
 def test_double_clicks_and_two_tabs_make_one_payment(server: Server, api: Api, game: Game) -> None:
@@ -65,13 +74,20 @@ def test_double_clicks_and_two_tabs_make_one_payment(server: Server, api: Api, g
         tab_a.open()
         tab_b.open()
         answers = together(
-            partial(tab_a.pay, "card"), partial(tab_a.pay, "card"),
-            partial(tab_b.pay, "apple_pay"), partial(tab_b.pay, "google_pay"),
+            partial(tab_a.pay, "card"),
+            partial(tab_a.pay, "card"),
+            partial(tab_b.pay, "apple_pay"),
+            partial(tab_b.pay, "google_pay"),
         )
         assert [(a.status_code, a.headers["location"]) for a in answers] == [(303, session["url"])] * 4
         assert wait_settled(api, session["id"])["status"] == "paid"
         assert len(payments_of(server, session["id"])) == 1
-        assert event_types(server, session["id"]) == ["session.created", "payment.created", "payment.succeeded", "session.paid"]
+        assert event_types(server, session["id"]) == [
+            "session.created",
+            "payment.created",
+            "payment.succeeded",
+            "session.paid",
+        ]
 
 
 def test_cancel_racing_payment_has_one_outcome(server: Server, api: Api, game: Game) -> None:
@@ -125,7 +141,12 @@ def test_payment_racing_expiry_has_one_outcome(server: Server, api: Api, game: G
     for _ in range(6):
         session = api.create_session(game.game_id)
         paid, expired = together(
-            rpc(server, game.sandbox_key, "SandboxService/PaySession", {"session_id": session["id"], "outcome": "card_declined"}),
+            rpc(
+                server,
+                game.sandbox_key,
+                "SandboxService/PaySession",
+                {"session_id": session["id"], "outcome": "card_declined"},
+            ),
             rpc(server, game.sandbox_key, "SandboxService/ExpireSession", {"session_id": session["id"]}),
         )
         payments = payments_of(server, session["id"])

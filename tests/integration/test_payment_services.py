@@ -53,9 +53,17 @@ class World:
 
     async def session(self, minutes: int = 30) -> str:
         new = new_session(
-            game_id=self.principal.game_id, user_id="player_42", title="50 Gold Coins", price=499, currency="USD",
-            image=None, return_url=None, metadata={}, expires_at=self.clock() + timedelta(minutes=minutes),
-            live=False, now=self.clock(),
+            game_id=self.principal.game_id,
+            user_id="player_42",
+            title="50 Gold Coins",
+            price=499,
+            currency="USD",
+            image=None,
+            return_url=None,
+            metadata={},
+            expires_at=self.clock() + timedelta(minutes=minutes),
+            live=False,
+            now=self.clock(),
         )
         return (await sessions.create_session(self.ctx, self.principal, new)).id
 
@@ -64,7 +72,9 @@ class World:
         return payment.id
 
     def event_types(self, session_id: str) -> list[tuple[str, int]]:
-        rows = sql(self.url, "SELECT type, sequence FROM events WHERE session_id = :id ORDER BY position", {"id": session_id})
+        rows = sql(
+            self.url, "SELECT type, sequence FROM events WHERE session_id = :id ORDER BY position", {"id": session_id}
+        )
         return [(r[0], r[1]) for r in rows]
 
 
@@ -124,8 +134,15 @@ async def test_a_dispute_notification_is_stored_once(world: World) -> None:
     sid = await world.session()
     payment_id = await world.start_payment(sid)
     await payments.settle_payment(world.ctx, payment_id, Outcome())
-    report = dict(processor="sandbox", processor_dispute_id="dp_ext_1", mode="sandbox", payment_id=payment_id,
-                  reason="fraudulent", amount=499, currency="USD")
+    report = dict(
+        processor="sandbox",
+        processor_dispute_id="dp_ext_1",
+        mode="sandbox",
+        payment_id=payment_id,
+        reason="fraudulent",
+        amount=499,
+        currency="USD",
+    )
     stored = await asyncio.gather(*(disputes.record_dispute(world.ctx, **report) for _ in range(3)))
     assert len({d.id for d in stored}) == 1
     assert stored[0].game_id == world.principal.game_id and stored[0].session_id == sid
@@ -133,8 +150,15 @@ async def test_a_dispute_notification_is_stored_once(world: World) -> None:
 
 
 async def test_a_dispute_matching_no_payment_is_kept_without_telling_anyone(world: World) -> None:
-    report = dict(processor="sandbox", processor_dispute_id="dp_ext_2", mode="live", payment_id="pay_unknown",
-                  reason="duplicate", amount=100, currency="EUR")
+    report = dict(
+        processor="sandbox",
+        processor_dispute_id="dp_ext_2",
+        mode="live",
+        payment_id="pay_unknown",
+        reason="duplicate",
+        amount=100,
+        currency="EUR",
+    )
     dispute = await disputes.record_dispute(world.ctx, **report)
     assert (dispute.payment_id, dispute.game_id, dispute.mode) == (None, None, "live")
     assert (await disputes.record_dispute(world.ctx, **report)).id == dispute.id
@@ -156,7 +180,11 @@ async def test_the_sandbox_outcome_waits_in_the_database(world: World) -> None:
     finally:
         await other.db.dispose()
     payment = await payments.get_payment(world.ctx, world.principal, started.id)
-    assert (payment.status, payment.failure_code, payment.failed_at) == (PaymentStatus.FAILED, FailureCode.CARD_DECLINED, world.clock())
+    assert (payment.status, payment.failure_code, payment.failed_at) == (
+        PaymentStatus.FAILED,
+        FailureCode.CARD_DECLINED,
+        world.clock(),
+    )
     assert payment.processor_ref is not None and payment.processor_ref.startswith("sbx.")
 
 

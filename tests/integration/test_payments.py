@@ -61,7 +61,10 @@ def test_payment_events_carry_the_session_sequence(server: Server, api: Api, gam
     payment = pay(api, session["id"], "apple_pay")
     rows = session_events(server, session["id"])
     assert [(r["type"], r["sequence"]) for r in rows] == [
-        ("session.created", 1), ("payment.created", 2), ("payment.succeeded", 3), ("session.paid", 4),
+        ("session.created", 1),
+        ("payment.created", 2),
+        ("payment.succeeded", 3),
+        ("session.paid", 4),
     ]
     for row in rows:
         assert row["body"]["data"]["sequence"] == row["sequence"]
@@ -72,7 +75,11 @@ def test_payment_events_carry_the_session_sequence(server: Server, api: Api, gam
     assert (succeeded["status"], succeeded["previous_status"]) == ("succeeded", "processing")
     assert succeeded["succeeded_at"] == payment["succeeded_at"]
     assert {k: succeeded[k] for k in ("amount", "currency", "method", "game_id", "user_id")} == {
-        "amount": 499, "currency": "USD", "method": "apple_pay", "game_id": game.game_id, "user_id": "player_42",
+        "amount": 499,
+        "currency": "USD",
+        "method": "apple_pay",
+        "game_id": game.game_id,
+        "user_id": "player_42",
     }
     assert (paid["status"], paid["previous_status"], paid["payment_id"]) == ("paid", "pending", payment["id"])
 
@@ -82,10 +89,17 @@ def test_failed_payment_events(server: Server, api: Api, game: Game) -> None:
     pay(api, session["id"], "google_pay", "partial")
     rows = session_events(server, session["id"])
     assert [(r["type"], r["sequence"]) for r in rows] == [
-        ("session.created", 1), ("payment.created", 2), ("payment.failed", 3), ("session.failed", 4),
+        ("session.created", 1),
+        ("payment.created", 2),
+        ("payment.failed", 3),
+        ("session.failed", 4),
     ]
     failed, session_failed = rows[2]["body"]["data"], rows[3]["body"]["data"]
-    assert (failed["failure_code"], failed["amount_received"], failed["previous_status"]) == ("partial_payment", 249, "processing")
+    assert (failed["failure_code"], failed["amount_received"], failed["previous_status"]) == (
+        "partial_payment",
+        249,
+        "processing",
+    )
     assert (session_failed["status"], session_failed["previous_status"]) == ("failed", "pending")
 
 
@@ -104,16 +118,22 @@ def test_list_payments_shows_succeeded_payments_only(api: Api, game: Game) -> No
 def test_a_settled_session_takes_no_second_payment(api: Api, game: Game) -> None:
     session = api.create_session(game.game_id)
     first = pay(api, session["id"], outcome="insufficient_funds")
-    api.refused("SandboxService/PaySession", {"session_id": session["id"]}, "session_not_pending", "failed_precondition")
+    api.refused(
+        "SandboxService/PaySession", {"session_id": session["id"]}, "session_not_pending", "failed_precondition"
+    )
     api.refused("PaymentService/CancelSession", {"id": session["id"]}, "session_not_pending", "failed_precondition")
-    api.refused("SandboxService/ExpireSession", {"session_id": session["id"]}, "session_not_pending", "failed_precondition")
+    api.refused(
+        "SandboxService/ExpireSession", {"session_id": session["id"]}, "session_not_pending", "failed_precondition"
+    )
     assert api.ok("PaymentService/GetSession", {"id": session["id"]})["payment_id"] == first["id"]
 
 
 def test_cancelled_and_expired_sessions_take_no_payment(api: Api, game: Game) -> None:
     cancelled = api.create_session(game.game_id)
     api.ok("PaymentService/CancelSession", {"id": cancelled["id"]})
-    api.refused("SandboxService/PaySession", {"session_id": cancelled["id"]}, "session_not_pending", "failed_precondition")
+    api.refused(
+        "SandboxService/PaySession", {"session_id": cancelled["id"]}, "session_not_pending", "failed_precondition"
+    )
     expired = api.create_session(game.game_id)
     api.ok("SandboxService/ExpireSession", {"session_id": expired["id"]})
     api.refused("SandboxService/PaySession", {"session_id": expired["id"]}, "session_expired", "failed_precondition")
@@ -142,10 +162,24 @@ def test_sandbox_service_refuses_live_keys_and_bad_requests(server: Server, api:
     ]:
         live.refused(rpc, body, "sandbox_only", "permission_denied")
     api.refused("SandboxService/PaySession", {}, "invalid_argument", "invalid_argument")
-    api.refused("SandboxService/PaySession", {"session_id": session["id"], "method": "paypal"}, "invalid_argument", "invalid_argument")
-    api.refused("SandboxService/PaySession", {"session_id": session["id"], "outcome": "lucky"}, "invalid_argument", "invalid_argument")
-    api.refused("SandboxService/PaySession", {"session_id": "sess_01kw1w89abcdefghijklmnopqr"}, "not_found", "not_found")
-    api.refused("SandboxService/ExpireSession", {"session_id": "sess_01kw1w89abcdefghijklmnopqr"}, "not_found", "not_found")
+    api.refused(
+        "SandboxService/PaySession",
+        {"session_id": session["id"], "method": "paypal"},
+        "invalid_argument",
+        "invalid_argument",
+    )
+    api.refused(
+        "SandboxService/PaySession",
+        {"session_id": session["id"], "outcome": "lucky"},
+        "invalid_argument",
+        "invalid_argument",
+    )
+    api.refused(
+        "SandboxService/PaySession", {"session_id": "sess_01kw1w89abcdefghijklmnopqr"}, "not_found", "not_found"
+    )
+    api.refused(
+        "SandboxService/ExpireSession", {"session_id": "sess_01kw1w89abcdefghijklmnopqr"}, "not_found", "not_found"
+    )
     # Another game's session does not exist for this key.
     other = server.create_game()
     foreign = server.api(other.sandbox_key).create_session(other.game_id)
@@ -174,7 +208,9 @@ def test_payments_of_other_games_and_modes_do_not_exist(server: Server, api: Api
     assert server.api(other.sandbox_key).ok("PaymentService/ListPayments", {})["total"] == 0
 
 
-def test_page_payment_is_processing_until_the_processor_notifies(slow_server: Server, server: Server, game: Game) -> None:
+def test_page_payment_is_processing_until_the_processor_notifies(
+    slow_server: Server, server: Server, game: Game
+) -> None:
     """While processing: the session stays pending, cannot be cancelled or expired, and takes no other payment."""
     api = slow_server.api(game.sandbox_key)
     session = api.create_session(game.game_id)
@@ -189,8 +225,12 @@ def test_page_payment_is_processing_until_the_processor_notifies(slow_server: Se
     assert payment["status"] == "processing" and "succeeded_at" not in payment and "failed_at" not in payment
     assert api.ok("PaymentService/ListPayments", {})["total"] == 0
     api.refused("PaymentService/CancelSession", {"id": session["id"]}, "payment_in_progress", "failed_precondition")
-    api.refused("SandboxService/ExpireSession", {"session_id": session["id"]}, "payment_in_progress", "failed_precondition")
-    api.refused("SandboxService/PaySession", {"session_id": session["id"]}, "payment_in_progress", "failed_precondition")
+    api.refused(
+        "SandboxService/ExpireSession", {"session_id": session["id"]}, "payment_in_progress", "failed_precondition"
+    )
+    api.refused(
+        "SandboxService/PaySession", {"session_id": session["id"]}, "payment_in_progress", "failed_precondition"
+    )
     assert page.pay("apple_pay").status_code == 303  # a second submission just shows the payment under way
     assert page.cancel().status_code == 303
     assert page.open().status_code == 200 and "Processing your payment" in page.open().text
@@ -209,7 +249,10 @@ def test_page_payment_settles_asynchronously(server: Server, api: Api, game: Gam
     assert (payment["status"], payment["failure_code"], payment["method"]) == ("failed", "insufficient_funds", "card")
     assert page.state() == "failed"
     assert [(r["type"], r["sequence"]) for r in session_events(server, session["id"])] == [
-        ("session.created", 1), ("payment.created", 2), ("payment.failed", 3), ("session.failed", 4),
+        ("session.created", 1),
+        ("payment.created", 2),
+        ("payment.failed", 3),
+        ("session.failed", 4),
     ]
 
 
@@ -219,7 +262,9 @@ def test_processor_error_fails_the_payment_at_once(server: Server, api: Api, gam
     page.open()
     page.pay("card", number="4000 0000 0000 0119")
     assert page.state() == "failed"
-    payment = api.ok("PaymentService/GetPayment", {"id": api.ok("PaymentService/GetSession", {"id": session["id"]})["payment_id"]})
+    payment = api.ok(
+        "PaymentService/GetPayment", {"id": api.ok("PaymentService/GetSession", {"id": session["id"]})["payment_id"]}
+    )
     assert payment["failure_code"] == "processor_error"
     via_api = pay(api, api.create_session(game.game_id)["id"], "apple_pay", "processor_error")
     assert via_api["failure_code"] == "processor_error"
@@ -230,18 +275,32 @@ def test_create_dispute(server: Server, api: Api, game: Game) -> None:
     payment = pay(api, session["id"])
     dispute = api.ok("SandboxService/CreateDispute", {"payment_id": payment["id"], "reason": "fraudulent"})
     assert dispute["id"].startswith("dp_") and len(dispute["id"]) == 29
-    assert {k: dispute[k] for k in ("payment_id", "reason", "amount", "currency", "game_id", "session_id", "user_id")} == {
-        "payment_id": payment["id"], "reason": "fraudulent", "amount": 499, "currency": "USD",
-        "game_id": game.game_id, "session_id": session["id"], "user_id": "player_9",
+    assert {
+        k: dispute[k] for k in ("payment_id", "reason", "amount", "currency", "game_id", "session_id", "user_id")
+    } == {
+        "payment_id": payment["id"],
+        "reason": "fraudulent",
+        "amount": 499,
+        "currency": "USD",
+        "game_id": game.game_id,
+        "session_id": session["id"],
+        "user_id": "player_9",
     }
-    partial = api.ok("SandboxService/CreateDispute", {"payment_id": payment["id"], "reason": "product_not_received", "amount": 100})
+    partial = api.ok(
+        "SandboxService/CreateDispute", {"payment_id": payment["id"], "reason": "product_not_received", "amount": 100}
+    )
     assert partial["amount"] == 100 and partial["id"] != dispute["id"]
     listed = api.ok("PaymentService/ListDisputes", {"payment_id": payment["id"]})
     assert [d["id"] for d in listed["disputes"]] == [partial["id"], dispute["id"]]
     rows = session_events(server, session["id"])
     assert [(r["type"], r["sequence"]) for r in rows[-2:]] == [("dispute.created", 5), ("dispute.created", 6)]
     data = rows[-2]["body"]["data"]
-    assert (data["dispute_id"], data["payment_id"], data["user_id"], data["amount"]) == (dispute["id"], payment["id"], "player_9", 499)
+    assert (data["dispute_id"], data["payment_id"], data["user_id"], data["amount"]) == (
+        dispute["id"],
+        payment["id"],
+        "player_9",
+        499,
+    )
     # The session itself is unchanged.
     assert api.ok("PaymentService/GetSession", {"id": session["id"]})["status"] == "paid"
 
@@ -251,10 +310,22 @@ def test_create_dispute_refusals(server: Server, api: Api, game: Game) -> None:
     api.refused("SandboxService/CreateDispute", {"payment_id": failed["id"]}, "invalid_argument", "invalid_argument")
     paid = pay(api, api.create_session(game.game_id)["id"])
     for amount in (0, 500, -1):
-        api.refused("SandboxService/CreateDispute", {"payment_id": paid["id"], "amount": amount}, "invalid_argument", "invalid_argument")
-    api.refused("SandboxService/CreateDispute", {"payment_id": paid["id"], "reason": "x" * 501}, "invalid_argument", "invalid_argument")
+        api.refused(
+            "SandboxService/CreateDispute",
+            {"payment_id": paid["id"], "amount": amount},
+            "invalid_argument",
+            "invalid_argument",
+        )
+    api.refused(
+        "SandboxService/CreateDispute",
+        {"payment_id": paid["id"], "reason": "x" * 501},
+        "invalid_argument",
+        "invalid_argument",
+    )
     api.refused("SandboxService/CreateDispute", {}, "invalid_argument", "invalid_argument")
-    api.refused("SandboxService/CreateDispute", {"payment_id": "pay_01kw1w89abcdefghijklmnopqr"}, "not_found", "not_found")
+    api.refused(
+        "SandboxService/CreateDispute", {"payment_id": "pay_01kw1w89abcdefghijklmnopqr"}, "not_found", "not_found"
+    )
     defaulted = api.ok("SandboxService/CreateDispute", {"payment_id": paid["id"]})
     assert (defaulted["reason"], defaulted["amount"]) == ("fraudulent", 499)
     assert api.ok("PaymentService/ListDisputes", {})["total"] == 1
@@ -296,7 +367,9 @@ def test_a_processing_payment_outlives_expires_at(slow_server: Server, server: S
     page.open()
     page.pay("google_pay")
     lapse(server.db_url, session["id"])
-    api.refused("SandboxService/ExpireSession", {"session_id": session["id"]}, "payment_in_progress", "failed_precondition")
+    api.refused(
+        "SandboxService/ExpireSession", {"session_id": session["id"]}, "payment_in_progress", "failed_precondition"
+    )
     time.sleep(0.6)  # three sweeps (TOFFEEPAY_SWEEP_INTERVAL=0.2) pass it by
     got = api.ok("PaymentService/GetSession", {"id": session["id"]})
     assert got["status"] == "pending" and "payment_id" in got and page.state() == "processing"

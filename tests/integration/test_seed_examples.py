@@ -58,7 +58,9 @@ def test_get_session_and_status(api: Api, game: Game) -> None:
 
     # Seed 000 asks with "id", seed 002 with "session_id".
     assert api.ok("PaymentService/GetSessionStatus", {"id": created["id"]}) == {
-        "id": created["id"], "session_id": created["id"], "status": "pending"
+        "id": created["id"],
+        "session_id": created["id"],
+        "status": "pending",
     }
     assert api.ok("PaymentService/GetSessionStatus", {"session_id": created["id"]})["session_id"] == created["id"]
 
@@ -79,7 +81,9 @@ def test_list_examples(api: Api, game: Game) -> None:
         {"game_id": game.game_id, "user_id": "player_42", "status": "paid", "limit": 50, "offset": 0},
     )
     assert listed == {"sessions": [], "total": 0, "has_more": False}
-    payments = api.ok("PaymentService/ListPayments", {"game_id": game.game_id, "user_id": "player_42", "limit": 50, "offset": 0})
+    payments = api.ok(
+        "PaymentService/ListPayments", {"game_id": game.game_id, "user_id": "player_42", "limit": 50, "offset": 0}
+    )
     assert payments == {"payments": [], "total": 0, "has_more": False}
     assert api.ok("PaymentService/ListDisputes", {}) == {"disputes": [], "total": 0, "has_more": False}
     api.refused("PaymentService/GetPayment", {"id": "pay_xyz789"}, "not_found", "not_found")

@@ -12,8 +12,12 @@ from tests.support import Api, Game, Server, lapse, outbox
 def test_json_accepts_lower_camel_case_and_string_numbers(api: Api, game: Game) -> None:
     created = api.ok(
         "PaymentService/CreateSession",
-        {"gameId": game.game_id, "userId": "p1", "item": {"title": "Gems", "price": "250", "currency": "EUR"},
-         "returnUrl": "https://game.example/done?x=1"},
+        {
+            "gameId": game.game_id,
+            "userId": "p1",
+            "item": {"title": "Gems", "price": "250", "currency": "EUR"},
+            "returnUrl": "https://game.example/done?x=1",
+        },
     )
     session = api.ok("PaymentService/GetSession", {"sessionId": created["id"]})
     assert session["item"] == {"title": "Gems", "price": 250, "currency": "EUR"}

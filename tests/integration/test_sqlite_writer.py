@@ -96,12 +96,18 @@ async def test_a_failed_transaction_leaves_nothing_and_the_writer_usable(ctx: Se
 
     with pytest.raises(Boom):
         async with ctx.db.transaction() as uow:
-            await uow.conn.execute(text("INSERT INTO games (game_id, created_at) VALUES ('half', '2026-01-01T00:00:00.000000Z')"))
+            await uow.conn.execute(
+                text("INSERT INTO games (game_id, created_at) VALUES ('half', '2026-01-01T00:00:00.000000Z')")
+            )
             raise Boom
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         async with ctx.db.transaction() as uow:
-            await uow.conn.execute(text("INSERT INTO games (game_id, created_at) VALUES ('dup', '2026-01-01T00:00:00.000000Z')"))
-            await uow.conn.execute(text("INSERT INTO games (game_id, created_at) VALUES ('dup', '2026-01-01T00:00:00.000000Z')"))
+            await uow.conn.execute(
+                text("INSERT INTO games (game_id, created_at) VALUES ('dup', '2026-01-01T00:00:00.000000Z')")
+            )
+            await uow.conn.execute(
+                text("INSERT INTO games (game_id, created_at) VALUES ('dup', '2026-01-01T00:00:00.000000Z')")
+            )
     assert await _count_games(ctx) == 0
     await games.create_game(ctx, "after_failures")
     assert await _count_games(ctx) == 1

@@ -1,4 +1,7 @@
-"""The Stripe adapter against localstripe, through the real `stripe` SDK: what it asks Stripe and how it reads the answers."""
+"""The Stripe adapter against localstripe, through the real `stripe` SDK.
+
+What it asks Stripe and how it reads the answers.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,17 @@ from typing import Any
 import pytest
 import stripe
 
-from tests.stripe_support import API_KEY, DECLINED, NEEDS_3DS, SUCCEEDS, WEBHOOK_SECRET, LocalStripe, LosingProxy, event, sign
+from tests.stripe_support import (
+    API_KEY,
+    DECLINED,
+    NEEDS_3DS,
+    SUCCEEDS,
+    WEBHOOK_SECRET,
+    LocalStripe,
+    LosingProxy,
+    event,
+    sign,
+)
 from tests.support import free_port
 from toffeepay_server.config import Secret
 from toffeepay_server.domain.clock import system_clock
@@ -48,14 +61,25 @@ async def http() -> AsyncIterator[Recording]:
 
 
 def processor(api_base: str, http: stripe.HTTPClient | None = None) -> StripeProcessor:
-    return StripeProcessor(Secret(API_KEY), Secret(WEBHOOK_SECRET), clock=system_clock, api_base=api_base, http_client=http)
+    return StripeProcessor(
+        Secret(API_KEY), Secret(WEBHOOK_SECRET), clock=system_clock, api_base=api_base, http_client=http
+    )
 
 
 def payment(amount: int = 499, currency: str = "USD") -> Payment:
     return Payment(
-        id=f"pay_{uuid.uuid4().hex}", session_id="sess_1", game_id="space_shooter", mode="live", user_id="player_42",
-        status=PaymentStatus.PROCESSING, amount=amount, currency=currency, method=Method.CARD, details="50 Gold Coins",
-        processor="stripe", created_at=datetime.now(UTC),
+        id=f"pay_{uuid.uuid4().hex}",
+        session_id="sess_1",
+        game_id="space_shooter",
+        mode="live",
+        user_id="player_42",
+        status=PaymentStatus.PROCESSING,
+        amount=amount,
+        currency=currency,
+        method=Method.CARD,
+        details="50 Gold Coins",
+        processor="stripe",
+        created_at=datetime.now(UTC),
     )
 
 
@@ -63,19 +87,30 @@ def card(number: str) -> Instructions:
     return Instructions(Method.CARD, {"number": number, "expiry": "12/39", "cvc": "123"})
 
 
-async def test_a_payment_is_a_confirmed_intent_with_a_key_on_every_call(localstripe: LocalStripe, http: Recording) -> None:
+async def test_a_payment_is_a_confirmed_intent_with_a_key_on_every_call(
+    localstripe: LocalStripe, http: Recording
+) -> None:
     paid = payment(500, "ISK")
     started = await processor(localstripe.url, http).start(paid, card(SUCCEEDS))
     assert started.outcome == Outcome() and started.processor_ref and started.processor_ref.startswith("pi_")
     assert [(m, u.removeprefix(localstripe.url)) for m, u, _ in http.sent] == [
-        ("POST", "/v1/payment_methods"), ("POST", "/v1/payment_intents"), ("POST", f"/v1/payment_intents/{started.processor_ref}/confirm"),
+        ("POST", "/v1/payment_methods"),
+        ("POST", "/v1/payment_intents"),
+        ("POST", f"/v1/payment_intents/{started.processor_ref}/confirm"),
     ]
     assert [key for _, _, key in http.sent] == [
-        f"toffeepay:{paid.id}:payment_method", f"toffeepay:{paid.id}:payment_intent", f"toffeepay:{paid.id}:confirm",
+        f"toffeepay:{paid.id}:payment_method",
+        f"toffeepay:{paid.id}:payment_intent",
+        f"toffeepay:{paid.id}:confirm",
     ]
     intent = localstripe.get(f"/v1/payment_intents/{started.processor_ref}")
     assert (intent["status"], intent["amount"], intent["currency"]) == ("succeeded", 50_000, "isk")
-    assert intent["metadata"] == {"session_id": "sess_1", "payment_id": paid.id, "game_id": "space_shooter", "user_id": "player_42"}
+    assert intent["metadata"] == {
+        "session_id": "sess_1",
+        "payment_id": paid.id,
+        "game_id": "space_shooter",
+        "user_id": "player_42",
+    }
 
 
 async def test_a_declined_card_fails_the_payment(localstripe: LocalStripe) -> None:

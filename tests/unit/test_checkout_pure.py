@@ -14,7 +14,9 @@ def test_image_sources() -> None:
     assert image_source(None) == "'none'"
     assert image_source("data:image/png;base64,AAAA") == "data:"
     assert image_source("https://cdn.example.com/a/b.png?x=1#y") == "https://cdn.example.com/a/b.png"
-    assert image_source("https://user:pw@CDN.example.com:8443/a;b,c.png") == "https://cdn.example.com:8443/a%3Bb%2Cc.png"
+    assert (
+        image_source("https://user:pw@CDN.example.com:8443/a;b,c.png") == "https://cdn.example.com:8443/a%3Bb%2Cc.png"
+    )
     assert image_source("https://bücher.example/x.png") == "https://xn--bcher-kva.example/x.png"
     assert image_source('https://bad"host/x.png') == "'none'"
 
@@ -32,7 +34,14 @@ def test_a_policy_is_always_well_formed(url: str) -> None:
     policy = page_headers(image="https://" + url, return_url=url)["Content-Security-Policy"]
     directives = [d.strip() for d in policy.split(";")]
     assert [d.split()[0] for d in directives] == [
-        "default-src", "script-src", "style-src", "img-src", "connect-src", "form-action", "frame-ancestors", "base-uri",
+        "default-src",
+        "script-src",
+        "style-src",
+        "img-src",
+        "connect-src",
+        "form-action",
+        "frame-ancestors",
+        "base-uri",
     ]
     assert "," not in policy and all(ch.isprintable() and ord(ch) < 128 for ch in policy)
 
@@ -64,7 +73,12 @@ def test_csrf_tokens() -> None:
     assert not csrf.valid(None, token, "sess_a", None)
     assert not Csrf(derive_key("other"), secure=True).valid(nonce, token, "sess_a", None)
     assert csrf.cookie_args(nonce) == {
-        "key": "__Host-toffeepay_csrf", "value": nonce, "max_age": 86400, "path": "/",
-        "secure": True, "httponly": True, "samesite": "strict",
+        "key": "__Host-toffeepay_csrf",
+        "value": nonce,
+        "max_age": 86400,
+        "path": "/",
+        "secure": True,
+        "httponly": True,
+        "samesite": "strict",
     }
     assert Csrf(derive_key("secret"), secure=False).cookie_args(nonce)["key"] == "toffeepay_csrf"

@@ -8,7 +8,7 @@ import pytest
 
 from toffeepay_server.domain import ids, money
 from toffeepay_server.domain.errors import DomainError, Reason
-from toffeepay_server.domain.sessions import Item, Session, SessionStatus, TRANSITIONS
+from toffeepay_server.domain.sessions import TRANSITIONS, Item, Session, SessionStatus
 from toffeepay_server.domain.urls import check_return_url, with_session_id
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
@@ -16,15 +16,26 @@ NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 def session(**changes: object) -> Session:
     base = dict(
-        id="sess_x", game_id="g", mode="sandbox", user_id="u", item=Item("Gems", 499, "USD"),
-        status=SessionStatus.PENDING, return_url=None, metadata={}, expires_at=NOW + timedelta(minutes=30),
-        created_at=NOW, event_sequence=1,
+        id="sess_x",
+        game_id="g",
+        mode="sandbox",
+        user_id="u",
+        item=Item("Gems", 499, "USD"),
+        status=SessionStatus.PENDING,
+        return_url=None,
+        metadata={},
+        expires_at=NOW + timedelta(minutes=30),
+        created_at=NOW,
+        event_sequence=1,
     )
     base.update(changes)
     return Session(**base)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("amount", "currency", "major"), [(499, "USD", "4.99"), (500, "JPY", "500"), (1500, "KWD", "1.500"), (5, "EUR", "0.05")])
+@pytest.mark.parametrize(
+    ("amount", "currency", "major"),
+    [(499, "USD", "4.99"), (500, "JPY", "500"), (1500, "KWD", "1.500"), (5, "EUR", "0.05")],
+)
 def test_minor_units_from_iso_4217(amount: int, currency: str, major: str) -> None:
     assert money.to_major(amount, currency) == major
 
@@ -52,7 +63,10 @@ def test_ids_are_typeid_and_time_ordered() -> None:
 
 def test_return_url_query_keeps_what_is_there() -> None:
     assert with_session_id("mygame://payment-complete", "sess_1") == "mygame://payment-complete?session_id=sess_1"
-    assert with_session_id("https://g.example/done?a=1&b=2", "sess_1") == "https://g.example/done?a=1&b=2&session_id=sess_1"
+    assert (
+        with_session_id("https://g.example/done?a=1&b=2", "sess_1")
+        == "https://g.example/done?a=1&b=2&session_id=sess_1"
+    )
     assert with_session_id("mygame://done?session_id=old", "sess_1") == "mygame://done?session_id=sess_1"
 
 

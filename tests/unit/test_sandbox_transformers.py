@@ -53,7 +53,9 @@ def test_expiry_forms() -> None:
 def test_chosen_outcomes() -> None:
     assert t.choice(Method.APPLE_PAY, {}, TODAY) == t.SUCCEEDED
     assert t.choice(Method.CARD, {"outcome": "partial"}, TODAY) == t.PARTIAL
-    assert t.choice(Method.CARD, {"number": "4000000000000002", "expiry": "1/31", "cvc": "000"}, TODAY) == t.CARD_DECLINED
+    assert (
+        t.choice(Method.CARD, {"number": "4000000000000002", "expiry": "1/31", "cvc": "000"}, TODAY) == t.CARD_DECLINED
+    )
     with pytest.raises(DomainError):
         t.choice(Method.GOOGLE_PAY, {"outcome": "lucky"}, TODAY)
 

@@ -13,14 +13,38 @@ from toffeepay.errors import from_connect
 @pytest.mark.parametrize(
     ("code", "message", "status", "cls", "reason"),
     [
-        (Code.INVALID_ARGUMENT, "invalid_currency: 'XXX' is not active", 400, toffeepay.InvalidRequestError, "invalid_currency"),
+        (
+            Code.INVALID_ARGUMENT,
+            "invalid_currency: 'XXX' is not active",
+            400,
+            toffeepay.InvalidRequestError,
+            "invalid_currency",
+        ),
         (Code.UNAUTHENTICATED, "unauthenticated: missing key", 401, toffeepay.AuthenticationError, "unauthenticated"),
-        (Code.PERMISSION_DENIED, "sandbox_only: use a sandbox key", 403, toffeepay.PermissionDeniedError, "sandbox_only"),
+        (
+            Code.PERMISSION_DENIED,
+            "sandbox_only: use a sandbox key",
+            403,
+            toffeepay.PermissionDeniedError,
+            "sandbox_only",
+        ),
         (Code.NOT_FOUND, "not_found: no session", 404, toffeepay.NotFoundError, "not_found"),
-        (Code.FAILED_PRECONDITION, "session_expired: too late", 400, toffeepay.FailedPreconditionError, "session_expired"),
+        (
+            Code.FAILED_PRECONDITION,
+            "session_expired: too late",
+            400,
+            toffeepay.FailedPreconditionError,
+            "session_expired",
+        ),
         (Code.ABORTED, "idempotency_key_in_use: still running", 409, toffeepay.ConflictError, "idempotency_key_in_use"),
         (Code.RESOURCE_EXHAUSTED, "rate_limited: slow down", 429, toffeepay.RateLimitError, "rate_limited"),
-        (Code.RESOURCE_EXHAUSTED, "request_too_large: over 1 MiB", 413, toffeepay.InvalidRequestError, "request_too_large"),
+        (
+            Code.RESOURCE_EXHAUSTED,
+            "request_too_large: over 1 MiB",
+            413,
+            toffeepay.InvalidRequestError,
+            "request_too_large",
+        ),
         (Code.INTERNAL, "internal: unexpected error, request id req_1", 500, toffeepay.APIError, "internal"),
         (Code.UNAVAILABLE, "Service Unavailable", 503, toffeepay.APIError, None),
         (Code.UNAVAILABLE, "connection refused", None, toffeepay.APIConnectionError, None),
@@ -35,7 +59,9 @@ def test_from_connect(code: Code, message: str, status: int | None, cls: type, r
 
 
 def test_should_retry() -> None:
-    def error(cls: type[toffeepay.ToffeePayError], status: int | None, reason: str | None = None) -> toffeepay.ToffeePayError:
+    def error(
+        cls: type[toffeepay.ToffeePayError], status: int | None, reason: str | None = None
+    ) -> toffeepay.ToffeePayError:
         return cls("x", reason=reason, http_status=status)
 
     assert should_retry(error(toffeepay.APIConnectionError, None))

@@ -16,8 +16,17 @@ TODAY = date(2026, 11, 15)
 
 def payment(amount: int = 499, currency: str = "USD") -> Payment:
     return Payment(
-        id="pay_1", session_id="sess_1", game_id="g", mode="live", user_id="player_42", status=PaymentStatus.PROCESSING,
-        amount=amount, currency=currency, method=Method.CARD, details="50 Gold Coins", processor="stripe",
+        id="pay_1",
+        session_id="sess_1",
+        game_id="g",
+        mode="live",
+        user_id="player_42",
+        status=PaymentStatus.PROCESSING,
+        amount=amount,
+        currency=currency,
+        method=Method.CARD,
+        details="50 Gold Coins",
+        processor="stripe",
         created_at=datetime(2026, 11, 15, tzinfo=UTC),
     )
 
@@ -69,7 +78,10 @@ def test_amounts_follow_stripe_special_cases() -> None:
 def test_the_intent_carries_the_session_and_one_key_per_operation() -> None:
     params = t.payment_intent_params(payment(500, "ISK"), "pm_1")
     assert params == {
-        "amount": 50_000, "currency": "isk", "payment_method": "pm_1", "payment_method_types": ["card"],
+        "amount": 50_000,
+        "currency": "isk",
+        "payment_method": "pm_1",
+        "payment_method_types": ["card"],
         "metadata": {"session_id": "sess_1", "payment_id": "pay_1", "game_id": "g", "user_id": "player_42"},
     }
     assert t.idempotency_key("pay_1", "confirm") != t.idempotency_key("pay_1", "payment_intent")
@@ -92,11 +104,13 @@ def test_stripe_errors_become_failure_codes(error: dict[str, str], code: Failure
 
 def test_intent_statuses() -> None:
     assert t.intent_outcome({"status": "succeeded", "amount": 499, "amount_received": 499}) == Outcome()
-    assert t.intent_outcome({"status": "succeeded", "amount": 500, "amount_received": 300, "currency": "isk"}) == Outcome(
-        FailureCode.PARTIAL_PAYMENT, amount_received=3
-    )
+    assert t.intent_outcome(
+        {"status": "succeeded", "amount": 500, "amount_received": 300, "currency": "isk"}
+    ) == Outcome(FailureCode.PARTIAL_PAYMENT, amount_received=3)
     assert t.intent_outcome({"status": "processing"}) is None
-    assert t.intent_outcome({"status": "requires_action"}) == Outcome(FailureCode.CARD_DECLINED, t.AUTHENTICATION_NEEDED)
+    assert t.intent_outcome({"status": "requires_action"}) == Outcome(
+        FailureCode.CARD_DECLINED, t.AUTHENTICATION_NEEDED
+    )
     failed = {"status": "requires_payment_method", "last_payment_error": {"code": "card_declined", "message": "No."}}
     assert t.intent_outcome(failed) == Outcome(FailureCode.CARD_DECLINED, "No.")
     assert t.intent_outcome({"status": "canceled"}).failure_code is FailureCode.PROCESSOR_ERROR  # type: ignore[union-attr]
@@ -117,10 +131,22 @@ def test_notifications() -> None:
     changed = t.notification({"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": intent}})
     assert changed == t.IntentChanged(intent, "pi_1", "pay_1")
     assert t.notification({"id": "evt_2", "type": "charge.succeeded", "data": {"object": {"id": "ch_1"}}}) is None
-    opened = t.notification({"id": "evt_3", "type": "charge.dispute.created", "data": {"object": {
-        "id": "dp_1", "amount": 50_000, "currency": "isk", "reason": "fraudulent", "payment_intent": "pi_1",
-        "metadata": {"user_id": "player_42"},
-    }}})
+    opened = t.notification(
+        {
+            "id": "evt_3",
+            "type": "charge.dispute.created",
+            "data": {
+                "object": {
+                    "id": "dp_1",
+                    "amount": 50_000,
+                    "currency": "isk",
+                    "reason": "fraudulent",
+                    "payment_intent": "pi_1",
+                    "metadata": {"user_id": "player_42"},
+                }
+            },
+        }
+    )
     assert opened == t.DisputeOpened("dp_1", "pi_1", "fraudulent", 500, "ISK", None, None, None, "player_42")
     for broken in (
         {"type": "payment_intent.succeeded", "data": {}},
@@ -131,13 +157,29 @@ def test_notifications() -> None:
         with pytest.raises(t.Unexpected):
             t.notification(broken)
     # Hints longer than ToffeePay keeps are dropped, not truncated.
-    long = t.notification({"type": "charge.dispute.created", "data": {"object": {
-        "id": "dp_4", "amount": 1, "currency": "usd", "metadata": {"game_id": "g" * 65, "user_id": "u" * 255},
-    }}})
+    long = t.notification(
+        {
+            "type": "charge.dispute.created",
+            "data": {
+                "object": {
+                    "id": "dp_4",
+                    "amount": 1,
+                    "currency": "usd",
+                    "metadata": {"game_id": "g" * 65, "user_id": "u" * 255},
+                }
+            },
+        }
+    )
     assert isinstance(long, t.DisputeOpened) and (long.game_id, long.user_id) == (None, "u" * 255)
 
 
 def test_stripe_secrets_are_never_printed() -> None:
-    settings = Settings.from_env(stripe_api_key=Secret("sk_live_very_secret"), stripe_webhook_secret=Secret("whsec_hush"))
-    assert "very_secret" not in repr(settings) and "hush" not in repr(settings) and "hush" not in str(settings.stripe_webhook_secret)
+    settings = Settings.from_env(
+        stripe_api_key=Secret("sk_live_very_secret"), stripe_webhook_secret=Secret("whsec_hush")
+    )
+    assert (
+        "very_secret" not in repr(settings)
+        and "hush" not in repr(settings)
+        and "hush" not in str(settings.stripe_webhook_secret)
+    )
     assert settings.stripe_api_key is not None and settings.stripe_api_key.reveal() == "sk_live_very_secret"

@@ -92,7 +92,10 @@ def test_formats_filters_and_overlap() -> None:
     assert check_format("") == "json" and check_format("legacy_form") == "legacy_form"
     with pytest.raises(DomainError, match="invalid_format"):
         check_format("xml")
-    assert check_event_types(["payment.succeeded", "session.paid", "payment.succeeded"]) == ("payment.succeeded", "session.paid")
+    assert check_event_types(["payment.succeeded", "session.paid", "payment.succeeded"]) == (
+        "payment.succeeded",
+        "session.paid",
+    )
     with pytest.raises(DomainError, match="invalid_event_type"):
         check_event_types(["payment.refunded"])
     assert check_overlap(None) == timedelta(hours=24) and check_overlap(0) == timedelta(0)
@@ -103,8 +106,18 @@ def test_formats_filters_and_overlap() -> None:
 
 def _endpoint(**changes: object) -> Endpoint:
     values: dict[str, object] = dict(
-        id="we_1", game_id="g", mode="sandbox", url="http://localhost/", format="json", events=(), enabled=True,
-        description=None, secret="whsec_new", previous_secret=None, previous_secret_expires_at=None, created_at=NOW,
+        id="we_1",
+        game_id="g",
+        mode="sandbox",
+        url="http://localhost/",
+        format="json",
+        events=(),
+        enabled=True,
+        description=None,
+        secret="whsec_new",
+        previous_secret=None,
+        previous_secret_expires_at=None,
+        created_at=NOW,
     )
     values.update(changes)
     return Endpoint(**values)  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 import standardwebhooks
-
 import toffeepay
+
 from toffeepay_server.domain.webhooks import new_secret
 from toffeepay_server.events import legacy, signing
 
@@ -20,8 +20,9 @@ BODY = b'{"id":"550e8400-e29b-41d4-a716-446655440000","event":"payment.succeeded
 
 
 def sign(secrets: list[str], body: bytes = BODY, t: int | None = None) -> dict[str, str]:
-    return signing.json_headers("550e8400-e29b-41d4-a716-446655440000", "payment.succeeded", body,
-                                int(time.time()) if t is None else t, secrets)
+    return signing.json_headers(
+        "550e8400-e29b-41d4-a716-446655440000", "payment.succeeded", body, int(time.time()) if t is None else t, secrets
+    )
 
 
 def test_secret_is_whsec_and_32_random_bytes() -> None:
@@ -44,7 +45,10 @@ def test_sdk_accepts_a_genuine_event_and_any_of_several_signatures() -> None:
     for secret in (old, new, [new, "whsec_other"]):
         event = toffeepay.Webhook.construct_event(BODY, headers["X-ToffeePay-Signature"], secret)
         assert event["data"] == {"payment_id": "pay_xyz789"}
-    assert toffeepay.Webhook.construct_event(BODY.decode(), headers["X-ToffeePay-Signature"], old)["event"] == "payment.succeeded"
+    assert (
+        toffeepay.Webhook.construct_event(BODY.decode(), headers["X-ToffeePay-Signature"], old)["event"]
+        == "payment.succeeded"
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,7 +97,12 @@ def test_standard_webhooks_library_verifies_every_valid_secret() -> None:
 
 
 def _event(event_type: str, **data: object) -> dict[str, object]:
-    base = {"session_id": "sess_1", "game_id": "space_shooter", "user_id": "player_42", "metadata": {"b": "2", "a": "é"}}
+    base = {
+        "session_id": "sess_1",
+        "game_id": "space_shooter",
+        "user_id": "player_42",
+        "metadata": {"b": "2", "a": "é"},
+    }
     return {"event": event_type, "data": {**base, **data}}
 
 
@@ -105,7 +114,12 @@ SESSION = {"item": {"title": "Coins", "price": 499, "currency": "USD"}}
     ("event", "status", "transaction_id", "paid"),
     [
         (_event("payment.succeeded", **PAYMENT), "PAID", "pay_1", "499"),
-        (_event("payment.failed", **PAYMENT, failure_code="partial_payment", amount_received=200), "PARTIAL", "pay_1", "200"),
+        (
+            _event("payment.failed", **PAYMENT, failure_code="partial_payment", amount_received=200),
+            "PARTIAL",
+            "pay_1",
+            "200",
+        ),
         (_event("payment.failed", **PAYMENT, failure_code="card_declined"), "FAILED", "pay_1", "0"),
         (_event("session.cancelled", **SESSION), "CANCELLED", "sess_1", "0"),
         (_event("session.expired", **SESSION), "EXPIRED", "sess_1", "0"),
@@ -115,10 +129,29 @@ def test_legacy_form_for_each_outcome(event, status, transaction_id, paid) -> No
     secret = new_secret()
     body = legacy.form_body(event, "site_7", secret)
     fields = dict(parse_qsl(body.decode(), strict_parsing=True))
-    assert {k: fields[k] for k in ("transaction_id", "status", "amount", "paid_amount", "currency", "site_id",
-                                  "game_id", "user_id", "transaction_token")} == {
-        "transaction_id": transaction_id, "status": status, "amount": "499", "paid_amount": paid, "currency": "USD",
-        "site_id": "site_7", "game_id": "space_shooter", "user_id": "player_42", "transaction_token": "sess_1",
+    assert {
+        k: fields[k]
+        for k in (
+            "transaction_id",
+            "status",
+            "amount",
+            "paid_amount",
+            "currency",
+            "site_id",
+            "game_id",
+            "user_id",
+            "transaction_token",
+        )
+    } == {
+        "transaction_id": transaction_id,
+        "status": status,
+        "amount": "499",
+        "paid_amount": paid,
+        "currency": "USD",
+        "site_id": "site_7",
+        "game_id": "space_shooter",
+        "user_id": "player_42",
+        "transaction_token": "sess_1",
     }
     assert json.loads(fields["custom_parameters"]) == {"a": "é", "b": "2"}
     message = "&".join(f"{k}={fields[k]}" for k in sorted(fields) if k != "hash")  # values not URL-encoded
@@ -163,4 +196,3 @@ def test_sdk_module_uses_the_standard_library_only() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             imported.add(node.module.split(".")[0])
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}
-

@@ -44,14 +44,14 @@ def _bad_timestamp_field(data: bytes | bytearray) -> str | None:
         if key in body and body[key] is not None:
             try:
                 Timestamp.from_json(json.dumps(body[key]))
-            except Exception:  # noqa: BLE001 - any failure means this is the bad field
+            except Exception:
                 return name
     return None
 
 
 def json_decode_error(exc: Exception, data: bytes | bytearray) -> ConnectError:
     text = str(exc)
-    if isinstance(exc, json.JSONDecodeError) or "expected" in text and "line" in text:
+    if isinstance(exc, json.JSONDecodeError) or ("expected" in text and "line" in text):
         return _refusal(Reason.INVALID_ARGUMENT, "request body is not valid JSON")
     if match := _UNKNOWN.search(text):
         return _refusal(Reason.INVALID_ARGUMENT, f"unknown field {match.group(1)!r}")
@@ -87,7 +87,7 @@ class JsonCodec:
             data = b"{}"
         try:
             return message_class.from_json(data, ignore_unknown_fields=False)
-        except Exception as exc:  # noqa: BLE001 - every decode failure is the client's
+        except Exception as exc:
             raise json_decode_error(exc, data) from None
 
 
@@ -101,7 +101,7 @@ class BinaryCodec:
     def decode(self, data: bytes | bytearray, message_class: type[Any]) -> Any:
         try:
             return message_class.from_binary(data)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             message = str(exc)
             match = _FIELD.search(message)
             reason = _FIELD_REASON.get(match.group(1), Reason.INVALID_ARGUMENT) if match else Reason.INVALID_ARGUMENT

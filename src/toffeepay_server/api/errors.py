@@ -43,9 +43,7 @@ class ErrorInterceptor:
     The client never sees the text of an unexpected exception, only a request id to quote.
     """
 
-    async def intercept_unary(
-        self, call_next: Callable[[Any, Any], Awaitable[Any]], request: Any, ctx: Any, /
-    ) -> Any:
+    async def intercept_unary(self, call_next: Callable[[Any, Any], Awaitable[Any]], request: Any, ctx: Any, /) -> Any:
         try:
             return await call_next(request, ctx)
         except DomainError as exc:
@@ -55,6 +53,4 @@ class ErrorInterceptor:
         except Exception:
             request_id = ctx.request_headers.get("x-request-id", "")
             log.exception("unexpected error", method=ctx.method.name, request_id=request_id)
-            raise ConnectError(
-                Code.INTERNAL, f"internal: unexpected error, request id {request_id}"
-            ) from None
+            raise ConnectError(Code.INTERNAL, f"internal: unexpected error, request id {request_id}") from None

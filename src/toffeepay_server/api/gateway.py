@@ -6,6 +6,7 @@ Idempotency lives here, at the HTTP layer, so a replay is the first answer byte 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import uuid
@@ -49,7 +50,9 @@ class _TooLarge(Exception):
     pass
 
 
-async def send_error(send: Send, error: DomainError, *, status: int | None = None, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(
+    send: Send, error: DomainError, *, status: int | None = None, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
     code = connect_code(error.reason)
     body = json.dumps({"code": code.value, "message": error.message}).encode()
     await send(
@@ -153,14 +156,19 @@ class ApiGateway:
         except ValueError:
             length = 0
         if length > self.max_body:
-            await send_error(send_with_id, DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB"), status=413)
+            await send_error(
+                send_with_id, DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB"), status=413
+            )
             return
 
         principal = await games.authenticate(self.ctx, auth.bearer_key(headers.get("authorization")) or "")
         if principal is None:
             await send_error(
                 send_with_id,
-                DomainError(Reason.UNAUTHENTICATED, "missing, malformed, unknown or revoked API key (Authorization: Bearer sk_...)"),
+                DomainError(
+                    Reason.UNAUTHENTICATED,
+                    "missing, malformed, unknown or revoked API key (Authorization: Bearer sk_...)",
+                ),
                 headers=[(b"www-authenticate", b"Bearer")],
             )
             return
@@ -176,7 +184,9 @@ class ApiGateway:
         try:
             body = await _read_body(receive, self.max_body)
         except _TooLarge:
-            await send_error(send_with_id, DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB"), status=413)
+            await send_error(
+                send_with_id, DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB"), status=413
+            )
             return
         receive = _replay_receive(body, receive)
 
@@ -185,12 +195,21 @@ class ApiGateway:
             await self.app(scope, receive, send_with_id)
             return
         if not _valid_idempotency_key(key):
-            await send_error(send_with_id, DomainError(Reason.INVALID_IDEMPOTENCY_KEY, "Idempotency-Key must be 1..255 printable ASCII characters"))
+            await send_error(
+                send_with_id,
+                DomainError(
+                    Reason.INVALID_IDEMPOTENCY_KEY, "Idempotency-Key must be 1..255 printable ASCII characters"
+                ),
+            )
             return
         try:
             content = _decoded(body, headers.get("content-encoding", ""), self.max_body)
         except _TooLarge:
-            await send_error(send_with_id, DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB once decompressed"), status=413)
+            await send_error(
+                send_with_id,
+                DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB once decompressed"),
+                status=413,
+            )
             return
         except (OSError, zlib.error):
             await send_error(send_with_id, DomainError(Reason.INVALID_ARGUMENT, "request body is not valid gzip"))
@@ -198,31 +217,46 @@ class ApiGateway:
         request_hash = request_fingerprint(scope["path"], headers.get("content-type", ""), content)
         await self._idempotent(scope, receive, send_with_id, principal.api_key_id, key, request_hash)
 
-    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, api_key_id: str, key: str, request_hash: str) -> None:
+    async def _idempotent(
+        self, scope: Scope, receive: Receive, send: Send, api_key_id: str, key: str, request_hash: str
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.idempotency_wait
         while True:
             async with self.ctx.db.transaction() as uow:
                 stored = await store.claim(
-                    uow.conn, self.ctx.db.dialect, api_key_id=api_key_id, key=key,
-                    request_hash=request_hash, now=self.ctx.clock(), lease=IDEMPOTENCY_LEASE,
+                    uow.conn,
+                    self.ctx.db.dialect,
+                    api_key_id=api_key_id,
+                    key=key,
+                    request_hash=request_hash,
+                    now=self.ctx.clock(),
+                    lease=IDEMPOTENCY_LEASE,
                 )
             if stored is None:
                 break
             if stored.request_hash != request_hash:
-                await send_error(send, DomainError(Reason.IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was used with a different request"))
+                await send_error(
+                    send,
+                    DomainError(
+                        Reason.IDEMPOTENCY_KEY_REUSED, "this Idempotency-Key was used with a different request"
+                    ),
+                )
                 return
             if stored.state == "done":
                 await self._replay(send, stored)
                 return
             if loop.time() >= deadline:
-                await send_error(send, DomainError(Reason.IDEMPOTENCY_KEY_IN_USE, "a request with this Idempotency-Key is still being processed"))
+                await send_error(
+                    send,
+                    DomainError(
+                        Reason.IDEMPOTENCY_KEY_IN_USE, "a request with this Idempotency-Key is still being processed"
+                    ),
+                )
                 return
             event = self._finished.setdefault((api_key_id, key), asyncio.Event())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=min(0.05, max(0.0, deadline - loop.time())))
-            except TimeoutError:
-                pass
 
         # The answer is held back until it is stored (or the key released), so a client
         # that retries the moment it hears back never finds the key still running.
@@ -240,7 +274,9 @@ class ApiGateway:
                         for k, v in start.get("headers", ())
                         if k.lower() not in _NOT_STORED_HEADERS
                     ]
-                    await store.finish(uow.conn, api_key_id=api_key_id, key=key, status=status, headers=headers, body=body)
+                    await store.finish(
+                        uow.conn, api_key_id=api_key_id, key=key, status=status, headers=headers, body=body
+                    )
                 else:
                     await store.release(uow.conn, api_key_id=api_key_id, key=key)
             if (event := self._finished.pop((api_key_id, key), None)) is not None:

@@ -26,19 +26,28 @@ class WebhookService:
     async def create_endpoint(self, request: pb.CreateEndpointRequest, ctx: Any, /) -> pb.CreateEndpointResponse:
         principal = auth.principal()
         created, secret = await webhooks.create_endpoint(
-            self.ctx, game_id=principal.game_id, mode=principal.mode, url=request.url, format=request.format,
-            events=list(request.events), description=convert.optional(request, "description"),
+            self.ctx,
+            game_id=principal.game_id,
+            mode=principal.mode,
+            url=request.url,
+            format=request.format,
+            events=list(request.events),
+            description=convert.optional(request, "description"),
         )
         return pb.CreateEndpointResponse(endpoint=convert.endpoint(created), secret=secret)
 
     async def list_endpoints(self, request: pb.ListEndpointsRequest, ctx: Any, /) -> pb.ListEndpointsResponse:
         principal = auth.principal()
         found = await webhooks.list_endpoints(self.ctx, game_id=principal.game_id, mode=principal.mode)
-        return pb.ListEndpointsResponse(endpoints=[convert.endpoint(e) for e in found], total=len(found), has_more=False)
+        return pb.ListEndpointsResponse(
+            endpoints=[convert.endpoint(e) for e in found], total=len(found), has_more=False
+        )
 
     async def update_endpoint(self, request: pb.UpdateEndpointRequest, ctx: Any, /) -> pb.Endpoint:
         updated = await webhooks.update_endpoint(
-            self.ctx, auth.principal(), _id(request),
+            self.ctx,
+            auth.principal(),
+            _id(request),
             url=convert.optional(request, "url"),
             format=convert.optional(request, "format"),
             events=list(request.filter.events) if request.has_field("filter") else None,

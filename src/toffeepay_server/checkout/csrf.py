@@ -50,6 +50,11 @@ class Csrf:
 
     def cookie_args(self, nonce: str) -> dict[str, object]:
         return {
-            "key": self.cookie, "value": nonce, "max_age": MAX_AGE, "path": "/",
-            "secure": self.secure, "httponly": True, "samesite": "strict",
+            "key": self.cookie,
+            "value": nonce,
+            "max_age": MAX_AGE,
+            "path": "/",
+            "secure": self.secure,
+            "httponly": True,
+            "samesite": "strict",
         }

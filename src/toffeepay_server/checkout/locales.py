@@ -25,7 +25,9 @@ def preferred_locale(accept_language: str | None) -> str:
     if not accept_language:
         return DEFAULT_LOCALE
     parts = accept_language[:_MAX_HEADER].split(",")[:_MAX_ENTRIES]
-    ranked = sorted(((_weight(p), i, p.split(";")[0].strip()) for i, p in enumerate(parts)), key=lambda r: (-r[0], r[1]))
+    ranked = sorted(
+        ((_weight(p), i, p.split(";")[0].strip()) for i, p in enumerate(parts)), key=lambda r: (-r[0], r[1])
+    )
     for weight, _, tag in ranked:
         if weight <= 0 or not tag or tag == "*":
             continue

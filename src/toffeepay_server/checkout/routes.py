@@ -112,15 +112,21 @@ class CheckoutPages:
             return self._not_found(request)
         return await self._show(request, view)
 
-    async def _show(self, request: Request, view: checkout.Checkout, *, error: str | None = None, status: int = 200) -> Response:
+    async def _show(
+        self, request: Request, view: checkout.Checkout, *, error: str | None = None, status: int = 200
+    ) -> Response:
         state = page_state(view)
         session = view.session
         if state in _GONE:
             return self._render(request, "gone.html", 410, view=view, state=state)
         if state == "processing":
             return self._render(
-                request, "processing.html", 200, view=view,
-                status_url=self._url(session.id, "status"), poll_interval=POLL_INTERVAL_MS,
+                request,
+                "processing.html",
+                200,
+                view=view,
+                status_url=self._url(session.id, "status"),
+                poll_interval=POLL_INTERVAL_MS,
             )
         if state != SessionStatus.PENDING.value:
             next_url = with_session_id(session.return_url, session.id) if session.return_url else None
@@ -128,9 +134,14 @@ class CheckoutPages:
         csrf = await self.csrf()
         nonce, new = csrf.nonce(request.cookies.get(csrf.cookie))
         response = self._render(
-            request, "pay.html", status, view=view, error=error,
+            request,
+            "pay.html",
+            status,
+            view=view,
+            error=error,
             csrf_token=csrf.token(nonce, session.id),
-            pay_url=self._url(session.id, "pay"), cancel_url=self._url(session.id, "cancel"),
+            pay_url=self._url(session.id, "pay"),
+            cancel_url=self._url(session.id, "cancel"),
             wallets=self.processors.wallets(session.mode),
             headers=page_headers(image=session.image, return_url=session.return_url),
         )
@@ -167,7 +178,9 @@ class CheckoutPages:
                 view = await checkout.load(self.ctx, session_id, with_image=True)
                 if page_state(view) == SessionStatus.PENDING.value:
                     unavailable = exc.reason is Reason.PROCESSOR_UNAVAILABLE
-                    message = "Payments are not available right now. Please try again later." if unavailable else exc.detail
+                    message = (
+                        "Payments are not available right now. Please try again later." if unavailable else exc.detail
+                    )
                     return await self._show(request, view, error=message, status=503 if unavailable else 400)
             # Otherwise (expired, cancelled, paid, a payment already under way) the page shows where it stands.
         return self._see_page(session_id)
@@ -190,9 +203,13 @@ class CheckoutPages:
     async def _checked_form(self, request: Request, session_id: str) -> tuple[dict[str, str], Response | None]:
         form = await _read_form(request)
         if form is None:
-            return {}, self._message(request, 400, "This form could not be read.", "Go back to the payment page and try again.")
+            return {}, self._message(
+                request, 400, "This form could not be read.", "Go back to the payment page and try again."
+            )
         csrf = await self.csrf()
-        if not csrf.valid(request.cookies.get(csrf.cookie), form.get(FIELD), session_id, request.headers.get("sec-fetch-site")):
+        if not csrf.valid(
+            request.cookies.get(csrf.cookie), form.get(FIELD), session_id, request.headers.get("sec-fetch-site")
+        ):
             return {}, self._message(
                 request, 403, "This form has expired.", "Reload the payment page and try again. No payment was made."
             )
@@ -207,20 +224,32 @@ class CheckoutPages:
         return RedirectResponse(self.ctx.page_url(session_id), 303, headers=BASE_HEADERS)
 
     def _not_found(self, request: Request) -> Response:
-        return self._message(request, 404, "Payment not found.", "Check the link you were given, or start again in the game.")
+        return self._message(
+            request, 404, "Payment not found.", "Check the link you were given, or start again in the game."
+        )
 
     def _message(self, request: Request, status: int, title: str, text: str) -> Response:
         return self._render(request, "message.html", status, title=title, text=text)
 
-    def _render(self, request: Request, name: str, status: int, *, view: checkout.Checkout | None = None,
-                headers: dict[str, str] | None = None, **context: Any) -> Response:
+    def _render(
+        self,
+        request: Request,
+        name: str,
+        status: int,
+        *,
+        view: checkout.Checkout | None = None,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> Response:
         if view is not None:
             session = view.session
             context.update(
                 session=session,
                 payment=view.payment,
                 sandbox=session.mode == Mode.SANDBOX.value,
-                price=format_amount(session.item.price, session.item.currency, preferred_locale(request.headers.get("accept-language"))),
+                price=format_amount(
+                    session.item.price, session.item.currency, preferred_locale(request.headers.get("accept-language"))
+                ),
             )
             headers = headers or page_headers(image=session.image)
         body = self.templates.get_template(name).render(

@@ -40,13 +40,12 @@ sessions_app = typer.Typer(help="Look at a sandbox game's payment sessions.", no
 events_app = typer.Typer(help="Look at a sandbox game's webhook events and resend them.", no_args_is_help=True)
 
 Game = Annotated[str, typer.Option("--game", envvar="TOFFEEPAY_GAME", help="The game (its sandbox data).")]
-ApiUrl = Annotated[
-    str, typer.Option("--api-url", envvar="TOFFEEPAY_PUBLIC_URL", help="The running ToffeePay server.")
-]
+ApiUrl = Annotated[str, typer.Option("--api-url", envvar="TOFFEEPAY_PUBLIC_URL", help="The running ToffeePay server.")]
 ApiKey = Annotated[
     str | None,
     typer.Option(
-        "--api-key", envvar="TOFFEEPAY_API_KEY",
+        "--api-key",
+        envvar="TOFFEEPAY_API_KEY",
         help="A sandbox key to use; without one, a short-lived key is minted in the database and revoked after.",
     ),
 ]
@@ -57,7 +56,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 def _client(game_id: str, api_url: str, api_key: str | None) -> Iterator[ToffeePay]:
     """An SDK client for the game's sandbox; API refusals become a message and exit code 1."""
     if api_key and not api_key.startswith(KEY_PREFIX[Mode.SANDBOX]):
-        err.print("[red]error:[/red] --api-key must be a sandbox key (sk_test_...): these tools only touch sandbox data")
+        err.print(
+            "[red]error:[/red] --api-key must be a sandbox key (sk_test_...): these tools only touch sandbox data"
+        )
         raise typer.Exit(2)
     try:
         if api_key:
@@ -66,7 +67,9 @@ def _client(game_id: str, api_url: str, api_key: str | None) -> Iterator[ToffeeP
         with sandbox_key(Settings.from_env(), game_id) as key:
             yield ToffeePay(key, base_url=api_url)
     except APIConnectionError as exc:
-        err.print(f"[red]error:[/red] no answer from {api_url} (is `toffeepay serve` running there? see --api-url): {exc}")
+        err.print(
+            f"[red]error:[/red] no answer from {api_url} (is `toffeepay serve` running there? see --api-url): {exc}"
+        )
         raise typer.Exit(1) from None
     except ToffeePayError as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -143,11 +146,20 @@ def sessions_get(
         _print_json(_message(session))
         return
     table = Table(box=box.SIMPLE, show_header=False, title=session.id)
-    rows = [("status", session.status), ("user", session.user_id), ("item", session.item.title), ("price", _price(session)),
-            ("payment", session.payment_id), ("url", session.url), ("return_url", session.return_url)]
+    rows = [
+        ("status", session.status),
+        ("user", session.user_id),
+        ("item", session.item.title),
+        ("price", _price(session)),
+        ("payment", session.payment_id),
+        ("url", session.url),
+        ("return_url", session.return_url),
+    ]
     rows += [(f"metadata.{k}", v) for k, v in session.metadata.items()]
-    rows += [(name, _when(getattr(session, name))) for name in
-             ("created_at", "expires_at", "paid_at", "failed_at", "cancelled_at", "expired_at")]
+    rows += [
+        (name, _when(getattr(session, name)))
+        for name in ("created_at", "expires_at", "paid_at", "failed_at", "cancelled_at", "expired_at")
+    ]
     for name, value in rows:
         if value:
             table.add_row(name, value)
@@ -182,7 +194,9 @@ def events_list(
 def events_resend(
     event_id: str,
     game: Game,
-    endpoint: Annotated[str | None, typer.Option(help="Only to this endpoint id; all matching endpoints by default.")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Only to this endpoint id; all matching endpoints by default.")
+    ] = None,
     api_url: ApiUrl = DEFAULT_PUBLIC_URL,
     api_key: ApiKey = None,
     as_json: AsJson = False,
@@ -221,7 +235,9 @@ def trigger(
 
 
 def listen(
-    forward_to: Annotated[str, typer.Option("--forward-to", help="Where to POST each event, e.g. http://localhost:3000/webhooks.")],
+    forward_to: Annotated[
+        str, typer.Option("--forward-to", help="Where to POST each event, e.g. http://localhost:3000/webhooks.")
+    ],
     game: Game,
     types: Annotated[list[str] | None, typer.Option("--events", help="Only this event type (repeatable).")] = None,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
@@ -262,8 +278,18 @@ def listen(
 
 def _show(forwarded: Forwarded, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"event_id": forwarded.event_id, "event": forwarded.event, "status": forwarded.status,
-                          "latency_ms": forwarded.latency_ms, "error": forwarded.error}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "event_id": forwarded.event_id,
+                    "event": forwarded.event,
+                    "status": forwarded.status,
+                    "latency_ms": forwarded.latency_ms,
+                    "error": forwarded.error,
+                }
+            ),
+            flush=True,
+        )
         return
     stamp = datetime.now().strftime("%H:%M:%S")
     if forwarded.status is None:

@@ -29,14 +29,18 @@ def _with_db(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         # Opening it would create an empty database; this is a wrong working directory or URL.
-        raise DatabaseUnavailable(f"no database at {url.database} (run this where `toffeepay serve` runs, "
-                                  "set TOFFEEPAY_DATABASE_URL, or pass --api-key)")
+        raise DatabaseUnavailable(
+            f"no database at {url.database} (run this where `toffeepay serve` runs, "
+            "set TOFFEEPAY_DATABASE_URL, or pass --api-key)"
+        )
 
     try:
         return run_with_context(settings, action, pool_size=1)
     except (SQLAlchemyError, OSError) as exc:
-        raise DatabaseUnavailable(f"cannot use the database ({type(exc).__name__}); set TOFFEEPAY_DATABASE_URL "
-                                  "to the server's database, or pass --api-key") from exc
+        raise DatabaseUnavailable(
+            f"cannot use the database ({type(exc).__name__}); set TOFFEEPAY_DATABASE_URL "
+            "to the server's database, or pass --api-key"
+        ) from exc
 
 
 @contextmanager

@@ -53,7 +53,8 @@ def run(client: ToffeePay, event: str, game_id: str) -> Triggered:
             done.dispute_id = client.sandbox.create_dispute(done.payment_id, reason="fraudulent").id
     done.status = client.sessions.status(created.id).status
     done.events = [
-        e.id for e in client.webhooks.events.list(types=[event], limit=50)
+        e.id
+        for e in client.webhooks.events.list(types=[event], limit=50)
         if e.data is not None and e.data.to_python().get("session_id") == created.id
     ]
     return done

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from enum import Enum
+from enum import StrEnum
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     SANDBOX = "sandbox"
     LIVE = "live"
 

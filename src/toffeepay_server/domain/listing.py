@@ -18,7 +18,9 @@ class Page:
     created_to: datetime | None
 
 
-def page(limit: int, offset: int, created_from: datetime | None, created_to: datetime | None, *, default_limit: int) -> Page:
+def page(
+    limit: int, offset: int, created_from: datetime | None, created_to: datetime | None, *, default_limit: int
+) -> Page:
     if limit < 0 or limit > MAX_LIMIT:
         raise DomainError(Reason.INVALID_LIMIT, f"limit must be 0..{MAX_LIMIT} (0 means {default_limit}), got {limit}")
     if offset < 0:

@@ -72,6 +72,4 @@ def format_amount(amount: int, currency: str, locale: str = "en_US") -> str:
         loc = Locale.parse(locale)
     except (UnknownLocaleError, ValueError, TypeError):
         loc = Locale.parse("en_US")
-    return format_currency(
-        Decimal(to_major(amount, currency)), currency, locale=loc, currency_digits=True
-    )
+    return format_currency(Decimal(to_major(amount, currency)), currency, locale=loc, currency_digits=True)

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from .errors import DomainError, Reason
 
 
-class PaymentStatus(str, Enum):
+class PaymentStatus(StrEnum):
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
 
-class Method(str, Enum):
+class Method(StrEnum):
     APPLE_PAY = "apple_pay"
     GOOGLE_PAY = "google_pay"
     CARD = "card"
 
 
-class FailureCode(str, Enum):
+class FailureCode(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     CARD_DECLINED = "card_declined"
     PARTIAL_PAYMENT = "partial_payment"
@@ -95,8 +95,12 @@ class Payment:
     def fail(self, at: datetime, code: FailureCode, message: str, amount_received: int | None = None) -> Payment:
         self._check(PaymentStatus.FAILED)
         return replace(
-            self, status=PaymentStatus.FAILED, failed_at=at, failure_code=code,
-            failure_message=message, amount_received=amount_received,
+            self,
+            status=PaymentStatus.FAILED,
+            failed_at=at,
+            failure_code=code,
+            failure_message=message,
+            amount_received=amount_received,
         )
 
     def settle(self, outcome: Outcome, at: datetime) -> Payment:
@@ -140,7 +144,8 @@ def disputed_amount(payment: Payment, amount: int | None) -> int:
     """The amount a dispute may claim of a payment: by default all of it."""
     if payment.status is not PaymentStatus.SUCCEEDED:
         raise DomainError(
-            Reason.INVALID_ARGUMENT, f"payment {payment.id} is {payment.status.value}; only a succeeded payment can be disputed"
+            Reason.INVALID_ARGUMENT,
+            f"payment {payment.id} is {payment.status.value}; only a succeeded payment can be disputed",
         )
     if amount is None:
         return payment.amount

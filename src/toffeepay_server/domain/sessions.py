@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from . import money
 from .errors import DomainError, Reason
@@ -23,7 +23,7 @@ MAX_TITLE = 200
 GAME_ID = re.compile(r"[a-z0-9_-]{1,64}")
 
 
-class SessionStatus(str, Enum):
+class SessionStatus(StrEnum):
     PENDING = "pending"
     PAID = "paid"
     FAILED = "failed"
@@ -80,11 +80,7 @@ class Session:
 
     def is_lapsed(self, now: datetime) -> bool:
         """Pending, past expires_at and with no payment under way: expired for every reader."""
-        return (
-            self.status is SessionStatus.PENDING
-            and self.payment_id is None
-            and now >= self.expires_at
-        )
+        return self.status is SessionStatus.PENDING and self.payment_id is None and now >= self.expires_at
 
     def as_seen(self, now: datetime) -> Session:
         """The session as a reader sees it: lapsed sessions read as expired at once."""
@@ -94,9 +90,7 @@ class Session:
 
     def transition(self, target: SessionStatus, at: datetime) -> Session:
         if target not in TRANSITIONS[self.status]:
-            raise DomainError(
-                Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending"
-            )
+            raise DomainError(Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending")
         return replace(
             self,
             status=target,
@@ -120,13 +114,9 @@ class Session:
         if self.is_lapsed(now) or self.status is SessionStatus.EXPIRED:
             raise DomainError(Reason.SESSION_EXPIRED, "session has expired")
         if self.status is not SessionStatus.PENDING:
-            raise DomainError(
-                Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending"
-            )
+            raise DomainError(Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending")
         if self.payment_id is not None:
-            raise DomainError(
-                Reason.PAYMENT_IN_PROGRESS, "a payment for this session is being processed"
-            )
+            raise DomainError(Reason.PAYMENT_IN_PROGRESS, "a payment for this session is being processed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +161,7 @@ def check_expires_at(expires_at: datetime | None, now: datetime) -> datetime:
         return now + DEFAULT_LIFETIME
     lifetime = expires_at - now
     if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
-        raise DomainError(
-            Reason.INVALID_EXPIRES_AT, "expires_at must be between 2 minutes and 24 hours from now"
-        )
+        raise DomainError(Reason.INVALID_EXPIRES_AT, "expires_at must be between 2 minutes and 24 hours from now")
     return expires_at
 
 

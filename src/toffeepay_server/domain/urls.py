@@ -24,9 +24,7 @@ def is_local_host(host: str) -> bool:
 
 def check_return_url(url: str, *, live: bool) -> str:
     if len(url) > MAX_RETURN_URL:
-        raise DomainError(
-            Reason.INVALID_RETURN_URL, f"return_url is longer than {MAX_RETURN_URL} characters"
-        )
+        raise DomainError(Reason.INVALID_RETURN_URL, f"return_url is longer than {MAX_RETURN_URL} characters")
     if any(ord(ch) < 0x20 or ch.isspace() for ch in url):
         raise DomainError(Reason.INVALID_RETURN_URL, "return_url contains whitespace or control characters")
     try:
@@ -44,9 +42,7 @@ def check_return_url(url: str, *, live: bool) -> str:
     if scheme in {"http", "https"} and not parts.hostname:
         raise DomainError(Reason.INVALID_RETURN_URL, "return_url has no host")
     if live and scheme == "http" and not is_local_host(parts.hostname or ""):
-        raise DomainError(
-            Reason.INVALID_RETURN_URL, "live return_url must use https (http only to localhost)"
-        )
+        raise DomainError(Reason.INVALID_RETURN_URL, "live return_url must use https (http only to localhost)")
     return url
 
 

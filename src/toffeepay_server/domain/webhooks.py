@@ -30,9 +30,7 @@ MAX_OVERLAP = timedelta(days=7)
 # Events stay listable and resendable this long.
 EVENT_RETENTION = timedelta(days=30)
 # Cloud metadata services that are not covered by the link-local range.
-_METADATA = frozenset(
-    ipaddress.ip_address(a) for a in ("100.100.100.200", "fd00:ec2::254", "192.0.0.192")
-)
+_METADATA = frozenset(ipaddress.ip_address(a) for a in ("100.100.100.200", "fd00:ec2::254", "192.0.0.192"))
 
 
 def new_secret() -> str:
@@ -151,7 +149,9 @@ def check_url(url: str, *, live: bool) -> str:
         raise DomainError(Reason.INVALID_URL, "url is not a valid URL") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
-        raise DomainError(Reason.INVALID_URL, "url must be an http(s) URL with a host, e.g. https://game.example/webhooks")
+        raise DomainError(
+            Reason.INVALID_URL, "url must be an http(s) URL with a host, e.g. https://game.example/webhooks"
+        )
     if parts.username is not None or parts.password is not None:
         raise DomainError(Reason.INVALID_URL, "url must not carry credentials")
     host = parts.hostname

@@ -103,7 +103,9 @@ class Dispatcher:
         # a round triggered by a new commit only fans out unless this is set.
         self.due = True
         self.clients = {
-            live: webhook_client(live=live and not ctx.private_webhook_targets, max_connections=concurrency, timeout=timeout)
+            live: webhook_client(
+                live=live and not ctx.private_webhook_targets, max_connections=concurrency, timeout=timeout
+            )
             for live in (True, False)
         }
 
@@ -200,7 +202,13 @@ class Dispatcher:
             log.exception("webhook attempt crashed", delivery_id=job.delivery_id)
             now = self.ctx.clock()
             outcome = Outcome(
-                job, now, 0, None, None, "internal error", False,
+                job,
+                now,
+                0,
+                None,
+                None,
+                "internal error",
+                False,
                 self.policy.next_attempt(job.attempt, job.delivery_created_at, now),
             )
         # The slot is free once the request is over; the lease holds until the outcome is recorded.
@@ -232,8 +240,16 @@ class Dispatcher:
         attempted_at = self.ctx.clock()
         if not job.endpoint.carries(job.event_type):
             # The endpoint's format changed to one that cannot express this event: nothing to send.
-            return Outcome(job, attempted_at, 0, None, None, f"format {job.endpoint.format} cannot carry {job.event_type}",
-                           False, None)
+            return Outcome(
+                job,
+                attempted_at,
+                0,
+                None,
+                None,
+                f"format {job.endpoint.format} cannot carry {job.event_type}",
+                False,
+                None,
+            )
         body, headers = self._request(job, attempted_at)
         client = self.clients[job.endpoint.mode == Mode.LIVE.value]
         status: int | None = None
@@ -259,8 +275,13 @@ class Dispatcher:
             wait = parse_retry_after(retry_after, now)
             next_attempt_at = self.policy.next_attempt(job.attempt, job.delivery_created_at, now, wait)
             log.warning(
-                "webhook attempt failed", delivery_id=job.delivery_id, event_id=job.event_id,
-                endpoint_id=job.endpoint.id, attempt=job.attempt, status=status, error=error,
+                "webhook attempt failed",
+                delivery_id=job.delivery_id,
+                event_id=job.event_id,
+                endpoint_id=job.endpoint.id,
+                attempt=job.attempt,
+                status=status,
+                error=error,
                 next_attempt_at=next_attempt_at.isoformat() if next_attempt_at else None,
             )
         return Outcome(job, attempted_at, latency_ms, status, excerpt, error, succeeded, next_attempt_at)

@@ -45,7 +45,9 @@ def form_fields(event: dict[str, Any], site_id: str) -> dict[str, str]:
         "game_id": data["game_id"],
         "user_id": data["user_id"],
         "transaction_token": data["session_id"],
-        "custom_parameters": json.dumps(data.get("metadata") or {}, separators=(",", ":"), sort_keys=True, ensure_ascii=False),
+        "custom_parameters": json.dumps(
+            data.get("metadata") or {}, separators=(",", ":"), sort_keys=True, ensure_ascii=False
+        ),
     }
 
 

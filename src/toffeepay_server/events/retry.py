@@ -9,9 +9,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 # Waits after attempt 1, 2, 3...; the last one repeats until the deadline.
-SCHEDULE = tuple(
-    timedelta(seconds=s) for s in (5, 30, 2 * 60, 10 * 60, 30 * 60, 60 * 60, 3 * 3600, 6 * 3600)
-)
+SCHEDULE = tuple(timedelta(seconds=s) for s in (5, 30, 2 * 60, 10 * 60, 30 * 60, 60 * 60, 3 * 3600, 6 * 3600))
 GIVE_UP_AFTER = timedelta(days=3)
 # A receiver's Retry-After can ask for a longer wait than the schedule, up to this.
 MAX_RETRY_AFTER = timedelta(hours=6)

@@ -26,7 +26,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self.inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         literal = literal_address(host)
@@ -63,7 +67,7 @@ def webhook_client(*, live: bool, max_connections: int, timeout: float) -> httpx
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
     # httpx has no public hook for the network backend; its pool is httpcore's, which has one.
-    transport._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001
+    transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(trust_env=False),
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
@@ -71,6 +75,9 @@ def webhook_client(*, live: bool, max_connections: int, timeout: float) -> httpx
         network_backend=GuardedBackend(live=live),
     )
     return httpx.AsyncClient(
-        transport=transport, follow_redirects=False, trust_env=False, timeout=httpx.Timeout(timeout),
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(timeout),
         headers={"User-Agent": USER_AGENT},
     )

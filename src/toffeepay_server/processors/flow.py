@@ -14,7 +14,12 @@ log = structlog.get_logger("toffeepay.processors")
 
 
 async def pay(
-    ctx: ServiceContext, processor: Processor, session_id: str, instructions: Instructions, *, principal: Principal | None = None
+    ctx: ServiceContext,
+    processor: Processor,
+    session_id: str,
+    instructions: Instructions,
+    *,
+    principal: Principal | None = None,
 ) -> Payment:
     """Create the session's payment and hand it to `processor`.
 

@@ -123,9 +123,16 @@ async def _fan_out(
             mine = capacity.take(endpoint.id)
             deliveries.append(
                 {
-                    "id": delivery_id, "event_id": row.id, "endpoint_id": endpoint.id, "status": "pending",
-                    "attempts": 0, "next_attempt_at": now, "claimed_by": me if mine else None,
-                    "claimed_until": until if mine else None, "created_at": now, "updated_at": now,
+                    "id": delivery_id,
+                    "event_id": row.id,
+                    "endpoint_id": endpoint.id,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "claimed_by": me if mine else None,
+                    "claimed_until": until if mine else None,
+                    "created_at": now,
+                    "updated_at": now,
                 }
             )
             if mine:
@@ -155,8 +162,15 @@ async def _claim_due(
     events = await store.events_by_id(uow.conn, [r.event_id for r in leased])
     endpoints = await endpoint_store.endpoints_by_id(uow.conn, [r.endpoint_id for r in leased])
     jobs = [
-        Job(r.id, r.attempts + 1, r.created_at, r.event_id, events[r.event_id].type, events[r.event_id].raw_body,
-            endpoints[r.endpoint_id])
+        Job(
+            r.id,
+            r.attempts + 1,
+            r.created_at,
+            r.event_id,
+            events[r.event_id].type,
+            events[r.event_id].raw_body,
+            endpoints[r.endpoint_id],
+        )
         for r in leased
     ]
     return jobs, more
@@ -167,16 +181,23 @@ async def record(ctx: ServiceContext, *, me: str, outcomes: Sequence[Outcome]) -
     now = ctx.clock()
     attempts = [
         {
-            "delivery_id": o.job.delivery_id, "attempted_at": o.attempted_at, "status_code": o.status_code,
-            "latency_ms": o.latency_ms, "response_excerpt": o.excerpt, "error": o.error,
+            "delivery_id": o.job.delivery_id,
+            "attempted_at": o.attempted_at,
+            "status_code": o.status_code,
+            "latency_ms": o.latency_ms,
+            "response_excerpt": o.excerpt,
+            "error": o.error,
         }
         for o in outcomes
     ]
     moves = [
         {
-            "b_id": o.job.delivery_id, "b_by": me,
+            "b_id": o.job.delivery_id,
+            "b_by": me,
             "b_status": "succeeded" if o.succeeded else ("pending" if o.next_attempt_at else "failed"),
-            "b_attempts": o.job.attempt, "b_next": o.next_attempt_at, "b_now": now,
+            "b_attempts": o.job.attempt,
+            "b_next": o.next_attempt_at,
+            "b_now": now,
         }
         for o in outcomes
     ]

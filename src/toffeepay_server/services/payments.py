@@ -22,7 +22,9 @@ from .context import ServiceContext
 from .sessions import locked_session, session_event
 
 
-def payment_event(ctx: ServiceContext, payment: Payment, session: Session, type_: str, previous: str | None, at: datetime) -> events.Event:
+def payment_event(
+    ctx: ServiceContext, payment: Payment, session: Session, type_: str, previous: str | None, at: datetime
+) -> events.Event:
     """A `payment.*` event; `session` carries the sequence number this event takes."""
     return events.Event(
         id=ctx.new_event_id(),
@@ -71,7 +73,9 @@ async def start_payment(
     return payment
 
 
-async def settle_payment(ctx: ServiceContext, payment_id: str, outcome: Outcome, *, processor_ref: str | None = None) -> Payment:
+async def settle_payment(
+    ctx: ServiceContext, payment_id: str, outcome: Outcome, *, processor_ref: str | None = None
+) -> Payment:
     """Apply a processor's outcome: payment and session move together, with their events.
 
     A payment is settled once; a repeated or late notification returns it unchanged.
@@ -137,17 +141,33 @@ async def get_payment(ctx: ServiceContext, principal: Principal, payment_id: str
     return payment
 
 
-async def list_payments(ctx: ServiceContext, principal: Principal, *, user_id: str | None, page: Page) -> tuple[list[Payment], int]:
+async def list_payments(
+    ctx: ServiceContext, principal: Principal, *, user_id: str | None, page: Page
+) -> tuple[list[Payment], int]:
     async with ctx.db.read() as conn:
         return await store.list_succeeded_payments(
-            conn, game_id=principal.game_id, mode=principal.mode.value, user_id=user_id,
-            created_from=page.created_from, created_to=page.created_to, limit=page.limit, offset=page.offset,
+            conn,
+            game_id=principal.game_id,
+            mode=principal.mode.value,
+            user_id=user_id,
+            created_from=page.created_from,
+            created_to=page.created_to,
+            limit=page.limit,
+            offset=page.offset,
         )
 
 
-async def list_disputes(ctx: ServiceContext, principal: Principal, *, payment_id: str | None, page: Page) -> tuple[list[Dispute], int]:
+async def list_disputes(
+    ctx: ServiceContext, principal: Principal, *, payment_id: str | None, page: Page
+) -> tuple[list[Dispute], int]:
     async with ctx.db.read() as conn:
         return await store.list_disputes(
-            conn, game_id=principal.game_id, mode=principal.mode.value, payment_id=payment_id,
-            created_from=page.created_from, created_to=page.created_to, limit=page.limit, offset=page.offset,
+            conn,
+            game_id=principal.game_id,
+            mode=principal.mode.value,
+            payment_id=payment_id,
+            created_from=page.created_from,
+            created_to=page.created_to,
+            limit=page.limit,
+            offset=page.offset,
         )

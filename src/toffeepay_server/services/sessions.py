@@ -15,7 +15,9 @@ from ..store.database import UnitOfWork
 from .context import ServiceContext
 
 
-def session_event(ctx: ServiceContext, session: Session, type_: str, previous: str | None, at: datetime) -> events.Event:
+def session_event(
+    ctx: ServiceContext, session: Session, type_: str, previous: str | None, at: datetime
+) -> events.Event:
     return events.Event(
         id=ctx.new_event_id(),
         type=type_,
@@ -58,9 +60,7 @@ async def create_session(ctx: ServiceContext, principal: Principal, new: NewSess
 
 async def get_session(ctx: ServiceContext, principal: Principal, session_id: str) -> Session:
     async with ctx.db.read() as conn:
-        session = await store.get_session(
-            conn, session_id, game_id=principal.game_id, mode=principal.mode.value
-        )
+        session = await store.get_session(conn, session_id, game_id=principal.game_id, mode=principal.mode.value)
     if session is None:
         raise DomainError(Reason.NOT_FOUND, f"no session {session_id!r}")
     return session.as_seen(ctx.clock())
@@ -81,7 +81,12 @@ async def locked_session(uow: UnitOfWork, principal: Principal | None, session_i
 
 
 async def transition(
-    ctx: ServiceContext, uow: UnitOfWork, session: Session, target: SessionStatus, event_type: str, at: datetime,
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    session: Session,
+    target: SessionStatus,
+    event_type: str,
+    at: datetime,
     **changes: object,
 ) -> Session:
     """Move a locked session to `target` and record its event, in the caller's transaction."""
@@ -136,7 +141,9 @@ async def list_sessions(
     return [s.as_seen(now) for s in found], total
 
 
-async def expire_session(ctx: ServiceContext, session_id: str, principal: Principal | None = None, *, force: bool = False) -> Session | None:
+async def expire_session(
+    ctx: ServiceContext, session_id: str, principal: Principal | None = None, *, force: bool = False
+) -> Session | None:
     """Record the expiry of a lapsed session (or, with `force`, of any pending one).
 
     Returns None when there is nothing to expire (already final, or paid in the meantime).
@@ -151,7 +158,12 @@ async def expire_session(ctx: ServiceContext, session_id: str, principal: Princi
         else:
             return None
         return await transition(
-            ctx, uow, session_to_expire, SessionStatus.EXPIRED, events.SESSION_EXPIRED, now,
+            ctx,
+            uow,
+            session_to_expire,
+            SessionStatus.EXPIRED,
+            events.SESSION_EXPIRED,
+            now,
             expired_at=session_to_expire.expires_at,
         )
 

@@ -58,7 +58,13 @@ async def check_url(ctx: ServiceContext, url: str, mode: Mode) -> str:
 
 
 async def create_endpoint(
-    ctx: ServiceContext, *, game_id: str, mode: Mode, url: str, format: str = "", events: Sequence[str] = (),
+    ctx: ServiceContext,
+    *,
+    game_id: str,
+    mode: Mode,
+    url: str,
+    format: str = "",
+    events: Sequence[str] = (),
     description: str | None = None,
 ) -> tuple[Endpoint, str]:
     """Register an endpoint; returns it and its secret (shown only this once)."""
@@ -94,7 +100,8 @@ async def list_endpoints(ctx: ServiceContext, *, game_id: str, mode: Mode | None
 
 async def _locked(uow: UnitOfWork, endpoint_id: str, principal: Principal | None) -> Endpoint:
     endpoint = await store.get_endpoint(
-        uow.conn, endpoint_id,
+        uow.conn,
+        endpoint_id,
         game_id=principal.game_id if principal else None,
         mode=principal.mode.value if principal else None,
         for_update=True,
@@ -105,8 +112,15 @@ async def _locked(uow: UnitOfWork, endpoint_id: str, principal: Principal | None
 
 
 async def update_endpoint(
-    ctx: ServiceContext, principal: Principal, endpoint_id: str, *, url: str | None = None, format: str | None = None,
-    events: Sequence[str] | None = None, enabled: bool | None = None, description: str | None = None,
+    ctx: ServiceContext,
+    principal: Principal,
+    endpoint_id: str,
+    *,
+    url: str | None = None,
+    format: str | None = None,
+    events: Sequence[str] | None = None,
+    enabled: bool | None = None,
+    description: str | None = None,
 ) -> Endpoint:
     """Change only what is given; an empty event list means all events."""
     changes: dict[str, Any] = {}
@@ -139,7 +153,11 @@ async def delete_endpoint(ctx: ServiceContext, endpoint_id: str, principal: Prin
 
 
 async def rotate_secret(
-    ctx: ServiceContext, endpoint_id: str, principal: Principal | None = None, *, overlap_seconds: int | None = None,
+    ctx: ServiceContext,
+    endpoint_id: str,
+    principal: Principal | None = None,
+    *,
+    overlap_seconds: int | None = None,
 ) -> tuple[str, datetime | None]:
     """A new secret; the current one keeps signing until the overlap (default 24 h) ends."""
     overlap = rules.check_overlap(overlap_seconds)
@@ -150,7 +168,12 @@ async def rotate_secret(
 
 
 async def list_events(
-    ctx: ServiceContext, principal: Principal, *, types: Sequence[str], after: str | None, page: Page,
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    types: Sequence[str],
+    after: str | None,
+    page: Page,
 ) -> tuple[list[dict[str, Any]], int]:
     """Event bodies of the last 30 days: newest first, or oldest first after a cursor event."""
     wanted = rules.check_event_types(types)
@@ -163,8 +186,14 @@ async def list_events(
                 raise DomainError(Reason.NOT_FOUND, f"no event {after[:64]!r} (events are kept 30 days)")
             after_position = cursor.position
         return await outbox_store.list_events(
-            conn, **scope, types=wanted, after_position=after_position, created_from=page.created_from,
-            created_to=page.created_to, limit=page.limit, offset=page.offset,
+            conn,
+            **scope,
+            types=wanted,
+            after_position=after_position,
+            created_from=page.created_from,
+            created_to=page.created_to,
+            limit=page.limit,
+            offset=page.offset,
         )
 
 
@@ -178,17 +207,22 @@ async def resend_event(ctx: ServiceContext, principal: Principal, event_id: str,
         if endpoint_id is not None:
             targets = [e for e in [await _locked(uow, endpoint_id, principal)] if e.carries(event.type)]
         else:
-            targets = [
-                e for e in await store.list_endpoints(uow.conn, **scope) if e.enabled and e.wants(event.type)
-            ]
+            targets = [e for e in await store.list_endpoints(uow.conn, **scope) if e.enabled and e.wants(event.type)]
         now = ctx.clock()
         await outbox_store.insert_deliveries(
             uow.conn,
             [
                 {
-                    "id": ctx.new_id(ids.DELIVERY), "event_id": event.id, "endpoint_id": e.id, "status": "pending",
-                    "attempts": 0, "next_attempt_at": now, "claimed_by": None, "claimed_until": None,
-                    "created_at": now, "updated_at": now,
+                    "id": ctx.new_id(ids.DELIVERY),
+                    "event_id": event.id,
+                    "endpoint_id": e.id,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "claimed_by": None,
+                    "claimed_until": None,
+                    "created_at": now,
+                    "updated_at": now,
                 }
                 for e in targets
             ],

@@ -183,11 +183,10 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """Commit everything written (state and events) or nothing."""
-        async with self.writer.connect() as conn:
-            async with conn.begin():
-                uow = UnitOfWork(conn, self.dialect)
-                yield uow
-                await uow.flush_events()
+        async with self.writer.connect() as conn, conn.begin():
+            uow = UnitOfWork(conn, self.dialect)
+            yield uow
+            await uow.flush_events()
         if uow.outbox_changed:
             for signal in self._outbox_signals:
                 signal.set()

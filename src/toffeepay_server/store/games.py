@@ -73,14 +73,17 @@ async def key_by_hash(conn: AsyncConnection, key_hash: str) -> KeyRecord | None:
 
 
 async def keys_of(conn: AsyncConnection, game_id: str) -> list[KeyRecord]:
-    rows = await conn.execute(
-        select(api_keys).where(api_keys.c.game_id == game_id).order_by(api_keys.c.created_at)
-    )
+    rows = await conn.execute(select(api_keys).where(api_keys.c.game_id == game_id).order_by(api_keys.c.created_at))
     return [_key(r) for r in rows]
 
 
 async def revoke_keys(
-    conn: AsyncConnection, now: datetime, *, key_id: str | None = None, game_id: str | None = None, mode: Mode | None = None
+    conn: AsyncConnection,
+    now: datetime,
+    *,
+    key_id: str | None = None,
+    game_id: str | None = None,
+    mode: Mode | None = None,
 ) -> int:
     stmt = update(api_keys).where(api_keys.c.revoked_at.is_(None)).values(revoked_at=now)
     if key_id is not None:

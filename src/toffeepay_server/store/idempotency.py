@@ -25,12 +25,23 @@ class Stored:
 
 
 async def claim(
-    conn: AsyncConnection, dialect: str, *, api_key_id: str, key: str, request_hash: str, now: datetime, lease: timedelta
+    conn: AsyncConnection,
+    dialect: str,
+    *,
+    api_key_id: str,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    lease: timedelta,
 ) -> Stored | None:
     """Claim the key for this request; None when claimed, else what is already there."""
     values = dict(
-        api_key_id=api_key_id, key=key, request_hash=request_hash, state="running",
-        locked_until=now + lease, created_at=now,
+        api_key_id=api_key_id,
+        key=key,
+        request_hash=request_hash,
+        state="running",
+        locked_until=now + lease,
+        created_at=now,
     )
     result = await conn.execute(insert_unless_present(dialect, t, **values))
     if result.rowcount == 1:
@@ -49,7 +60,9 @@ async def claim(
         return None
     row = (await conn.execute(select(t).where(t.c.api_key_id == api_key_id, t.c.key == key))).first()
     if row is None:  # released between our insert and select: try again
-        return await claim(conn, dialect, api_key_id=api_key_id, key=key, request_hash=request_hash, now=now, lease=lease)
+        return await claim(
+            conn, dialect, api_key_id=api_key_id, key=key, request_hash=request_hash, now=now, lease=lease
+        )
     return Stored(row.request_hash, row.state, row.response_status, row.response_headers, row.response_body)
 
 

@@ -12,7 +12,9 @@ from .tables import processor_notifications as t
 
 
 async def seen(conn: AsyncConnection, processor: str, notification_id: str) -> bool:
-    row = await conn.execute(select(t.c.received_at).where(t.c.processor == processor, t.c.notification_id == notification_id))
+    row = await conn.execute(
+        select(t.c.received_at).where(t.c.processor == processor, t.c.notification_id == notification_id)
+    )
     return row.first() is not None
 
 

@@ -120,7 +120,9 @@ _RECORD = (
 )
 
 
-async def record(conn: AsyncConnection, attempt_rows: Sequence[dict[str, Any]], outcomes: Sequence[dict[str, Any]]) -> None:
+async def record(
+    conn: AsyncConnection, attempt_rows: Sequence[dict[str, Any]], outcomes: Sequence[dict[str, Any]]
+) -> None:
     """Log attempts and move their deliveries on, only where the lease is still the sender's.
 
     `outcomes` carry b_id, b_by, b_status, b_attempts, b_next and b_now.
@@ -139,8 +141,16 @@ async def get_event(conn: AsyncConnection, event_id: str, *, game_id: str, mode:
 
 
 async def list_events(
-    conn: AsyncConnection, *, game_id: str, mode: str, types: Sequence[str], after_position: int | None,
-    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+    conn: AsyncConnection,
+    *,
+    game_id: str,
+    mode: str,
+    types: Sequence[str],
+    after_position: int | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[Any], int]:
     """Newest first; with a cursor, the events committed after it, oldest first."""
     conditions: list[ColumnElement[bool]] = [ev.c.game_id == game_id, ev.c.mode == mode]
@@ -156,7 +166,12 @@ async def list_events(
 
 async def purge_events(conn: AsyncConnection, before: datetime, batch: int) -> int:
     """Delete up to `batch` events created before `before`, with their deliveries and attempts."""
-    old = [r.id for r in await conn.execute(select(ev.c.id).where(ev.c.created_at < before).order_by(ev.c.position).limit(batch))]
+    old = [
+        r.id
+        for r in await conn.execute(
+            select(ev.c.id).where(ev.c.created_at < before).order_by(ev.c.position).limit(batch)
+        )
+    ]
     if not old:
         return 0
     doomed = select(d.c.id).where(d.c.event_id.in_(old)).scalar_subquery()

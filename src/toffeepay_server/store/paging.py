@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 
-def created_between(column: Any, created_from: datetime | None, created_to: datetime | None) -> list[ColumnElement[bool]]:
+def created_between(
+    column: Any, created_from: datetime | None, created_to: datetime | None
+) -> list[ColumnElement[bool]]:
     """Inclusive bounds on a creation time; either may be open."""
     conditions = []
     if created_from is not None:
@@ -22,8 +24,13 @@ def created_between(column: Any, created_from: datetime | None, created_to: date
 
 
 async def page_of(
-    conn: AsyncConnection, table: Any, columns: Sequence[Any], conditions: Sequence[ColumnElement[bool]],
-    order_by: Sequence[Any], limit: int, offset: int,
+    conn: AsyncConnection,
+    table: Any,
+    columns: Sequence[Any],
+    conditions: Sequence[ColumnElement[bool]],
+    order_by: Sequence[Any],
+    limit: int,
+    offset: int,
 ) -> tuple[list[Any], int]:
     """The rows of one page and the number of rows matching in all (no page query past the end)."""
     total = (await conn.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()

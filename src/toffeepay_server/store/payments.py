@@ -113,7 +113,12 @@ async def in_flight(conn: AsyncConnection, processor: str, limit: int) -> list[P
 
 
 async def get_payment(
-    conn: AsyncConnection, payment_id: str, *, game_id: str | None = None, mode: str | None = None, for_update: bool = False
+    conn: AsyncConnection,
+    payment_id: str,
+    *,
+    game_id: str | None = None,
+    mode: str | None = None,
+    for_update: bool = False,
 ) -> Payment | None:
     stmt = select(payments).where(payments.c.id == payment_id)
     if game_id is not None:
@@ -126,7 +131,9 @@ async def get_payment(
 
 async def payment_by_processor_ref(conn: AsyncConnection, processor: str, processor_ref: str) -> Payment | None:
     row = (
-        await conn.execute(select(payments).where(payments.c.processor == processor, payments.c.processor_ref == processor_ref))
+        await conn.execute(
+            select(payments).where(payments.c.processor == processor, payments.c.processor_ref == processor_ref)
+        )
     ).first()
     return payment_from_row(row) if row else None
 
@@ -166,8 +173,15 @@ async def dispute_by_processor_id(conn: AsyncConnection, processor: str, process
 
 
 async def list_succeeded_payments(
-    conn: AsyncConnection, *, game_id: str, mode: str, user_id: str | None,
-    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+    conn: AsyncConnection,
+    *,
+    game_id: str,
+    mode: str,
+    user_id: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[Payment], int]:
     conditions = [
         payments.c.game_id == game_id,
@@ -184,8 +198,15 @@ async def list_succeeded_payments(
 
 
 async def list_disputes(
-    conn: AsyncConnection, *, game_id: str, mode: str, payment_id: str | None,
-    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+    conn: AsyncConnection,
+    *,
+    game_id: str,
+    mode: str,
+    payment_id: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[Dispute], int]:
     conditions = [
         disputes.c.game_id == game_id,

@@ -89,7 +89,7 @@ class _Inline:
         future, function = item
         try:
             result = function()
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+        except BaseException as exc:
             if future is not None:
                 future.set_exception(exc)
         else:

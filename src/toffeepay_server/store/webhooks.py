@@ -10,7 +10,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.webhooks import Endpoint
-from .tables import deliveries, webhook_endpoints as t
+from .tables import deliveries
+from .tables import webhook_endpoints as t
 
 
 def endpoint_from_row(row: Any) -> Endpoint:
@@ -46,9 +47,7 @@ def _values(e: Endpoint) -> dict[str, Any]:
 
 
 async def insert_endpoint(conn: AsyncConnection, e: Endpoint) -> None:
-    await conn.execute(
-        insert(t).values(id=e.id, game_id=e.game_id, mode=e.mode, created_at=e.created_at, **_values(e))
-    )
+    await conn.execute(insert(t).values(id=e.id, game_id=e.game_id, mode=e.mode, created_at=e.created_at, **_values(e)))
 
 
 async def save_endpoint(conn: AsyncConnection, e: Endpoint) -> None:
@@ -56,7 +55,11 @@ async def save_endpoint(conn: AsyncConnection, e: Endpoint) -> None:
 
 
 async def get_endpoint(
-    conn: AsyncConnection, endpoint_id: str, *, game_id: str | None = None, mode: str | None = None,
+    conn: AsyncConnection,
+    endpoint_id: str,
+    *,
+    game_id: str | None = None,
+    mode: str | None = None,
     for_update: bool = False,
 ) -> Endpoint | None:
     """A live (not deleted) endpoint, within a game and mode when given."""
@@ -85,9 +88,7 @@ async def count_endpoints(conn: AsyncConnection, *, game_id: str, mode: str) -> 
 async def endpoints_of_scopes(conn: AsyncConnection, scopes: Sequence[tuple[str, str]]) -> list[Endpoint]:
     """Enabled, live endpoints of these (game, mode) pairs: the candidates of a fan-out."""
     games = sorted({game for game, _ in scopes})
-    rows = await conn.execute(
-        select(t).where(t.c.game_id.in_(games), t.c.enabled.is_(True), t.c.deleted_at.is_(None))
-    )
+    rows = await conn.execute(select(t).where(t.c.game_id.in_(games), t.c.enabled.is_(True), t.c.deleted_at.is_(None)))
     wanted = set(scopes)
     return [endpoint_from_row(r) for r in rows if (r.game_id, r.mode) in wanted]
 

@@ -82,7 +82,9 @@ class SyncTransport(_Transport):
         self, method: Callable[..., R], request: Any, idempotency_key: str | None = None, timeout: float | None = None
     ) -> R:
         """A change: one Idempotency-Key for all of its attempts."""
-        return self._send(method, request, self._prepare(mutating=True, idempotency_key=idempotency_key, timeout=timeout))
+        return self._send(
+            method, request, self._prepare(mutating=True, idempotency_key=idempotency_key, timeout=timeout)
+        )
 
     def _send(self, method: Callable[..., R], request: Any, options: dict[str, Any]) -> R:
         retry = 0
@@ -134,10 +136,16 @@ class AsyncTransport(_Transport):
         return await self._send(method, request, self._prepare(mutating=False, idempotency_key=None, timeout=timeout))
 
     async def mutate(
-        self, method: Callable[..., Awaitable[R]], request: Any, idempotency_key: str | None = None, timeout: float | None = None
+        self,
+        method: Callable[..., Awaitable[R]],
+        request: Any,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> R:
         """A change: one Idempotency-Key for all of its attempts."""
-        return await self._send(method, request, self._prepare(mutating=True, idempotency_key=idempotency_key, timeout=timeout))
+        return await self._send(
+            method, request, self._prepare(mutating=True, idempotency_key=idempotency_key, timeout=timeout)
+        )
 
     async def _send(self, method: Callable[..., Awaitable[R]], request: Any, options: dict[str, Any]) -> R:
         retry = 0

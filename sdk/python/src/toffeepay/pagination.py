@@ -16,7 +16,9 @@ class Page(Generic[T]):
     offsets: an item may be seen twice, never skipped.
     """
 
-    def __init__(self, data: list[T], *, total: int, has_more: bool, offset: int, fetch: Callable[[int], Page[T]]) -> None:
+    def __init__(
+        self, data: list[T], *, total: int, has_more: bool, offset: int, fetch: Callable[[int], Page[T]]
+    ) -> None:
         self.data = data
         self.total = total
         self.has_more = has_more

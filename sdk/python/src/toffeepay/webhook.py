@@ -73,8 +73,7 @@ class WebhookSignature:
                 signatures.append(value.lower())
         if timestamp is None or not signatures:
             raise SignatureVerificationError(
-                "unable to extract a timestamp and v1 signatures from the header "
-                "(expected t=<unix seconds>,v1=<hex>)",
+                "unable to extract a timestamp and v1 signatures from the header (expected t=<unix seconds>,v1=<hex>)",
                 reason="malformed_header",
                 sig_header=sig_header,
             )

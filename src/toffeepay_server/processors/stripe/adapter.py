@@ -52,7 +52,12 @@ class StripeProcessor(Processor):
     wallets = False
 
     def __init__(
-        self, api_key: Secret, webhook_secret: Secret, *, clock: Clock, api_base: str | None = None,
+        self,
+        api_key: Secret,
+        webhook_secret: Secret,
+        *,
+        clock: Clock,
+        api_base: str | None = None,
         http_client: stripe.HTTPClient | None = None,
     ) -> None:
         self.clock = clock
@@ -71,10 +76,14 @@ class StripeProcessor(Processor):
         if settings.stripe_api_key is None:
             return None
         if settings.stripe_webhook_secret is None:
-            raise ValueError("TOFFEEPAY_STRIPE_WEBHOOK_SECRET is required with TOFFEEPAY_STRIPE_API_KEY (see docs/stripe.md)")
+            raise ValueError(
+                "TOFFEEPAY_STRIPE_WEBHOOK_SECRET is required with TOFFEEPAY_STRIPE_API_KEY (see docs/stripe.md)"
+            )
         # The SDK's debug lines carry request bodies, card numbers included: never let them through.
         logging.getLogger("stripe").setLevel(logging.WARNING)
-        return cls(settings.stripe_api_key, settings.stripe_webhook_secret, clock=clock, api_base=settings.stripe_api_base)
+        return cls(
+            settings.stripe_api_key, settings.stripe_webhook_secret, clock=clock, api_base=settings.stripe_api_base
+        )
 
     def check(self, instructions: Instructions) -> None:
         transformers.check_method(instructions.method)
@@ -111,7 +120,12 @@ class StripeProcessor(Processor):
         try:
             outcome = transformers.intent_outcome(confirmed.to_dict())
         except transformers.Unexpected as exc:
-            log.error("unexpected PaymentIntent after confirmation", payment_id=payment.id, intent_id=intent.id, error=str(exc))
+            log.error(
+                "unexpected PaymentIntent after confirmation",
+                payment_id=payment.id,
+                intent_id=intent.id,
+                error=str(exc),
+            )
             return await self._cancel_or_wait(payment, intent.id, Outcome(FailureCode.PROCESSOR_ERROR))
         if outcome is not None and confirmed.status == "requires_action":
             return await self._cancel_or_wait(payment, intent.id, outcome)
@@ -126,8 +140,12 @@ class StripeProcessor(Processor):
         try:
             await self.client.v1.payment_intents.cancel_async(intent_id, options=_key(payment, "cancel"))
         except stripe.StripeError as exc:
-            log.warning("could not cancel; waiting for Stripe's notification", payment_id=payment.id, intent_id=intent_id,
-                        error=_describe(exc))
+            log.warning(
+                "could not cancel; waiting for Stripe's notification",
+                payment_id=payment.id,
+                intent_id=intent_id,
+                error=_describe(exc),
+            )
             return Started(intent_id)
         return Started(intent_id, outcome)
 

@@ -106,6 +106,10 @@ class StripeNotifications:
             currency=notice.currency,
             hints=disputes.Hints(game_id=notice.game_id, session_id=notice.session_id, user_id=notice.user_id),
         )
-        log.info("dispute recorded", event_id=event_id, dispute_id=dispute.id, payment_id=dispute.payment_id,
-                 matched=payment is not None)
-
+        log.info(
+            "dispute recorded",
+            event_id=event_id,
+            dispute_id=dispute.id,
+            payment_id=dispute.payment_id,
+            matched=payment is not None,
+        )

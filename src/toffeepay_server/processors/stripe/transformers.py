@@ -25,11 +25,22 @@ MAX_AMOUNT = 99_999_999
 MAX_MESSAGE = 500
 
 # Error codes that mean the card (not Stripe, not us) refused the payment.
-_DECLINES = frozenset({
-    "card_declined", "expired_card", "incorrect_cvc", "incorrect_number", "incorrect_zip", "invalid_cvc",
-    "invalid_expiry_month", "invalid_expiry_year", "invalid_number", "card_decline_rate_limit_exceeded",
-    "authentication_required", "payment_intent_authentication_failure",
-})
+_DECLINES = frozenset(
+    {
+        "card_declined",
+        "expired_card",
+        "incorrect_cvc",
+        "incorrect_number",
+        "incorrect_zip",
+        "invalid_cvc",
+        "invalid_expiry_month",
+        "invalid_expiry_year",
+        "invalid_number",
+        "card_decline_rate_limit_exceeded",
+        "authentication_required",
+        "payment_intent_authentication_failure",
+    }
+)
 AUTHENTICATION_NEEDED = "The card asks for an authentication step (3-D Secure) this payment page cannot show."
 
 _EXPIRY = re.compile(r"(\d{1,2})\s*/\s*(\d{2}|\d{4})")
@@ -56,7 +67,10 @@ def from_stripe_amount(amount: int, currency: str) -> int:
 def check_amount(amount: int, currency: str) -> None:
     """Refuse a price Stripe would refuse, before a session exists."""
     if currency.upper() in _THREE_DECIMAL and amount % 10:
-        raise DomainError(Reason.INVALID_PRICE, f"{currency} prices must be a multiple of 10 (Stripe charges {currency} in steps of 0.010)")
+        raise DomainError(
+            Reason.INVALID_PRICE,
+            f"{currency} prices must be a multiple of 10 (Stripe charges {currency} in steps of 0.010)",
+        )
     if stripe_amount(amount, currency) > MAX_AMOUNT:
         raise DomainError(Reason.INVALID_PRICE, f"price is above what Stripe can charge in {currency}")
 
@@ -128,7 +142,12 @@ def payment_method_params(card_: Card) -> dict[str, Any]:
 
 def metadata(payment: Payment) -> dict[str, str]:
     """What the PaymentIntent carries back to us in every notification."""
-    return {"session_id": payment.session_id, "payment_id": payment.id, "game_id": payment.game_id, "user_id": payment.user_id}
+    return {
+        "session_id": payment.session_id,
+        "payment_id": payment.id,
+        "game_id": payment.game_id,
+        "user_id": payment.user_id,
+    }
 
 
 def payment_intent_params(payment: Payment, payment_method_id: str) -> dict[str, Any]:

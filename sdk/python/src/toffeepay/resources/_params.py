@@ -19,4 +19,3 @@ def timestamp(value: datetime | None) -> Timestamp | None:
 def item(value: Item | Mapping[str, Any]) -> Item:
     """An `Item`, given as one or as a dict like {"title": ..., "price": 499, "currency": "USD"}."""
     return value if isinstance(value, Item) else Item(**value)
-

@@ -16,7 +16,11 @@ from . import _params
 def _lister(payment_id: str | None, from_: datetime | None, to: datetime | None, limit: int | None) -> Any:
     def make(offset: int) -> ListDisputesRequest:
         return ListDisputesRequest(
-            payment_id=payment_id, from_=_params.timestamp(from_), to=_params.timestamp(to), limit=limit or 0, offset=offset
+            payment_id=payment_id,
+            from_=_params.timestamp(from_),
+            to=_params.timestamp(to),
+            limit=limit or 0,
+            offset=offset,
         )
 
     return make
@@ -61,4 +65,6 @@ class AsyncDisputes:
         timeout: float | None = None,
     ) -> AsyncPage[Dispute]:
         """A page of disputes, newest first."""
-        return await self._t.page(self._rpc.list_disputes, _lister(payment_id, from_, to, limit), "disputes", offset, timeout)
+        return await self._t.page(
+            self._rpc.list_disputes, _lister(payment_id, from_, to, limit), "disputes", offset, timeout
+        )

@@ -13,11 +13,17 @@ from ..pagination import AsyncPage, Page
 from . import _params
 
 
-def _lister(game_id: str | None, user_id: str | None, from_: datetime | None, to: datetime | None, limit: int | None) -> Any:
+def _lister(
+    game_id: str | None, user_id: str | None, from_: datetime | None, to: datetime | None, limit: int | None
+) -> Any:
     def make(offset: int) -> ListPaymentsRequest:
         return ListPaymentsRequest(
-            game_id=game_id, user_id=user_id, from_=_params.timestamp(from_), to=_params.timestamp(to),
-            limit=limit or 0, offset=offset,
+            game_id=game_id,
+            user_id=user_id,
+            from_=_params.timestamp(from_),
+            to=_params.timestamp(to),
+            limit=limit or 0,
+            offset=offset,
         )
 
     return make

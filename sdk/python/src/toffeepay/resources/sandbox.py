@@ -28,7 +28,9 @@ class Sandbox:
         request = PaySessionRequest(session_id=session_id, method=method, outcome=outcome)
         return self._t.mutate(self._rpc.pay_session, request, idempotency_key, timeout)
 
-    def expire_session(self, session_id: str, *, idempotency_key: str | None = None, timeout: float | None = None) -> Session:
+    def expire_session(
+        self, session_id: str, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> Session:
         """Move a pending session past its expiry now."""
         request = ExpireSessionRequest(session_id=session_id)
         return self._t.mutate(self._rpc.expire_session, request, idempotency_key, timeout)

@@ -41,12 +41,22 @@ def _create(
 
 
 def _lister(
-    game_id: str | None, user_id: str | None, status: str | None, from_: datetime | None, to: datetime | None, limit: int | None
+    game_id: str | None,
+    user_id: str | None,
+    status: str | None,
+    from_: datetime | None,
+    to: datetime | None,
+    limit: int | None,
 ) -> Any:
     def make(offset: int) -> ListSessionsRequest:
         return ListSessionsRequest(
-            game_id=game_id, user_id=user_id, status=status, from_=_params.timestamp(from_),
-            to=_params.timestamp(to), limit=limit or 0, offset=offset,
+            game_id=game_id,
+            user_id=user_id,
+            status=status,
+            from_=_params.timestamp(from_),
+            to=_params.timestamp(to),
+            limit=limit or 0,
+            offset=offset,
         )
 
     return make

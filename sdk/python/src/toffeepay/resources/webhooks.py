@@ -54,11 +54,20 @@ def _create(url: str, format: str, events: Iterable[str] | None, description: st
 
 
 def _update(
-    id: str, url: str | None, format: str | None, events: Iterable[str] | None, enabled: bool | None, description: str | None
+    id: str,
+    url: str | None,
+    format: str | None,
+    events: Iterable[str] | None,
+    enabled: bool | None,
+    description: str | None,
 ) -> UpdateEndpointRequest:
     return UpdateEndpointRequest(
-        id=id, url=url, format=format, filter=None if events is None else EventFilter(events=list(events)),
-        enabled=enabled, description=description,
+        id=id,
+        url=url,
+        format=format,
+        filter=None if events is None else EventFilter(events=list(events)),
+        enabled=enabled,
+        description=description,
     )
 
 
@@ -67,8 +76,12 @@ def _lister(
 ) -> Any:
     def make(offset: int) -> ListEventsRequest:
         return ListEventsRequest(
-            types=list(types or ()), from_=_params.timestamp(from_), to=_params.timestamp(to), after=after,
-            limit=limit or 0, offset=offset,
+            types=list(types or ()),
+            from_=_params.timestamp(from_),
+            to=_params.timestamp(to),
+            after=after,
+            limit=limit or 0,
+            offset=offset,
         )
 
     return make
@@ -124,7 +137,12 @@ class Endpoints:
         self._t.mutate(self._rpc.delete_endpoint, request, idempotency_key, timeout)
 
     def rotate_secret(
-        self, id: str, *, overlap_seconds: int | None = None, idempotency_key: str | None = None, timeout: float | None = None
+        self,
+        id: str,
+        *,
+        overlap_seconds: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> RotateSecretResponse:
         """A new secret; the previous one keeps signing for `overlap_seconds` (default 24 hours)."""
         request = RotateSecretRequest(id=id, overlap_seconds=overlap_seconds)
@@ -153,7 +171,12 @@ class Events:
         return self._t.page(self._rpc.list_events, _lister(types, from_, to, after, limit), "events", offset, timeout)
 
     def resend(
-        self, id: str, *, endpoint_id: str | None = None, idempotency_key: str | None = None, timeout: float | None = None
+        self,
+        id: str,
+        *,
+        endpoint_id: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> int:
         """Deliver an event again (to one endpoint, or to every matching one); returns the deliveries scheduled."""
         request = ResendEventRequest(id=id, endpoint_id=endpoint_id)
@@ -217,7 +240,12 @@ class AsyncEndpoints:
         await self._t.mutate(self._rpc.delete_endpoint, request, idempotency_key, timeout)
 
     async def rotate_secret(
-        self, id: str, *, overlap_seconds: int | None = None, idempotency_key: str | None = None, timeout: float | None = None
+        self,
+        id: str,
+        *,
+        overlap_seconds: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> RotateSecretResponse:
         """A new secret; the previous one keeps signing for `overlap_seconds`."""
         request = RotateSecretRequest(id=id, overlap_seconds=overlap_seconds)
@@ -243,10 +271,17 @@ class AsyncEvents:
         timeout: float | None = None,
     ) -> AsyncPage[Event]:
         """A page of events; with `after`, those that committed after it, oldest first."""
-        return await self._t.page(self._rpc.list_events, _lister(types, from_, to, after, limit), "events", offset, timeout)
+        return await self._t.page(
+            self._rpc.list_events, _lister(types, from_, to, after, limit), "events", offset, timeout
+        )
 
     async def resend(
-        self, id: str, *, endpoint_id: str | None = None, idempotency_key: str | None = None, timeout: float | None = None
+        self,
+        id: str,
+        *,
+        endpoint_id: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> int:
         """Deliver an event again; returns the deliveries scheduled."""
         request = ResendEventRequest(id=id, endpoint_id=endpoint_id)
