@@ -127,8 +127,10 @@ SESSION = {"item": {"title": "Coins", "price": 499, "currency": "USD"}}
 )
 def test_legacy_form_for_each_outcome(event, status, transaction_id, paid) -> None:  # type: ignore[no-untyped-def]
     secret = new_secret()
-    body = legacy.form_body(event, "site_7", secret)
+    now = int(time.time())
+    body = legacy.form_body(event, "site_7", secret, now)
     fields = dict(parse_qsl(body.decode(), strict_parsing=True))
+    assert fields["timestamp"] == str(now)
     assert {
         k: fields[k]
         for k in (
@@ -162,11 +164,14 @@ def test_legacy_form_for_each_outcome(event, status, transaction_id, paid) -> No
 
 def test_legacy_verification_refuses_tampering() -> None:
     secret = new_secret()
-    fields = dict(parse_qsl(legacy.form_body(_event("payment.succeeded", **PAYMENT), "s", secret).decode()))
+    body = legacy.form_body(_event("payment.succeeded", **PAYMENT), "s", secret, int(time.time()))
+    fields = dict(parse_qsl(body.decode()))
     cases = [
         ({**fields, "paid_amount": "999"}, "bad_signature"),
+        ({**fields, "timestamp": str(int(fields["timestamp"]) + 1)}, "bad_signature"),
         ({k: v for k, v in fields.items() if k != "hash"}, "malformed_header"),
-        ({**fields, "extra": "1"}, "bad_signature"),
+        ({k: v for k, v in fields.items() if k != "timestamp"}, "malformed_header"),
+        ({**fields, "extra": "1"}, "malformed_header"),
     ]
     for tampered, reason in cases:
         with pytest.raises(toffeepay.SignatureVerificationError) as caught:
@@ -180,7 +185,81 @@ def test_legacy_verification_refuses_tampering() -> None:
 
 def test_legacy_has_no_callback_for_other_events() -> None:
     with pytest.raises(ValueError):
-        legacy.form_fields(_event("session.created", **SESSION), "s")
+        legacy.form_fields(_event("session.created", **SESSION), "s", 0)
+
+
+def _hashed(fields: dict[str, str], secret: str) -> dict[str, str]:
+    return {**fields, "hash": signing.legacy_hash(fields, secret)}
+
+
+def test_legacy_values_never_hold_a_raw_ampersand_or_equals() -> None:
+    metadata = {"note": "a&b=c", "k=&": "x"}
+    event = _event("payment.failed", **PAYMENT, failure_code="card_declined", user_id="p&q=r", metadata=metadata)
+    secret = new_secret()
+    fields = dict(parse_qsl(legacy.form_body(event, "s&t", secret, int(time.time())).decode(), strict_parsing=True))
+    assert not any("&" in v or "=" in v for v in fields.values())
+    assert fields["custom_parameters"] == '{"k\\u003d\\u0026":"x","note":"a\\u0026b\\u003dc"}'
+    assert json.loads(fields["custom_parameters"]) == metadata  # the same JSON value
+    assert fields["user_id"] == "p%26q%3Dr" and fields["site_id"] == "s%26t"
+    assert toffeepay.LegacyCallback.verify(fields, secret) == fields
+
+
+def test_forged_split_of_a_genuine_hash_is_refused() -> None:
+    """With raw separators in a value, one hash would cover two field sets: a FAILED callback's
+    hash would verify a PAID one. The SDK refuses any value holding them."""
+    secret = new_secret()
+    now = str(int(time.time()))
+    tail = "&game_id=g&paid_amount=499&site_id=s&status=PAID&timestamp=" + now + "&transaction_id=pay_1&user_id=u"
+    genuine = {
+        "amount": "499",
+        "currency": "USD",
+        "custom_parameters": '{"k":"v' + tail + '"}',
+        "game_id": "g",
+        "paid_amount": "0",
+        "site_id": "s",
+        "status": "FAILED",
+        "timestamp": now,
+        "transaction_id": "pay_1",
+        "user_id": "u",
+    }
+    genuine_hash = signing.legacy_hash(genuine, secret)  # as an unescaped server would have signed it
+    forged = {
+        "amount": "499",
+        "currency": "USD",
+        "custom_parameters": '{"k":"v',
+        "game_id": "g",
+        "paid_amount": "499",
+        "site_id": "s",
+        "status": "PAID",
+        "timestamp": now,
+        "transaction_id": "pay_1",
+        "user_id": 'u"}&game_id=g&paid_amount=0&site_id=s&status=FAILED&timestamp='
+        + now
+        + "&transaction_id=pay_1&user_id=u",
+        "hash": genuine_hash,
+    }
+    assert toffeepay.LegacyCallback.compute_hash(forged, secret) == genuine_hash  # the old ambiguity
+    with pytest.raises(toffeepay.SignatureVerificationError) as caught:
+        toffeepay.LegacyCallback.verify(forged, secret)
+    assert caught.value.reason == "malformed_header"
+
+
+def test_legacy_timestamp_tolerance() -> None:
+    secret = new_secret()
+    event = _event("payment.succeeded", **PAYMENT)
+    old = dict(parse_qsl(legacy.form_body(event, "s", secret, int(time.time()) - 301).decode()))
+    with pytest.raises(toffeepay.SignatureVerificationError) as caught:
+        toffeepay.LegacyCallback.verify(old, secret)
+    assert caught.value.reason == "stale_timestamp"
+    assert toffeepay.LegacyCallback.verify(old, secret, tolerance=600) == old
+    assert toffeepay.LegacyCallback.verify(old, secret, tolerance=None) == old
+    future = dict(parse_qsl(legacy.form_body(event, "s", secret, int(time.time()) + 400).decode()))
+    with pytest.raises(toffeepay.SignatureVerificationError):
+        toffeepay.LegacyCallback.verify(future, secret)
+    # A stale callback with a wrong hash says bad_signature: the hash is checked first.
+    with pytest.raises(toffeepay.SignatureVerificationError) as caught:
+        toffeepay.LegacyCallback.verify(_hashed(old, new_secret()), secret)
+    assert caught.value.reason == "bad_signature"
 
 
 def test_sdk_module_uses_the_standard_library_only() -> None:

@@ -226,7 +226,7 @@ class Dispatcher:
         if job.endpoint.format == LEGACY_FORM:
             # One hash only: made with the oldest valid secret, so receivers keep working
             # through a rotation's overlap (the SDK accepts both secrets meanwhile).
-            body = legacy.form_body(json.loads(job.body), self.site_id, valid[-1])
+            body = legacy.form_body(json.loads(job.body), self.site_id, valid[-1], int(now.timestamp()))
             headers = {
                 "Content-Type": "application/x-www-form-urlencoded",
                 "X-ToffeePay-Event-Id": job.event_id,

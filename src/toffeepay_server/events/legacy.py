@@ -1,4 +1,12 @@
-"""Legacy callbacks (CONTRACT section 10, seed 003): a payment outcome as a signed form."""
+"""Legacy callbacks (the Callback Validation format): a payment outcome as a signed form.
+
+The hash covers the fields as `k=v` joined by `&`, values not URL-encoded, so no value may
+hold a raw `&` or `=`: otherwise one genuine hash would verify another split of the same
+string (a FAILED callback re-read as PAID). Inside `custom_parameters` the JSON escapes
+`\\u0026` and `\\u003d` stand for them (the JSON keeps its value); in any other value they are
+percent-encoded (`%26`, `%3D`). `timestamp` (unix seconds of the delivery attempt) is hashed
+too, so a receiver can refuse a replayed callback.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +34,20 @@ def legacy_status(event: dict[str, Any]) -> str:
     raise ValueError(f"{event['event']} has no legacy callback")
 
 
-def form_fields(event: dict[str, Any], site_id: str) -> dict[str, str]:
-    """The callback's fields, without its hash."""
+def custom_parameters(metadata: dict[str, str]) -> str:
+    """The metadata as compact JSON with sorted keys, `&` and `=` written as JSON escapes."""
+    text = json.dumps(metadata, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    # Both characters can only occur inside JSON strings here, where the escape is the same value.
+    return text.replace("&", "\\u0026").replace("=", "\\u003d")
+
+
+def plain_value(value: str) -> str:
+    """A value with `&` and `=` percent-encoded, so the hashed string splits one way only."""
+    return value.replace("&", "%26").replace("=", "%3D")
+
+
+def form_fields(event: dict[str, Any], site_id: str, timestamp: int) -> dict[str, str]:
+    """The callback's fields for a delivery attempt at `timestamp` (unix seconds), without its hash."""
     data = event["data"]
     status = legacy_status(event)
     if event["event"].startswith("payment."):
@@ -41,18 +61,17 @@ def form_fields(event: dict[str, Any], site_id: str) -> dict[str, str]:
         "amount": str(amount),
         "paid_amount": str(paid),
         "currency": currency,
-        "site_id": site_id,
-        "game_id": data["game_id"],
-        "user_id": data["user_id"],
+        "site_id": plain_value(site_id),
+        "game_id": plain_value(data["game_id"]),
+        "user_id": plain_value(data["user_id"]),
         "transaction_token": data["session_id"],
-        "custom_parameters": json.dumps(
-            data.get("metadata") or {}, separators=(",", ":"), sort_keys=True, ensure_ascii=False
-        ),
+        "custom_parameters": custom_parameters(data.get("metadata") or {}),
+        "timestamp": str(timestamp),
     }
 
 
-def form_body(event: dict[str, Any], site_id: str, secret: str) -> bytes:
-    """The urlencoded POST body, `hash` last."""
-    fields = form_fields(event, site_id)
+def form_body(event: dict[str, Any], site_id: str, secret: str, timestamp: int) -> bytes:
+    """The urlencoded POST body of one delivery attempt, `hash` last."""
+    fields = form_fields(event, site_id, timestamp)
     fields["hash"] = legacy_hash(fields, secret)
     return urlencode(fields).encode()

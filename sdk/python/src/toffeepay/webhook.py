@@ -128,7 +128,31 @@ class Webhook:
 
 
 class LegacyCallback:
-    """Legacy form callbacks (`format: legacy_form`), checked by their `hash` field."""
+    """Legacy form callbacks (`format: legacy_form`), checked by their `hash` and `timestamp`.
+
+    The hash is over the other fields as `k=v`, sorted by key, joined by `&`, values not
+    URL-encoded. That string splits one way only because no genuine value holds a raw `&` or
+    `=` (`custom_parameters` writes them as the JSON escapes `\\u0026` and `\\u003d`, other
+    values as `%26` and `%3D`), so `verify` refuses any value that does, and any field
+    ToffeePay does not send: together they stop a hash being re-split into other fields.
+    """
+
+    FIELDS = frozenset(
+        {
+            "transaction_id",
+            "status",
+            "amount",
+            "paid_amount",
+            "currency",
+            "site_id",
+            "game_id",
+            "user_id",
+            "transaction_token",
+            "custom_parameters",
+            "timestamp",
+            "hash",
+        }
+    )
 
     @staticmethod
     def compute_hash(fields: Mapping[str, str], secret: str) -> str:
@@ -154,24 +178,51 @@ class LegacyCallback:
 
     @classmethod
     def verify(
-        cls, fields: Mapping[str, str] | Iterable[tuple[str, str]] | bytes | str, secret: Secret
+        cls,
+        fields: Mapping[str, str] | Iterable[tuple[str, str]] | bytes | str,
+        secret: Secret,
+        tolerance: int | None = DEFAULT_TOLERANCE,
     ) -> dict[str, str]:
-        """Check the callback's `hash` and return its fields.
+        """Check the callback's `hash`, then that its `timestamp` is recent; return its fields.
 
         `fields` is the parsed form (a dict, e.g. `request.form`) or the raw urlencoded body.
-        During a secret rotation pass both secrets. Raises SignatureVerificationError.
-        Callbacks can repeat: deduplicate by (`transaction_id`, `status`).
+        During a secret rotation pass both secrets. `tolerance` is in seconds either way of
+        now (default 5 minutes); None skips the time check (only for stored callbacks whose
+        hash you checked when they arrived). Raises SignatureVerificationError with `reason`
+        `malformed_header` (an unknown field, a raw `&` or `=` in a value, no hash or
+        timestamp), `bad_signature` or `stale_timestamp`. A callback is retried with a new
+        timestamp and hash: deduplicate by (`transaction_id`, `status`).
         """
         try:
             found = cls._fields(fields)
         except ValueError as exc:
             raise SignatureVerificationError(f"not a urlencoded form: {exc}", reason="malformed_header") from None
+        unknown = sorted(set(found) - cls.FIELDS)
+        if unknown:
+            raise SignatureVerificationError(
+                f"unknown field {unknown[0][:40]!r}: ToffeePay does not send it", reason="malformed_header"
+            )
+        for key, value in found.items():
+            if "&" in value or "=" in value:
+                raise SignatureVerificationError(
+                    f"field {key!r} holds a raw '&' or '=', which ToffeePay never sends", reason="malformed_header"
+                )
         given = found.get("hash", "").lower()
         if not given:
             raise SignatureVerificationError("the callback has no hash field", reason="malformed_header")
+        stamp = found.get("timestamp", "")
+        if not (stamp.isascii() and stamp.isdigit()):
+            raise SignatureVerificationError(
+                "the callback has no timestamp field (unix seconds)", reason="malformed_header"
+            )
         matched = False
         for s in _secrets(secret):
             matched |= hmac.compare_digest(cls.compute_hash(found, s).encode(), given.encode())
         if not matched:
             raise SignatureVerificationError("hash does not match the callback's fields", reason="bad_signature")
+        if tolerance is not None and abs(time.time() - int(stamp)) > tolerance:
+            raise SignatureVerificationError(
+                f"timestamp {stamp} is more than {tolerance} s from now (replayed or clock skew)",
+                reason="stale_timestamp",
+            )
         return found
