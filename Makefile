@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The TypeScript SDK's packages (npm ci from its package-lock.json).
+NODE_STAMP := sdk/typescript/node_modules/.installed
 
-.PHONY: run test install lint check-generated generate services browser bench clean
+.PHONY: run test install lint check-generated generate services browser go sdk-deps bench clean
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +16,24 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml
 
 install: $(STAMP)
 
+$(NODE_STAMP): sdk/typescript/package.json sdk/typescript/package-lock.json
+	cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+## Go for the Go SDK, from Debian's packages (standard library only: no module downloads).
+go:
+	@command -v go >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null)
+
+## The toolchains and packages of the TypeScript and Go SDKs.
+sdk-deps: $(NODE_STAMP) go
+
 ## The server on its embedded SQLite default, with the sandbox game `space_shooter`.
 run: $(STAMP)
 	$(BIN)/toffeepay serve --sandbox-game space_shooter
 
-## Everything the tests need (PostgreSQL running, Chromium), then all tests on both engines.
-test: $(STAMP) services browser lint check-generated
+## Everything the tests need (PostgreSQL running, Chromium, the SDK toolchains), then all tests on
+## both engines, the TypeScript and Go SDKs' suites included (tests/e2e/test_sdk_languages.py).
+test: $(STAMP) services browser sdk-deps lint check-generated
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 services:
@@ -35,14 +49,17 @@ lint: $(STAMP)
 	$(BIN)/buf lint
 	$(BIN)/lint-imports
 
-## Regenerate the protobuf/Connect code (committed, in the SDK distribution).
-generate: $(STAMP)
+## Regenerate the code made from proto/ (Python and TypeScript by buf, Go by sdk/go/generate.py)
+## and the shared verification vectors; all of it is committed.
+generate: $(STAMP) $(NODE_STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/buf generate
+	node sdk/testdata/generate.mjs
 
 ## Fails when the committed generated code differs from what buf generates now.
+GENERATED := sdk/python/src/toffeepay/_proto sdk/typescript/src/gen sdk/testdata
 check-generated: generate
-	@git diff --exit-code --stat -- sdk/python/src/toffeepay/_proto || (echo "generated code is stale: run make generate and commit" >&2; exit 1)
-	@test -z "$$(git status --porcelain -- sdk/python/src/toffeepay/_proto)" || (echo "generated code has untracked files: run make generate and commit" >&2; exit 1)
+	@git diff --exit-code --stat -- $(GENERATED) || (echo "generated code is stale: run make generate and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || (echo "generated code has untracked files: run make generate and commit" >&2; exit 1)
 
 ## Benchmarks (docs/benchmarks.md); wrk is the load generator for the API.
 bench: $(STAMP) services
@@ -51,4 +68,4 @@ bench: $(STAMP) services
 	$(BIN)/python bench/webhooks.py
 
 clean:
-	rm -rf $(VENV) toffeepay.db toffeepay.db-wal toffeepay.db-shm
+	rm -rf $(VENV) toffeepay.db toffeepay.db-wal toffeepay.db-shm sdk/typescript/node_modules sdk/typescript/dist

@@ -1,0 +1,276 @@
+// The client against a real `toffeepay serve`, given by the test run in TOFFEEPAY_TEST_* variables.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, request as httpRequest } from "node:http";
+import { randomUUID } from "node:crypto";
+import {
+  APIConnectionError,
+  AuthenticationError,
+  FailedPreconditionError,
+  InvalidRequestError,
+  NotFoundError,
+  PermissionDeniedError,
+  ToffeePay,
+  ToffeePayError,
+  Webhook,
+} from "../dist/index.js";
+
+const env = process.env;
+const BASE_URL = env.TOFFEEPAY_TEST_BASE_URL;
+const skip = BASE_URL ? false : "TOFFEEPAY_TEST_BASE_URL is not set (run through tests/e2e/test_sdk_languages.py)";
+const GAME = env.TOFFEEPAY_TEST_GAME_ID;
+const ITEM = { title: "50 Gold Coins", price: 499, currency: "USD" };
+const client = (options = {}) => new ToffeePay(env.TOFFEEPAY_TEST_SANDBOX_KEY, { baseUrl: BASE_URL, retryDelayMs: 50, ...options });
+const player = () => `player_${randomUUID().slice(0, 8)}`;
+
+/** An HTTP server on a free loopback port; resolves to its URL. */
+function listen(handler) {
+  const server = createServer(handler);
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, url: `http://127.0.0.1:${server.address().port}` })));
+}
+
+const readBody = (req) =>
+  new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+
+/**
+ * A proxy in front of the server recording requests. `failFirst`: "before" answers the first
+ * request 503 without forwarding it; "after" forwards it, drops the answer and answers 503.
+ */
+async function proxy(failFirst) {
+  const requests = [];
+  const { server, url } = await listen(async (req, res) => {
+    const body = await readBody(req);
+    requests.push({ headers: req.headers, body: body.toString() });
+    const first = requests.length === 1;
+    if (first && failFirst === "before") return res.writeHead(503, { "content-type": "text/plain" }).end("upstream unavailable");
+    const target = new URL(req.url, BASE_URL);
+    const upstream = httpRequest(target, { method: req.method, headers: { ...req.headers, host: target.host } }, async (answer) => {
+      const data = await readBody(answer);
+      if (first && failFirst === "after") return res.writeHead(503, { "content-type": "text/plain" }).end("upstream unavailable");
+      res.writeHead(answer.statusCode, answer.headers).end(data);
+    });
+    upstream.end(body);
+  });
+  return { url, requests, close: () => new Promise((r) => server.close(r)) };
+}
+
+describe("against toffeepay serve", { skip }, () => {
+  test("create, get, status, cancel", async () => {
+    const tp = client();
+    const userId = player();
+    const created = await tp.sessions.create({ gameId: GAME, userId, item: ITEM, returnUrl: "mygame://done", metadata: { order: "A-17" } });
+    assert.match(created.id, /^sess_[0-9a-z]{26}$/);
+    assert.equal(created.sessionId, created.id);
+    assert.equal(created.url, `${BASE_URL}/${created.id}`);
+    const session = await tp.sessions.get(created.id);
+    assert.equal(session.status, "pending");
+    assert.equal(session.userId, userId);
+    assert.deepEqual({ ...session.item, $typeName: undefined }, { ...ITEM, $typeName: undefined });
+    assert.equal(session.metadata.order, "A-17");
+    assert.equal((await tp.sessions.status(created.id)).status, "pending");
+    await tp.sessions.cancel(created.id);
+    assert.equal((await tp.sessions.status(created.id)).status, "cancelled");
+    await assert.rejects(tp.sessions.cancel(created.id), (e) => e instanceof FailedPreconditionError && e.reason === "session_not_pending");
+  });
+
+  test("list with paging walks every page", async () => {
+    const tp = client();
+    const userId = player();
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push((await tp.sessions.create({ gameId: GAME, userId, item: ITEM })).id);
+    const first = await tp.sessions.list({ userId, limit: 2 });
+    assert.equal(first.data.length, 2);
+    assert.equal(first.total, 5);
+    assert.equal(first.hasMore, true);
+    assert.deepEqual(first.data.map((s) => s.id), [ids[4], ids[3]]);
+    const seen = [];
+    for await (const session of first) seen.push(session.id);
+    assert.deepEqual(seen, [...ids].reverse());
+    const last = await (await (await first.nextPage()).nextPage());
+    assert.equal(last.hasMore, false);
+    assert.equal(await last.nextPage(), null);
+    assert.deepEqual((await tp.sessions.list({ userId, status: "pending", offset: 4 })).data.map((s) => s.id), [ids[0]]);
+  });
+
+  test("pay through the sandbox: payments, a declined card, a dispute", async () => {
+    const tp = client();
+    const userId = player();
+    const session = await tp.sessions.create({ gameId: GAME, userId, item: ITEM });
+    const payment = await tp.sandbox.paySession(session.id, { method: "apple_pay" });
+    assert.equal(payment.status, "succeeded");
+    assert.equal(payment.amount, 499);
+    assert.equal((await tp.sessions.status(session.id)).status, "paid");
+    assert.equal((await tp.payments.get(payment.id)).sessionId, session.id);
+    assert.deepEqual((await tp.payments.list({ userId })).data.map((p) => p.id), [payment.id]);
+    const declined = await tp.sessions.create({ gameId: GAME, userId, item: ITEM });
+    const failed = await tp.sandbox.paySession(declined.id, { outcome: "card_declined" });
+    assert.equal(failed.failureCode, "card_declined");
+    const dispute = await tp.sandbox.createDispute(payment.id, { reason: "fraudulent" });
+    assert.equal(dispute.paymentId, payment.id);
+    assert.deepEqual((await tp.disputes.list({ paymentId: payment.id })).data.map((d) => d.id), [dispute.id]);
+    const expiring = await tp.sessions.create({ gameId: GAME, userId, item: ITEM });
+    assert.equal((await tp.sandbox.expireSession(expiring.id)).status, "expired");
+  });
+
+  test("a webhook received by a Node server and verified", async () => {
+    const tp = client();
+    const received = [];
+    let secret;
+    let wanted;
+    const arrived = new Promise((resolve) => {
+      wanted = resolve;
+    });
+    const { server, url } = await listen(async (req, res) => {
+      const body = await readBody(req);
+      try {
+        const event = Webhook.constructEvent(body, req.headers["x-toffeepay-signature"], secret);
+        received.push(event);
+        res.writeHead(200).end("ok");
+        if (event.event === "payment.succeeded") wanted(event);
+      } catch (error) {
+        res.writeHead(400).end(String(error));
+      }
+    });
+    try {
+      const created = await tp.webhooks.createEndpoint({ url: `${url}/hooks`, events: ["payment.succeeded"], description: "node test" });
+      secret = created.secret;
+      assert.match(secret, /^whsec_/);
+      const userId = player();
+      const session = await tp.sessions.create({ gameId: GAME, userId, item: ITEM });
+      const payment = await tp.sandbox.paySession(session.id);
+      const event = await arrived;
+      assert.equal(event.data.payment_id, payment.id);
+      assert.equal(event.data.session_id, session.id);
+      assert.equal(event.mode, "sandbox");
+      const endpoints = await tp.webhooks.listEndpoints();
+      assert.ok(endpoints.endpoints.some((e) => e.id === created.endpoint.id));
+      const events = await tp.webhooks.listEvents({ types: ["payment.succeeded"], limit: 250 });
+      assert.ok(events.data.some((e) => e.id === event.id));
+      assert.equal((await tp.webhooks.resendEvent(event.id, { endpointId: created.endpoint.id })).deliveries, 1);
+      const rotated = await tp.webhooks.rotateSecret(created.endpoint.id, { overlapSeconds: 60 });
+      assert.notEqual(rotated.secret, secret);
+      const updated = await tp.webhooks.updateEndpoint({ id: created.endpoint.id, enabled: false });
+      assert.equal(updated.enabled, false);
+      await tp.webhooks.deleteEndpoint(created.endpoint.id);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  for (const failFirst of ["before", "after"]) {
+    test(`a 503 (${failFirst} the work) is retried with the same Idempotency-Key`, async () => {
+      const p = await proxy(failFirst);
+      try {
+        const tp = client({ baseUrl: p.url });
+        const created = await tp.sessions.create({ gameId: GAME, userId: player(), item: ITEM });
+        assert.equal(p.requests.length, 2);
+        const [one, two] = p.requests.map((r) => r.headers["idempotency-key"]);
+        assert.ok(one && one === two, `${one} / ${two}`);
+        assert.equal(p.requests[0].body, p.requests[1].body);
+        assert.equal((await client().sessions.get(created.id)).id, created.id);
+        const sessions = await client().sessions.list({ userId: JSON.parse(p.requests[0].body).userId });
+        assert.equal(sessions.total, 1, "the retry created nothing more");
+      } finally {
+        await p.close();
+      }
+    });
+  }
+
+  test("a caller's Idempotency-Key replays; another body under it is refused", async () => {
+    const tp = client();
+    const key = `order-${randomUUID()}`;
+    const userId = player();
+    const one = await tp.sessions.create({ gameId: GAME, userId, item: ITEM }, { idempotencyKey: key });
+    const two = await tp.sessions.create({ gameId: GAME, userId, item: ITEM }, { idempotencyKey: key });
+    assert.equal(one.id, two.id);
+    await assert.rejects(
+      tp.sessions.create({ gameId: GAME, userId, item: { ...ITEM, price: 500 } }, { idempotencyKey: key }),
+      (e) => e instanceof InvalidRequestError && e.reason === "idempotency_key_reused",
+    );
+  });
+
+  test("4xx answers are not retried and reads carry no Idempotency-Key", async () => {
+    const p = await proxy(null);
+    try {
+      const tp = client({ baseUrl: p.url });
+      await assert.rejects(tp.sessions.create({ gameId: GAME, userId: player(), item: { ...ITEM, currency: "XXQ" } }), (e) => e.reason === "invalid_currency");
+      assert.equal(p.requests.length, 1);
+      await assert.rejects(tp.sessions.get("sess_01jwbq1m9ef8j3vq0x5w2k7r4t"), NotFoundError);
+      assert.equal(p.requests.length, 2);
+      assert.equal(p.requests[1].headers["idempotency-key"], undefined);
+    } finally {
+      await p.close();
+    }
+  });
+
+  test("typed errors for each reason class", async () => {
+    const tp = client();
+    const cases = [
+      [() => new ToffeePay("sk_test_nope", { baseUrl: BASE_URL }).sessions.status("sess_x"), AuthenticationError, "unauthenticated", "unauthenticated"],
+      [() => tp.sessions.create({ gameId: "someone_else", userId: "p", item: ITEM }), PermissionDeniedError, "invalid_game_id", "permission_denied"],
+      [() => tp.sessions.create({ gameId: GAME, userId: "p", item: { ...ITEM, price: 0 } }), InvalidRequestError, "invalid_price", "invalid_argument"],
+      [() => tp.sessions.list({ limit: 251 }), InvalidRequestError, "invalid_limit", "invalid_argument"],
+      [() => tp.payments.get("pay_01jwbq1rz3m0c6t9y2d8h5n1kq"), NotFoundError, "not_found", "not_found"],
+      [() => new ToffeePay(env.TOFFEEPAY_TEST_LIVE_KEY, { baseUrl: BASE_URL }).sandbox.expireSession("sess_x"), PermissionDeniedError, "sandbox_only", "permission_denied"],
+    ];
+    for (const [call, Class, reason, code] of cases) {
+      await assert.rejects(call(), (e) => {
+        assert.ok(e instanceof Class && e instanceof ToffeePayError, `${reason}: ${e}`);
+        assert.equal(e.reason, reason);
+        assert.equal(e.code, code);
+        assert.ok(e.message && !e.message.startsWith(`${reason}:`), e.message);
+        return true;
+      });
+    }
+    const session = await tp.sessions.create({ gameId: GAME, userId: player(), item: ITEM });
+    await tp.sandbox.expireSession(session.id);
+    await assert.rejects(tp.sandbox.paySession(session.id), (e) => e instanceof FailedPreconditionError && e.reason === "session_expired");
+  });
+});
+
+describe("without the server", () => {
+  test("a refused connection is retried, then an APIConnectionError", async () => {
+    const { server, url } = await listen(() => {});
+    await new Promise((r) => server.close(r)); // the port is now closed
+    const tp = new ToffeePay("sk_test_x", { baseUrl: url, maxRetries: 1, retryDelayMs: 10 });
+    await assert.rejects(tp.sessions.status("sess_x"), (e) => e instanceof APIConnectionError && e.reason === undefined);
+  });
+
+  test("the reason comes from the ErrorInfo detail when present, and 5xx is retried", async () => {
+    // google.rpc.ErrorInfo{reason: "session_expired", domain: "toffeepay.dev"} as protobuf bytes.
+    const info = Buffer.concat([Buffer.from([0x0a, 15]), Buffer.from("session_expired"), Buffer.from([0x12, 13]), Buffer.from("toffeepay.dev")]);
+    const seen = [];
+    const { server, url } = await listen(async (req, res) => {
+      await readBody(req);
+      seen.push(req.headers["idempotency-key"]);
+      if (seen.length === 1) return res.writeHead(500, { "content-type": "application/json" }).end('{"code":"internal","message":"boom"}');
+      res.writeHead(400, { "content-type": "application/json", "x-request-id": "req_1" }).end(
+        JSON.stringify({
+          code: "failed_precondition",
+          message: "the session expired",
+          details: [{ type: "google.rpc.ErrorInfo", value: info.toString("base64").replace(/=+$/, "") }],
+        }),
+      );
+    });
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: url, retryDelayMs: 10 });
+      await assert.rejects(tp.sandbox.paySession("sess_x"), (e) => {
+        assert.ok(e instanceof FailedPreconditionError, String(e));
+        assert.equal(e.reason, "session_expired");
+        assert.equal(e.message, "the session expired");
+        assert.equal(e.requestId, "req_1");
+        return true;
+      });
+      assert.equal(seen.length, 2);
+      assert.ok(seen[0] && seen[0] === seen[1]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
