@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from .domain.durations import parse_duration
+from .domain.fulfilment import DEFAULT_GRACE
 
 DEFAULT_DATABASE_URL = "sqlite:///toffeepay.db"
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -59,6 +63,8 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     # How long the sandbox processor keeps a payment page's payment `processing`.
     sandbox_settle_seconds: float = 1.0
+    # A paid session the game has not fulfilled this long after payment is reported overdue.
+    fulfillment_grace: timedelta = DEFAULT_GRACE
     # The live processor (docs/stripe.md): a Stripe secret key, the signing secret of the Stripe
     # webhook endpoint, and an API base other than Stripe's own (localstripe in tests).
     stripe_api_key: Secret | None = None
@@ -84,6 +90,7 @@ class Settings:
             rate_limit_storage=env.get("TOFFEEPAY_RATE_LIMIT_STORAGE") or "memory://",
             secret_key=env.get("TOFFEEPAY_SECRET_KEY") or None,
             sandbox_settle_seconds=float(env.get("TOFFEEPAY_SANDBOX_SETTLE_SECONDS") or 1.0),
+            fulfillment_grace=parse_duration(env.get("TOFFEEPAY_FULFILLMENT_GRACE") or "10m"),
             stripe_api_key=_secret(env.get("TOFFEEPAY_STRIPE_API_KEY")),
             stripe_webhook_secret=_secret(env.get("TOFFEEPAY_STRIPE_WEBHOOK_SECRET")),
             stripe_api_base=(env.get("TOFFEEPAY_STRIPE_API_BASE") or "").rstrip("/") or None,

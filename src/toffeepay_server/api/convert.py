@@ -63,6 +63,7 @@ def session(s: Session, page_url: str) -> pb.Session:
         failed_at=ts(s.failed_at),
         cancelled_at=ts(s.cancelled_at),
         expired_at=ts(s.expired_at),
+        fulfilled_at=ts(s.fulfilled_at),
     )
 
 

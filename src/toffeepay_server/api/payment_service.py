@@ -11,7 +11,7 @@ from ..domain import listing
 from ..domain.errors import DomainError, Reason
 from ..domain.sessions import new_session
 from ..processors.base import Processors
-from ..services import payments, sessions
+from ..services import fulfilment, payments, sessions
 from ..services.context import ServiceContext
 from . import auth, convert
 
@@ -60,6 +60,10 @@ class PaymentService:
         await sessions.cancel_session(self.ctx, auth.principal(), convert.one_id(request, "session_id"))
         return pb.CancelSessionResponse()
 
+    async def fulfill_session(self, request: pb.FulfillSessionRequest, ctx: Any, /) -> rpb.Session:
+        found = await fulfilment.fulfil_session(self.ctx, auth.principal(), convert.one_id(request, "session_id"))
+        return convert.session(found, self.ctx.page_url(found.id))
+
     async def list_sessions(self, request: pb.ListSessionsRequest, ctx: Any, /) -> pb.ListSessionsResponse:
         page = listing.page(
             request.limit, request.offset, convert.when(request, "from"), convert.when(request, "to"), default_limit=50
@@ -71,6 +75,7 @@ class PaymentService:
             user_id=convert.optional(request, "user_id"),
             status=convert.optional(request, "status"),
             page=page,
+            fulfilled=request.fulfilled if request.has_field("fulfilled") else None,
         )
         return pb.ListSessionsResponse(
             sessions=[convert.session(s, self.ctx.page_url(s.id)) for s in found],

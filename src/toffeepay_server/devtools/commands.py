@@ -116,6 +116,9 @@ def sessions_list(
     game: Game,
     status: Annotated[str | None, typer.Option(help="pending, paid, failed, cancelled or expired.")] = None,
     user: Annotated[str | None, typer.Option(help="Only this player's sessions.")] = None,
+    unfulfilled: Annotated[
+        bool, typer.Option("--unfulfilled", help="Only paid sessions the game has not fulfilled yet.")
+    ] = False,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
     api_url: ApiUrl = DEFAULT_PUBLIC_URL,
     api_key: ApiKey = None,
@@ -123,7 +126,9 @@ def sessions_list(
 ) -> None:
     """List the game's sandbox sessions, newest first."""
     with _client(game, api_url, api_key) as client:
-        page = client.sessions.list(game_id=game, user_id=user, status=status, limit=limit)
+        page = client.sessions.list(
+            game_id=game, user_id=user, status=status, limit=limit, fulfilled=False if unfulfilled else None
+        )
     if as_json:
         _print_json({"sessions": [_message(s) for s in page], "total": page.total, "has_more": page.has_more})
         return
@@ -158,7 +163,7 @@ def sessions_get(
     rows += [(f"metadata.{k}", v) for k, v in session.metadata.items()]
     rows += [
         (name, _when(getattr(session, name)))
-        for name in ("created_at", "expires_at", "paid_at", "failed_at", "cancelled_at", "expired_at")
+        for name in ("created_at", "expires_at", "paid_at", "failed_at", "cancelled_at", "expired_at", "fulfilled_at")
     ]
     for name, value in rows:
         if value:

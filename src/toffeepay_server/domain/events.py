@@ -11,6 +11,7 @@ SESSION_PAID = "session.paid"
 SESSION_FAILED = "session.failed"
 SESSION_EXPIRED = "session.expired"
 SESSION_CANCELLED = "session.cancelled"
+SESSION_FULFILLMENT_OVERDUE = "session.fulfillment_overdue"
 PAYMENT_CREATED = "payment.created"
 PAYMENT_SUCCEEDED = "payment.succeeded"
 PAYMENT_FAILED = "payment.failed"
@@ -22,6 +23,7 @@ EVENT_TYPES = (
     SESSION_FAILED,
     SESSION_EXPIRED,
     SESSION_CANCELLED,
+    SESSION_FULFILLMENT_OVERDUE,
     PAYMENT_CREATED,
     PAYMENT_SUCCEEDED,
     PAYMENT_FAILED,
@@ -87,7 +89,7 @@ def session_data(session: Any, previous_status: str | None) -> dict[str, Any]:
     data.update(
         _timestamps(
             session,
-            ("created_at", "expires_at", "paid_at", "failed_at", "cancelled_at", "expired_at"),
+            ("created_at", "expires_at", "paid_at", "failed_at", "cancelled_at", "expired_at", "fulfilled_at"),
         )
     )
     return data
@@ -119,7 +121,8 @@ def payment_data(payment: Any, session: Any, previous_status: str | None) -> dic
     return data
 
 
-def dispute_data(dispute: Any, sequence: int | None) -> dict[str, Any]:
+def dispute_data(dispute: Any, sequence: int | None, fulfilled_at: datetime | None = None) -> dict[str, Any]:
+    """`dispute.created` data; `fulfilled_at` (when the game granted the session) tells what to claw back."""
     data: dict[str, Any] = {
         "dispute_id": dispute.id,
         "reason": dispute.reason,
@@ -132,4 +135,6 @@ def dispute_data(dispute: Any, sequence: int | None) -> dict[str, Any]:
             data[name] = value
     if sequence is not None:
         data["sequence"] = sequence
+    if fulfilled_at is not None:
+        data["fulfilled_at"] = rfc3339(fulfilled_at)
     return data

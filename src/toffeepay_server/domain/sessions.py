@@ -75,6 +75,10 @@ class Session:
     failed_at: datetime | None = None
     cancelled_at: datetime | None = None
     expired_at: datetime | None = None
+    # Set by the game (FulfillSession) once it granted the purchase; see domain/fulfilment.py.
+    fulfilled_at: datetime | None = None
+    # When `session.fulfillment_overdue` was recorded, so it is recorded once.
+    fulfillment_overdue_at: datetime | None = None
     event_sequence: int = 0
     image: str | None = field(default=None, repr=False)
 

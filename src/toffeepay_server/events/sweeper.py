@@ -1,6 +1,7 @@
 """The expiry sweeper: records each lapsed session's expiry and its event within seconds.
 
-Each tick also delivers the sandbox processor's due notifications (its payments' outcomes).
+Each tick also delivers the sandbox processor's due notifications (its payments' outcomes)
+and reports paid sessions the game has not fulfilled within the grace period.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import structlog
 
 from ..processors.sandbox import adapter as sandbox
-from ..services import sessions
+from ..services import fulfilment, sessions
 from ..services.context import ServiceContext
 from ..store import idempotency
 
@@ -22,7 +23,10 @@ async def sweep_once(ctx: ServiceContext) -> int:
     if expired:
         log.info("sessions expired", count=expired)
     settled = await sandbox.settle_due(ctx)
-    return expired + settled
+    overdue = await fulfilment.sweep_overdue(ctx)
+    if overdue:
+        log.info("fulfilment overdue", count=overdue)
+    return expired + settled + overdue
 
 
 async def run_sweeper(ctx: ServiceContext, interval: float) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 from ..config import Settings
 from ..domain import ids
 from ..domain.clock import Clock, system_clock
+from ..domain.fulfilment import DEFAULT_GRACE
 from ..store.database import Database
 
 T = TypeVar("T")
@@ -25,6 +27,8 @@ class ServiceContext:
     # Live webhooks may target private and loopback addresses (game servers on the
     # operator's own network); otherwise live endpoints must be public https.
     private_webhook_targets: bool = False
+    # How long after payment a session the game has not fulfilled counts as overdue.
+    fulfillment_grace: timedelta = DEFAULT_GRACE
 
     @classmethod
     def from_settings(cls, settings: Settings, *, pool_size: int = 10) -> ServiceContext:
@@ -32,6 +36,7 @@ class ServiceContext:
             db=Database(settings.database_url, pool_size=pool_size),
             public_url=settings.public_url,
             private_webhook_targets=settings.private_webhook_targets,
+            fulfillment_grace=settings.fulfillment_grace,
         )
 
     def page_url(self, session_id: str) -> str:

@@ -91,7 +91,7 @@ async def record_dispute(
                 session_id=session.id if session else None,
                 sequence=sequence,
                 created_at=now,
-                data=events.dispute_data(dispute, sequence),
+                data=events.dispute_data(dispute, sequence, session.fulfilled_at if session else None),
             )
         )
     return dispute

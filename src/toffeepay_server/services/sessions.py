@@ -115,6 +115,7 @@ async def list_sessions(
     user_id: str | None,
     status: str | None,
     page: Page,
+    fulfilled: bool | None = None,
 ) -> tuple[list[Session], int]:
     check_game(principal, game_id)
     parsed_status = None
@@ -137,6 +138,7 @@ async def list_sessions(
             limit=page.limit,
             offset=page.offset,
             now=now,
+            fulfilled=fulfilled,
         )
     return [s.as_seen(now) for s in found], total
 

@@ -34,6 +34,8 @@ def _session(row: Any, image: str | None = None) -> Session:
         failed_at=row.failed_at,
         cancelled_at=row.cancelled_at,
         expired_at=row.expired_at,
+        fulfilled_at=row.fulfilled_at,
+        fulfillment_overdue_at=row.fulfillment_overdue_at,
         event_sequence=row.event_sequence,
         image=image,
     )
@@ -105,7 +107,22 @@ async def save_transition(conn: AsyncConnection, before: Session, after: Session
             failed_at=after.failed_at,
             cancelled_at=after.cancelled_at,
             expired_at=after.expired_at,
+            fulfillment_overdue_at=after.fulfillment_overdue_at,
         )
+    )
+    return result.rowcount == 1
+
+
+async def save_fulfilment(conn: AsyncConnection, after: Session) -> bool:
+    """Set fulfilled_at once: only a paid session not fulfilled yet takes it."""
+    result = await conn.execute(
+        update(sessions)
+        .where(
+            sessions.c.id == after.id,
+            sessions.c.status == SessionStatus.PAID.value,
+            sessions.c.fulfilled_at.is_(None),
+        )
+        .values(fulfilled_at=after.fulfilled_at)
     )
     return result.rowcount == 1
 
@@ -136,12 +153,21 @@ async def list_sessions(
     limit: int,
     offset: int,
     now: datetime,
+    fulfilled: bool | None = None,
+    paid_before: datetime | None = None,
 ) -> tuple[list[Session], int]:
+    """`fulfilled` True: fulfilled sessions; False: paid ones not fulfilled (`paid_before`: paid by then)."""
     conditions: list[ColumnElement[bool]] = [sessions.c.game_id == game_id, sessions.c.mode == mode]
     if user_id is not None:
         conditions.append(sessions.c.user_id == user_id)
     if status is not None:
         conditions.append(_status_filter(status, now))
+    if fulfilled is True:
+        conditions.append(sessions.c.fulfilled_at.is_not(None))
+    elif fulfilled is False:
+        conditions += [sessions.c.status == SessionStatus.PAID.value, sessions.c.fulfilled_at.is_(None)]
+    if paid_before is not None:
+        conditions.append(sessions.c.paid_at <= paid_before)
     conditions += created_between(sessions.c.created_at, created_from, created_to)
     rows, total = await page_of(
         conn, sessions, _COLUMNS, conditions, [sessions.c.created_at.desc(), sessions.c.id.desc()], limit, offset
@@ -158,6 +184,22 @@ async def lapsed_session_ids(conn: AsyncConnection, now: datetime, limit: int) -
             sessions.c.payment_id.is_(None),
         )
         .order_by(sessions.c.expires_at)
+        .limit(limit)
+    )
+    return [r.id for r in rows]
+
+
+async def overdue_session_ids(conn: AsyncConnection, paid_before: datetime, limit: int) -> list[str]:
+    """Paid sessions not fulfilled, paid at or before `paid_before`, not yet reported overdue."""
+    rows = await conn.execute(
+        select(sessions.c.id)
+        .where(
+            sessions.c.status == SessionStatus.PAID.value,
+            sessions.c.fulfilled_at.is_(None),
+            sessions.c.fulfillment_overdue_at.is_(None),
+            sessions.c.paid_at <= paid_before,
+        )
+        .order_by(sessions.c.paid_at)
         .limit(limit)
     )
     return [r.id for r in rows]

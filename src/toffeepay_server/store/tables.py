@@ -63,9 +63,13 @@ sessions = Table(
     Column("failed_at", Instant),
     Column("cancelled_at", Instant),
     Column("expired_at", Instant),
+    Column("fulfilled_at", Instant),
+    Column("fulfillment_overdue_at", Instant),
     Index("ix_sessions_scope_created", "game_id", "mode", "created_at"),
     Index("ix_sessions_scope_user", "game_id", "mode", "user_id", "created_at"),
     Index("ix_sessions_pending_expiry", "status", "expires_at"),
+    # Paid sessions the game has not fulfilled, found by the sweeper once past the grace period.
+    Index("ix_sessions_fulfilment_due", "status", "fulfilled_at", "fulfillment_overdue_at", "paid_at"),
 )
 
 payments = Table(

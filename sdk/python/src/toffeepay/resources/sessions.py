@@ -11,6 +11,7 @@ from .._proto.pay.v1.payment_pb import (
     CancelSessionRequest,
     CreateSessionRequest,
     CreateSessionResponse,
+    FulfillSessionRequest,
     GetSessionRequest,
     GetSessionStatusRequest,
     GetSessionStatusResponse,
@@ -47,12 +48,14 @@ def _lister(
     from_: datetime | None,
     to: datetime | None,
     limit: int | None,
+    fulfilled: bool | None,
 ) -> Any:
     def make(offset: int) -> ListSessionsRequest:
         return ListSessionsRequest(
             game_id=game_id,
             user_id=user_id,
             status=status,
+            fulfilled=fulfilled,
             from_=_params.timestamp(from_),
             to=_params.timestamp(to),
             limit=limit or 0,
@@ -63,7 +66,7 @@ def _lister(
 
 
 class Sessions:
-    """`client.sessions`: create, get, status, cancel, list."""
+    """`client.sessions`: create, get, status, cancel, fulfill, list."""
 
     def __init__(self, transport: SyncTransport) -> None:
         self._t = transport
@@ -101,6 +104,15 @@ class Sessions:
         """Cancel a pending session; its payment page stops taking payment at once."""
         self._t.mutate(self._rpc.cancel_session, CancelSessionRequest(id=id), idempotency_key, timeout)
 
+    def fulfill(self, id: str, *, idempotency_key: str | None = None, timeout: float | None = None) -> Session:
+        """Report that the game granted a paid session's purchase; returns the session with `fulfilled_at`.
+
+        Call it after granting: a second call returns the same session. A session that is not
+        paid raises `FailedPreconditionError` (`session_not_paid`).
+        """
+        request = FulfillSessionRequest(id=id)
+        return self._t.mutate(self._rpc.fulfill_session, request, idempotency_key, timeout)
+
     def list(
         self,
         *,
@@ -111,10 +123,14 @@ class Sessions:
         to: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
+        fulfilled: bool | None = None,
         timeout: float | None = None,
     ) -> Page[Session]:
-        """A page of sessions, newest first; `from_`/`to` bound `created_at` (inclusive)."""
-        make = _lister(game_id, user_id, status, from_, to, limit)
+        """A page of sessions, newest first; `from_`/`to` bound `created_at` (inclusive).
+
+        `fulfilled=False`: paid sessions the game has not fulfilled; `True`: fulfilled ones.
+        """
+        make = _lister(game_id, user_id, status, from_, to, limit, fulfilled)
         return self._t.page(self._rpc.list_sessions, make, "sessions", offset, timeout)
 
 
@@ -153,6 +169,11 @@ class AsyncSessions:
         """Cancel a pending session."""
         await self._t.mutate(self._rpc.cancel_session, CancelSessionRequest(id=id), idempotency_key, timeout)
 
+    async def fulfill(self, id: str, *, idempotency_key: str | None = None, timeout: float | None = None) -> Session:
+        """Report that the game granted a paid session's purchase; returns the session with `fulfilled_at`."""
+        request = FulfillSessionRequest(id=id)
+        return await self._t.mutate(self._rpc.fulfill_session, request, idempotency_key, timeout)
+
     async def list(
         self,
         *,
@@ -163,8 +184,9 @@ class AsyncSessions:
         to: datetime | None = None,
         limit: int | None = None,
         offset: int = 0,
+        fulfilled: bool | None = None,
         timeout: float | None = None,
     ) -> AsyncPage[Session]:
         """A page of sessions, newest first."""
-        make = _lister(game_id, user_id, status, from_, to, limit)
+        make = _lister(game_id, user_id, status, from_, to, limit, fulfilled)
         return await self._t.page(self._rpc.list_sessions, make, "sessions", offset, timeout)

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pay/v1/payment.proto.
  */
 export const file_pay_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("ChRwYXkvdjEvcGF5bWVudC5wcm90bxIGcGF5LnYxIpsCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIPCgdnYW1lX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSGgoEaXRlbRgDIAEoCzIMLnBheS52MS5JdGVtEhcKCnJldHVybl91cmwYBCABKAlIAIgBARI8CghtZXRhZGF0YRgFIAMoCzIqLnBheS52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Ei4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfcmV0dXJuX3VybCJZChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEwoLcGF5bWVudF91cmwYBCABKAkiMwoRR2V0U2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSI5ChdHZXRTZXNzaW9uU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIkoKGEdldFNlc3Npb25TdGF0dXNSZXNwb25zZRIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCSI2ChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIhcKFUNhbmNlbFNlc3Npb25SZXNwb25zZSIzChFHZXRQYXltZW50UmVxdWVzdBIKCgJpZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJIuoBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhQKB2dhbWVfaWQYASABKAlIAIgBARIUCgd1c2VyX2lkGAIgASgJSAGIAQESEwoGc3RhdHVzGAMgASgJSAKIAQESKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAYgASgFEg4KBm9mZnNldBgHIAEoBUIKCghfZ2FtZV9pZEIKCghfdXNlcl9pZEIJCgdfc3RhdHVzIloKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiEKCHNlc3Npb25zGAEgAygLMg8ucGF5LnYxLlNlc3Npb24SDQoFdG90YWwYAiABKAUSEAoIaGFzX21vcmUYAyABKAgiygEKE0xpc3RQYXltZW50c1JlcXVlc3QSFAoHZ2FtZV9pZBgBIAEoCUgAiAEBEhQKB3VzZXJfaWQYAiABKAlIAYgBARIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGltaXQYBSABKAUSDgoGb2Zmc2V0GAYgASgFQgoKCF9nYW1lX2lkQgoKCF91c2VyX2lkIloKFExpc3RQYXltZW50c1Jlc3BvbnNlEiEKCHBheW1lbnRzGAEgAygLMg8ucGF5LnYxLlBheW1lbnQSDQoFdG90YWwYAiABKAUSEAoIaGFzX21vcmUYAyABKAgirgEKE0xpc3REaXNwdXRlc1JlcXVlc3QSFwoKcGF5bWVudF9pZBgBIAEoCUgAiAEBEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgEIAEoBRIOCgZvZmZzZXQYBSABKAVCDQoLX3BheW1lbnRfaWQiWgoUTGlzdERpc3B1dGVzUmVzcG9uc2USIQoIZGlzcHV0ZXMYASADKAsyDy5wYXkudjEuRGlzcHV0ZRINCgV0b3RhbBgCIAEoBRIQCghoYXNfbW9yZRgDIAEoCDL2BAoOUGF5bWVudFNlcnZpY2USTAoNQ3JlYXRlU2Vzc2lvbhIcLnBheS52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBodLnBheS52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2USPQoKR2V0U2Vzc2lvbhIZLnBheS52MS5HZXRTZXNzaW9uUmVxdWVzdBoPLnBheS52MS5TZXNzaW9uIgOQAgESWgoQR2V0U2Vzc2lvblN0YXR1cxIfLnBheS52MS5HZXRTZXNzaW9uU3RhdHVzUmVxdWVzdBogLnBheS52MS5HZXRTZXNzaW9uU3RhdHVzUmVzcG9uc2UiA5ACARJMCg1DYW5jZWxTZXNzaW9uEhwucGF5LnYxLkNhbmNlbFNlc3Npb25SZXF1ZXN0Gh0ucGF5LnYxLkNhbmNlbFNlc3Npb25SZXNwb25zZRI9CgpHZXRQYXltZW50EhkucGF5LnYxLkdldFBheW1lbnRSZXF1ZXN0Gg8ucGF5LnYxLlBheW1lbnQiA5ACARJOCgxMaXN0U2Vzc2lvbnMSGy5wYXkudjEuTGlzdFNlc3Npb25zUmVxdWVzdBocLnBheS52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZSIDkAIBEk4KDExpc3RQYXltZW50cxIbLnBheS52MS5MaXN0UGF5bWVudHNSZXF1ZXN0GhwucGF5LnYxLkxpc3RQYXltZW50c1Jlc3BvbnNlIgOQAgESTgoMTGlzdERpc3B1dGVzEhsucGF5LnYxLkxpc3REaXNwdXRlc1JlcXVlc3QaHC5wYXkudjEuTGlzdERpc3B1dGVzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_pay_v1_resources]);
+  fileDesc("ChRwYXkvdjEvcGF5bWVudC5wcm90bxIGcGF5LnYxIpsCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIPCgdnYW1lX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSGgoEaXRlbRgDIAEoCzIMLnBheS52MS5JdGVtEhcKCnJldHVybl91cmwYBCABKAlIAIgBARI8CghtZXRhZGF0YRgFIAMoCzIqLnBheS52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Ei4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfcmV0dXJuX3VybCJZChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEwoLcGF5bWVudF91cmwYBCABKAkiMwoRR2V0U2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSI5ChdHZXRTZXNzaW9uU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIkoKGEdldFNlc3Npb25TdGF0dXNSZXNwb25zZRIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCSI2ChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIhcKFUNhbmNlbFNlc3Npb25SZXNwb25zZSI3ChVGdWxmaWxsU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIzChFHZXRQYXltZW50UmVxdWVzdBIKCgJpZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJIpACChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhQKB2dhbWVfaWQYASABKAlIAIgBARIUCgd1c2VyX2lkGAIgASgJSAGIAQESEwoGc3RhdHVzGAMgASgJSAKIAQESKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAYgASgFEg4KBm9mZnNldBgHIAEoBRIWCglmdWxmaWxsZWQYCCABKAhIA4gBAUIKCghfZ2FtZV9pZEIKCghfdXNlcl9pZEIJCgdfc3RhdHVzQgwKCl9mdWxmaWxsZWQiWgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIQoIc2Vzc2lvbnMYASADKAsyDy5wYXkudjEuU2Vzc2lvbhINCgV0b3RhbBgCIAEoBRIQCghoYXNfbW9yZRgDIAEoCCLKAQoTTGlzdFBheW1lbnRzUmVxdWVzdBIUCgdnYW1lX2lkGAEgASgJSACIAQESFAoHdXNlcl9pZBgCIAEoCUgBiAEBEigKBGZyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoBRIOCgZvZmZzZXQYBiABKAVCCgoIX2dhbWVfaWRCCgoIX3VzZXJfaWQiWgoUTGlzdFBheW1lbnRzUmVzcG9uc2USIQoIcGF5bWVudHMYASADKAsyDy5wYXkudjEuUGF5bWVudBINCgV0b3RhbBgCIAEoBRIQCghoYXNfbW9yZRgDIAEoCCKuAQoTTGlzdERpc3B1dGVzUmVxdWVzdBIXCgpwYXltZW50X2lkGAEgASgJSACIAQESKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAQgASgFEg4KBm9mZnNldBgFIAEoBUINCgtfcGF5bWVudF9pZCJaChRMaXN0RGlzcHV0ZXNSZXNwb25zZRIhCghkaXNwdXRlcxgBIAMoCzIPLnBheS52MS5EaXNwdXRlEg0KBXRvdGFsGAIgASgFEhAKCGhhc19tb3JlGAMgASgIMrgFCg5QYXltZW50U2VydmljZRJMCg1DcmVhdGVTZXNzaW9uEhwucGF5LnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0Gh0ucGF5LnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRI9CgpHZXRTZXNzaW9uEhkucGF5LnYxLkdldFNlc3Npb25SZXF1ZXN0Gg8ucGF5LnYxLlNlc3Npb24iA5ACARJaChBHZXRTZXNzaW9uU3RhdHVzEh8ucGF5LnYxLkdldFNlc3Npb25TdGF0dXNSZXF1ZXN0GiAucGF5LnYxLkdldFNlc3Npb25TdGF0dXNSZXNwb25zZSIDkAIBEkwKDUNhbmNlbFNlc3Npb24SHC5wYXkudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaHS5wYXkudjEuQ2FuY2VsU2Vzc2lvblJlc3BvbnNlEkAKDkZ1bGZpbGxTZXNzaW9uEh0ucGF5LnYxLkZ1bGZpbGxTZXNzaW9uUmVxdWVzdBoPLnBheS52MS5TZXNzaW9uEj0KCkdldFBheW1lbnQSGS5wYXkudjEuR2V0UGF5bWVudFJlcXVlc3QaDy5wYXkudjEuUGF5bWVudCIDkAIBEk4KDExpc3RTZXNzaW9ucxIbLnBheS52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GhwucGF5LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgOQAgESTgoMTGlzdFBheW1lbnRzEhsucGF5LnYxLkxpc3RQYXltZW50c1JlcXVlc3QaHC5wYXkudjEuTGlzdFBheW1lbnRzUmVzcG9uc2UiA5ACARJOCgxMaXN0RGlzcHV0ZXMSGy5wYXkudjEuTGlzdERpc3B1dGVzUmVxdWVzdBocLnBheS52MS5MaXN0RGlzcHV0ZXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_pay_v1_resources]);
 
 /**
  * @generated from message pay.v1.CreateSessionRequest
@@ -206,6 +206,28 @@ export const CancelSessionResponseSchema: GenMessage<CancelSessionResponse> = /*
   messageDesc(file_pay_v1_payment, 6);
 
 /**
+ * @generated from message pay.v1.FulfillSessionRequest
+ */
+export type FulfillSessionRequest = Message<"pay.v1.FulfillSessionRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message pay.v1.FulfillSessionRequest.
+ * Use `create(FulfillSessionRequestSchema)` to create a new message.
+ */
+export const FulfillSessionRequestSchema: GenMessage<FulfillSessionRequest> = /*@__PURE__*/
+  messageDesc(file_pay_v1_payment, 7);
+
+/**
  * @generated from message pay.v1.GetPaymentRequest
  */
 export type GetPaymentRequest = Message<"pay.v1.GetPaymentRequest"> & {
@@ -225,7 +247,7 @@ export type GetPaymentRequest = Message<"pay.v1.GetPaymentRequest"> & {
  * Use `create(GetPaymentRequestSchema)` to create a new message.
  */
 export const GetPaymentRequestSchema: GenMessage<GetPaymentRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_payment, 7);
+  messageDesc(file_pay_v1_payment, 8);
 
 /**
  * @generated from message pay.v1.ListSessionsRequest
@@ -269,6 +291,13 @@ export type ListSessionsRequest = Message<"pay.v1.ListSessionsRequest"> & {
    * @generated from field: int32 offset = 7;
    */
   offset: number;
+
+  /**
+   * true: sessions the game fulfilled; false: paid sessions it has not fulfilled yet.
+   *
+   * @generated from field: optional bool fulfilled = 8;
+   */
+  fulfilled?: boolean | undefined;
 };
 
 /**
@@ -276,7 +305,7 @@ export type ListSessionsRequest = Message<"pay.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_payment, 8);
+  messageDesc(file_pay_v1_payment, 9);
 
 /**
  * @generated from message pay.v1.ListSessionsResponse
@@ -303,7 +332,7 @@ export type ListSessionsResponse = Message<"pay.v1.ListSessionsResponse"> & {
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_payment, 9);
+  messageDesc(file_pay_v1_payment, 10);
 
 /**
  * @generated from message pay.v1.ListPaymentsRequest
@@ -345,7 +374,7 @@ export type ListPaymentsRequest = Message<"pay.v1.ListPaymentsRequest"> & {
  * Use `create(ListPaymentsRequestSchema)` to create a new message.
  */
 export const ListPaymentsRequestSchema: GenMessage<ListPaymentsRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_payment, 10);
+  messageDesc(file_pay_v1_payment, 11);
 
 /**
  * Succeeded payments only.
@@ -374,7 +403,7 @@ export type ListPaymentsResponse = Message<"pay.v1.ListPaymentsResponse"> & {
  * Use `create(ListPaymentsResponseSchema)` to create a new message.
  */
 export const ListPaymentsResponseSchema: GenMessage<ListPaymentsResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_payment, 11);
+  messageDesc(file_pay_v1_payment, 12);
 
 /**
  * @generated from message pay.v1.ListDisputesRequest
@@ -413,7 +442,7 @@ export type ListDisputesRequest = Message<"pay.v1.ListDisputesRequest"> & {
  * Use `create(ListDisputesRequestSchema)` to create a new message.
  */
 export const ListDisputesRequestSchema: GenMessage<ListDisputesRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_payment, 12);
+  messageDesc(file_pay_v1_payment, 13);
 
 /**
  * @generated from message pay.v1.ListDisputesResponse
@@ -440,7 +469,7 @@ export type ListDisputesResponse = Message<"pay.v1.ListDisputesResponse"> & {
  * Use `create(ListDisputesResponseSchema)` to create a new message.
  */
 export const ListDisputesResponseSchema: GenMessage<ListDisputesResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_payment, 13);
+  messageDesc(file_pay_v1_payment, 14);
 
 /**
  * Sessions, payments and disputes of the game the API key belongs to.
@@ -479,6 +508,17 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof CancelSessionRequestSchema;
     output: typeof CancelSessionResponseSchema;
+  },
+  /**
+   * Marks a paid session as granted by the game (sets `fulfilled_at`; a second call
+   * returns the same session). A session that is not paid: `session_not_paid`.
+   *
+   * @generated from rpc pay.v1.PaymentService.FulfillSession
+   */
+  fulfillSession: {
+    methodKind: "unary";
+    input: typeof FulfillSessionRequestSchema;
+    output: typeof SessionSchema;
   },
   /**
    * @generated from rpc pay.v1.PaymentService.GetPayment

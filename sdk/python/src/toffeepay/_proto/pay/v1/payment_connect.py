@@ -19,7 +19,7 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import payment_pb
-from .payment_pb import CancelSessionRequest, CancelSessionResponse, CreateSessionRequest, CreateSessionResponse, GetPaymentRequest, GetSessionRequest, GetSessionStatusRequest, GetSessionStatusResponse, ListDisputesRequest, ListDisputesResponse, ListPaymentsRequest, ListPaymentsResponse, ListSessionsRequest, ListSessionsResponse
+from .payment_pb import CancelSessionRequest, CancelSessionResponse, CreateSessionRequest, CreateSessionResponse, FulfillSessionRequest, GetPaymentRequest, GetSessionRequest, GetSessionStatusRequest, GetSessionStatusResponse, ListDisputesRequest, ListDisputesResponse, ListPaymentsRequest, ListPaymentsResponse, ListSessionsRequest, ListSessionsResponse
 from .resources_pb import Payment, Session
 
 if TYPE_CHECKING:
@@ -45,6 +45,13 @@ class PaymentService(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     async def cancel_session(self, request: CancelSessionRequest, ctx: RequestContext[CancelSessionRequest, CancelSessionResponse], /) -> CancelSessionResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def fulfill_session(self, request: FulfillSessionRequest, ctx: RequestContext[FulfillSessionRequest, Session], /) -> Session:
+        """
+        Marks a paid session as granted by the game (sets `fulfilled_at`; a second call
+        returns the same session). A session that is not paid: `session_not_paid`.
+        """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     async def get_payment(self, request: GetPaymentRequest, ctx: RequestContext[GetPaymentRequest, Payment], /) -> Payment:
@@ -120,6 +127,17 @@ class PaymentServiceASGIApplication(ConnectASGIApplication[PaymentService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.cancel_session,
+                ),
+                "/pay.v1.PaymentService/FulfillSession": Endpoint.unary(
+                    method=MethodInfo(
+                        name="FulfillSession",
+                        service_name="pay.v1.PaymentService",
+                        input=FulfillSessionRequest,
+                        output=Session,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.fulfill_session,
                 ),
                 "/pay.v1.PaymentService/GetPayment": Endpoint.unary(
                     method=MethodInfo(
@@ -266,6 +284,30 @@ class PaymentServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def fulfill_session(
+        self,
+        request: FulfillSessionRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Session:
+        """
+        Marks a paid session as granted by the game (sets `fulfilled_at`; a second call
+        returns the same session). A session that is not paid: `session_not_paid`.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="FulfillSession",
+                service_name="pay.v1.PaymentService",
+                input=FulfillSessionRequest,
+                output=Session,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
     async def get_payment(
         self,
         request: GetPaymentRequest,
@@ -371,6 +413,13 @@ class PaymentServiceSync(Protocol):
     def cancel_session(self, request: CancelSessionRequest, ctx: RequestContext[CancelSessionRequest, CancelSessionResponse], /) -> CancelSessionResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
+    def fulfill_session(self, request: FulfillSessionRequest, ctx: RequestContext[FulfillSessionRequest, Session], /) -> Session:
+        """
+        Marks a paid session as granted by the game (sets `fulfilled_at`; a second call
+        returns the same session). A session that is not paid: `session_not_paid`.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
     def get_payment(self, request: GetPaymentRequest, ctx: RequestContext[GetPaymentRequest, Payment], /) -> Payment:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -442,6 +491,17 @@ class PaymentServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.cancel_session,
+                ),
+                "/pay.v1.PaymentService/FulfillSession": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="FulfillSession",
+                        service_name="pay.v1.PaymentService",
+                        input=FulfillSessionRequest,
+                        output=Session,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.fulfill_session,
                 ),
                 "/pay.v1.PaymentService/GetPayment": EndpointSync.unary(
                     method=MethodInfo(
@@ -582,6 +642,30 @@ class PaymentServiceClientSync(ConnectClientSync):
                 service_name="pay.v1.PaymentService",
                 input=CancelSessionRequest,
                 output=CancelSessionResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def fulfill_session(
+        self,
+        request: FulfillSessionRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Session:
+        """
+        Marks a paid session as granted by the game (sets `fulfilled_at`; a second call
+        returns the same session). A session that is not paid: `session_not_paid`.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="FulfillSession",
+                service_name="pay.v1.PaymentService",
+                input=FulfillSessionRequest,
+                output=Session,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -297,6 +297,40 @@ class CancelSessionResponse(Message[_CancelSessionResponseFields]):
         ) -> None:
             pass
 
+_FulfillSessionRequestFields: TypeAlias = Literal["id", "session_id"]
+
+class FulfillSessionRequest(Message[_FulfillSessionRequestFields]):
+    """
+    ```proto
+    message pay.v1.FulfillSessionRequest
+    ```
+
+    Attributes:
+        id:
+            ```proto
+            string id = 1;
+            ```
+        session_id:
+            ```proto
+            string session_id = 2;
+            ```
+    """
+
+    __slots__ = ("id", "session_id")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            id: str = "",
+            session_id: str = "",
+        ) -> None:
+            pass
+
+        id: str
+        session_id: str
+
 _GetPaymentRequestFields: TypeAlias = Literal["id", "payment_id"]
 
 class GetPaymentRequest(Message[_GetPaymentRequestFields]):
@@ -331,7 +365,7 @@ class GetPaymentRequest(Message[_GetPaymentRequestFields]):
         id: str
         payment_id: str
 
-_ListSessionsRequestFields: TypeAlias = Literal["game_id", "user_id", "status", "from", "to", "limit", "offset"]
+_ListSessionsRequestFields: TypeAlias = Literal["game_id", "user_id", "status", "from", "to", "limit", "offset", "fulfilled"]
 
 class ListSessionsRequest(Message[_ListSessionsRequestFields]):
     """
@@ -372,9 +406,15 @@ class ListSessionsRequest(Message[_ListSessionsRequestFields]):
             ```proto
             int32 offset = 7;
             ```
+        fulfilled:
+            true: sessions the game fulfilled; false: paid sessions it has not fulfilled yet.
+
+            ```proto
+            optional bool fulfilled = 8;
+            ```
     """
 
-    __slots__ = ("game_id", "user_id", "status", "from_", "to", "limit", "offset")
+    __slots__ = ("game_id", "user_id", "status", "from_", "to", "limit", "offset", "fulfilled")
 
     if TYPE_CHECKING:
 
@@ -388,6 +428,7 @@ class ListSessionsRequest(Message[_ListSessionsRequestFields]):
             to: Timestamp | None = None,
             limit: int = 0,
             offset: int = 0,
+            fulfilled: bool | None = None,
         ) -> None:
             pass
 
@@ -398,6 +439,7 @@ class ListSessionsRequest(Message[_ListSessionsRequestFields]):
         to: Timestamp | None
         limit: int
         offset: int
+        fulfilled: bool
 
 _ListSessionsResponseFields: TypeAlias = Literal["sessions", "total", "has_more"]
 
@@ -635,7 +677,7 @@ class ListDisputesResponse(Message[_ListDisputesResponseFields]):
 
 
 _DESC = file_desc(
-    b'\n\x14pay/v1/payment.proto\x12\x06pay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pay/v1/resources.proto"\xdd\x02\n\x14CreateSessionRequest\x12\x17\n\x07game_id\x18\x01 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\x02 \x01(\tR\x06userId\x12 \n\x04item\x18\x03 \x01(\x0b2\x0c.pay.v1.ItemR\x04item\x12"\n\nreturn_url\x18\x04 \x01(\tH\x00R\treturnUrl\x88\x01\x01\x12F\n\x08metadata\x18\x05 \x03(\x0b2*.pay.v1.CreateSessionRequest.MetadataEntryR\x08metadata\x129\n\nexpires_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n\x0b_return_url"y\n\x15CreateSessionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x1f\n\x0bpayment_url\x18\x04 \x01(\tR\npaymentUrl"B\n\x11GetSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"H\n\x17GetSessionStatusRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"a\n\x18GetSessionStatusResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status"E\n\x14CancelSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"\x17\n\x15CancelSessionResponse"B\n\x11GetPaymentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\npayment_id\x18\x02 \x01(\tR\tpaymentId"\x9b\x02\n\x13ListSessionsRequest\x12\x1c\n\x07game_id\x18\x01 \x01(\tH\x00R\x06gameId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tH\x01R\x06userId\x88\x01\x01\x12\x1b\n\x06status\x18\x03 \x01(\tH\x02R\x06status\x88\x01\x01\x12.\n\x04from\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x06 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x07 \x01(\x05R\x06offsetB\n\n\x08_game_idB\n\n\x08_user_idB\t\n\x07_status"t\n\x14ListSessionsResponse\x12+\n\x08sessions\x18\x01 \x03(\x0b2\x0f.pay.v1.SessionR\x08sessions\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xf3\x01\n\x13ListPaymentsRequest\x12\x1c\n\x07game_id\x18\x01 \x01(\tH\x00R\x06gameId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tH\x01R\x06userId\x88\x01\x01\x12.\n\x04from\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x06 \x01(\x05R\x06offsetB\n\n\x08_game_idB\n\n\x08_user_id"t\n\x14ListPaymentsResponse\x12+\n\x08payments\x18\x01 \x03(\x0b2\x0f.pay.v1.PaymentR\x08payments\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xd2\x01\n\x13ListDisputesRequest\x12"\n\npayment_id\x18\x01 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x05 \x01(\x05R\x06offsetB\r\n\x0b_payment_id"t\n\x14ListDisputesResponse\x12+\n\x08disputes\x18\x01 \x03(\x0b2\x0f.pay.v1.DisputeR\x08disputes\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore2\xf6\x04\n\x0ePaymentService\x12L\n\rCreateSession\x12\x1c.pay.v1.CreateSessionRequest\x1a\x1d.pay.v1.CreateSessionResponse\x12=\n\nGetSession\x12\x19.pay.v1.GetSessionRequest\x1a\x0f.pay.v1.Session"\x03\x90\x02\x01\x12Z\n\x10GetSessionStatus\x12\x1f.pay.v1.GetSessionStatusRequest\x1a .pay.v1.GetSessionStatusResponse"\x03\x90\x02\x01\x12L\n\rCancelSession\x12\x1c.pay.v1.CancelSessionRequest\x1a\x1d.pay.v1.CancelSessionResponse\x12=\n\nGetPayment\x12\x19.pay.v1.GetPaymentRequest\x1a\x0f.pay.v1.Payment"\x03\x90\x02\x01\x12N\n\x0cListSessions\x12\x1b.pay.v1.ListSessionsRequest\x1a\x1c.pay.v1.ListSessionsResponse"\x03\x90\x02\x01\x12N\n\x0cListPayments\x12\x1b.pay.v1.ListPaymentsRequest\x1a\x1c.pay.v1.ListPaymentsResponse"\x03\x90\x02\x01\x12N\n\x0cListDisputes\x12\x1b.pay.v1.ListDisputesRequest\x1a\x1c.pay.v1.ListDisputesResponse"\x03\x90\x02\x01b\x06proto3',
+    b'\n\x14pay/v1/payment.proto\x12\x06pay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pay/v1/resources.proto"\xdd\x02\n\x14CreateSessionRequest\x12\x17\n\x07game_id\x18\x01 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\x02 \x01(\tR\x06userId\x12 \n\x04item\x18\x03 \x01(\x0b2\x0c.pay.v1.ItemR\x04item\x12"\n\nreturn_url\x18\x04 \x01(\tH\x00R\treturnUrl\x88\x01\x01\x12F\n\x08metadata\x18\x05 \x03(\x0b2*.pay.v1.CreateSessionRequest.MetadataEntryR\x08metadata\x129\n\nexpires_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n\x0b_return_url"y\n\x15CreateSessionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x1f\n\x0bpayment_url\x18\x04 \x01(\tR\npaymentUrl"B\n\x11GetSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"H\n\x17GetSessionStatusRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"a\n\x18GetSessionStatusResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status"E\n\x14CancelSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"\x17\n\x15CancelSessionResponse"F\n\x15FulfillSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"B\n\x11GetPaymentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\npayment_id\x18\x02 \x01(\tR\tpaymentId"\xcc\x02\n\x13ListSessionsRequest\x12\x1c\n\x07game_id\x18\x01 \x01(\tH\x00R\x06gameId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tH\x01R\x06userId\x88\x01\x01\x12\x1b\n\x06status\x18\x03 \x01(\tH\x02R\x06status\x88\x01\x01\x12.\n\x04from\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x06 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x07 \x01(\x05R\x06offset\x12!\n\tfulfilled\x18\x08 \x01(\x08H\x03R\tfulfilled\x88\x01\x01B\n\n\x08_game_idB\n\n\x08_user_idB\t\n\x07_statusB\x0c\n\n_fulfilled"t\n\x14ListSessionsResponse\x12+\n\x08sessions\x18\x01 \x03(\x0b2\x0f.pay.v1.SessionR\x08sessions\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xf3\x01\n\x13ListPaymentsRequest\x12\x1c\n\x07game_id\x18\x01 \x01(\tH\x00R\x06gameId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tH\x01R\x06userId\x88\x01\x01\x12.\n\x04from\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x06 \x01(\x05R\x06offsetB\n\n\x08_game_idB\n\n\x08_user_id"t\n\x14ListPaymentsResponse\x12+\n\x08payments\x18\x01 \x03(\x0b2\x0f.pay.v1.PaymentR\x08payments\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xd2\x01\n\x13ListDisputesRequest\x12"\n\npayment_id\x18\x01 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x05 \x01(\x05R\x06offsetB\r\n\x0b_payment_id"t\n\x14ListDisputesResponse\x12+\n\x08disputes\x18\x01 \x03(\x0b2\x0f.pay.v1.DisputeR\x08disputes\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore2\xb8\x05\n\x0ePaymentService\x12L\n\rCreateSession\x12\x1c.pay.v1.CreateSessionRequest\x1a\x1d.pay.v1.CreateSessionResponse\x12=\n\nGetSession\x12\x19.pay.v1.GetSessionRequest\x1a\x0f.pay.v1.Session"\x03\x90\x02\x01\x12Z\n\x10GetSessionStatus\x12\x1f.pay.v1.GetSessionStatusRequest\x1a .pay.v1.GetSessionStatusResponse"\x03\x90\x02\x01\x12L\n\rCancelSession\x12\x1c.pay.v1.CancelSessionRequest\x1a\x1d.pay.v1.CancelSessionResponse\x12@\n\x0eFulfillSession\x12\x1d.pay.v1.FulfillSessionRequest\x1a\x0f.pay.v1.Session\x12=\n\nGetPayment\x12\x19.pay.v1.GetPaymentRequest\x1a\x0f.pay.v1.Payment"\x03\x90\x02\x01\x12N\n\x0cListSessions\x12\x1b.pay.v1.ListSessionsRequest\x1a\x1c.pay.v1.ListSessionsResponse"\x03\x90\x02\x01\x12N\n\x0cListPayments\x12\x1b.pay.v1.ListPaymentsRequest\x1a\x1c.pay.v1.ListPaymentsResponse"\x03\x90\x02\x01\x12N\n\x0cListDisputes\x12\x1b.pay.v1.ListDisputesRequest\x1a\x1c.pay.v1.ListDisputesResponse"\x03\x90\x02\x01b\x06proto3',
     [
         timestamp_pb.desc(),
         resources_pb.desc(),
@@ -648,6 +690,7 @@ _DESC = file_desc(
         "GetSessionStatusResponse": GetSessionStatusResponse,
         "CancelSessionRequest": CancelSessionRequest,
         "CancelSessionResponse": CancelSessionResponse,
+        "FulfillSessionRequest": FulfillSessionRequest,
         "GetPaymentRequest": GetPaymentRequest,
         "ListSessionsRequest": ListSessionsRequest,
         "ListSessionsResponse": ListSessionsResponse,

@@ -73,7 +73,7 @@ class Item(Message[_ItemFields]):
         currency: str
         image: str
 
-_SessionFields: TypeAlias = Literal["id", "status", "payment_id", "game_id", "user_id", "item", "return_url", "url", "metadata", "expires_at", "created_at", "paid_at", "failed_at", "cancelled_at", "expired_at"]
+_SessionFields: TypeAlias = Literal["id", "status", "payment_id", "game_id", "user_id", "item", "return_url", "url", "metadata", "expires_at", "created_at", "paid_at", "failed_at", "cancelled_at", "expired_at", "fulfilled_at"]
 
 class Session(Message[_SessionFields]):
     """
@@ -148,9 +148,15 @@ class Session(Message[_SessionFields]):
             ```proto
             optional google.protobuf.Timestamp expired_at = 15;
             ```
+        fulfilled_at:
+            When the game reported the purchase granted (FulfillSession).
+
+            ```proto
+            optional google.protobuf.Timestamp fulfilled_at = 16;
+            ```
     """
 
-    __slots__ = ("id", "status", "payment_id", "game_id", "user_id", "item", "return_url", "url", "metadata", "expires_at", "created_at", "paid_at", "failed_at", "cancelled_at", "expired_at")
+    __slots__ = ("id", "status", "payment_id", "game_id", "user_id", "item", "return_url", "url", "metadata", "expires_at", "created_at", "paid_at", "failed_at", "cancelled_at", "expired_at", "fulfilled_at")
 
     if TYPE_CHECKING:
 
@@ -172,6 +178,7 @@ class Session(Message[_SessionFields]):
             failed_at: Timestamp | None = None,
             cancelled_at: Timestamp | None = None,
             expired_at: Timestamp | None = None,
+            fulfilled_at: Timestamp | None = None,
         ) -> None:
             pass
 
@@ -190,6 +197,7 @@ class Session(Message[_SessionFields]):
         failed_at: Timestamp | None
         cancelled_at: Timestamp | None
         expired_at: Timestamp | None
+        fulfilled_at: Timestamp | None
 
 _PaymentFields: TypeAlias = Literal["id", "session_id", "status", "amount", "currency", "method", "details", "game_id", "user_id", "failure_code", "failure_message", "amount_received", "created_at", "succeeded_at", "failed_at"]
 
@@ -400,7 +408,7 @@ class Dispute(Message[_DisputeFields]):
 
 
 _DESC = file_desc(
-    b'\n\x16pay/v1/resources.proto\x12\x06pay.v1\x1a\x1fgoogle/protobuf/timestamp.proto"s\n\x04Item\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12\x14\n\x05price\x18\x02 \x01(\x05R\x05price\x12\x1a\n\x08currency\x18\x03 \x01(\tR\x08currency\x12\x19\n\x05image\x18\x04 \x01(\tH\x00R\x05image\x88\x01\x01B\x08\n\x06_image"\xd3\x05\n\x07Session\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12"\n\npayment_id\x18\x03 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12\x17\n\x07game_id\x18\x04 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\x05 \x01(\tR\x06userId\x12 \n\x04item\x18\x06 \x01(\x0b2\x0c.pay.v1.ItemR\x04item\x12"\n\nreturn_url\x18\x07 \x01(\tH\x01R\treturnUrl\x88\x01\x01\x12\x10\n\x03url\x18\x08 \x01(\tR\x03url\x129\n\x08metadata\x18\t \x03(\x0b2\x1d.pay.v1.Session.MetadataEntryR\x08metadata\x129\n\nexpires_at\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n\ncreated_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x123\n\x07paid_at\x18\x0c \x01(\x0b2\x1a.google.protobuf.TimestampR\x06paidAt\x127\n\tfailed_at\x18\r \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAt\x12=\n\x0ccancelled_at\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bcancelledAt\x129\n\nexpired_at\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiredAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n\x0b_payment_idB\r\n\x0b_return_url"\xd8\x04\n\x07Payment\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x12\x16\n\x06method\x18\x06 \x01(\tR\x06method\x12\x18\n\x07details\x18\x07 \x01(\tR\x07details\x12\x17\n\x07game_id\x18\x08 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\t \x01(\tR\x06userId\x12&\n\x0cfailure_code\x18\n \x01(\tH\x00R\x0bfailureCode\x88\x01\x01\x12,\n\x0ffailure_message\x18\x0b \x01(\tH\x01R\x0efailureMessage\x88\x01\x01\x12,\n\x0famount_received\x18\x0c \x01(\x05H\x02R\x0eamountReceived\x88\x01\x01\x129\n\ncreated_at\x18\r \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n\x0csucceeded_at\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bsucceededAt\x127\n\tfailed_at\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAtB\x0f\n\r_failure_codeB\x12\n\x10_failure_messageB\x12\n\x10_amount_received"\xda\x02\n\x07Dispute\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12"\n\npayment_id\x18\x02 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x129\n\ncreated_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1c\n\x07game_id\x18\x07 \x01(\tH\x01R\x06gameId\x88\x01\x01\x12"\n\nsession_id\x18\x08 \x01(\tH\x02R\tsessionId\x88\x01\x01\x12\x1c\n\x07user_id\x18\t \x01(\tH\x03R\x06userId\x88\x01\x01B\r\n\x0b_payment_idB\n\n\x08_game_idB\r\n\x0b_session_idB\n\n\x08_user_idb\x06proto3',
+    b'\n\x16pay/v1/resources.proto\x12\x06pay.v1\x1a\x1fgoogle/protobuf/timestamp.proto"s\n\x04Item\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12\x14\n\x05price\x18\x02 \x01(\x05R\x05price\x12\x1a\n\x08currency\x18\x03 \x01(\tR\x08currency\x12\x19\n\x05image\x18\x04 \x01(\tH\x00R\x05image\x88\x01\x01B\x08\n\x06_image"\x92\x06\n\x07Session\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12"\n\npayment_id\x18\x03 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12\x17\n\x07game_id\x18\x04 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\x05 \x01(\tR\x06userId\x12 \n\x04item\x18\x06 \x01(\x0b2\x0c.pay.v1.ItemR\x04item\x12"\n\nreturn_url\x18\x07 \x01(\tH\x01R\treturnUrl\x88\x01\x01\x12\x10\n\x03url\x18\x08 \x01(\tR\x03url\x129\n\x08metadata\x18\t \x03(\x0b2\x1d.pay.v1.Session.MetadataEntryR\x08metadata\x129\n\nexpires_at\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n\ncreated_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x123\n\x07paid_at\x18\x0c \x01(\x0b2\x1a.google.protobuf.TimestampR\x06paidAt\x127\n\tfailed_at\x18\r \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAt\x12=\n\x0ccancelled_at\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bcancelledAt\x129\n\nexpired_at\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiredAt\x12=\n\x0cfulfilled_at\x18\x10 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bfulfilledAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n\x0b_payment_idB\r\n\x0b_return_url"\xd8\x04\n\x07Payment\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x12\x16\n\x06method\x18\x06 \x01(\tR\x06method\x12\x18\n\x07details\x18\x07 \x01(\tR\x07details\x12\x17\n\x07game_id\x18\x08 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\t \x01(\tR\x06userId\x12&\n\x0cfailure_code\x18\n \x01(\tH\x00R\x0bfailureCode\x88\x01\x01\x12,\n\x0ffailure_message\x18\x0b \x01(\tH\x01R\x0efailureMessage\x88\x01\x01\x12,\n\x0famount_received\x18\x0c \x01(\x05H\x02R\x0eamountReceived\x88\x01\x01\x129\n\ncreated_at\x18\r \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n\x0csucceeded_at\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bsucceededAt\x127\n\tfailed_at\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAtB\x0f\n\r_failure_codeB\x12\n\x10_failure_messageB\x12\n\x10_amount_received"\xda\x02\n\x07Dispute\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12"\n\npayment_id\x18\x02 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x129\n\ncreated_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1c\n\x07game_id\x18\x07 \x01(\tH\x01R\x06gameId\x88\x01\x01\x12"\n\nsession_id\x18\x08 \x01(\tH\x02R\tsessionId\x88\x01\x01\x12\x1c\n\x07user_id\x18\t \x01(\tH\x03R\x06userId\x88\x01\x01B\r\n\x0b_payment_idB\n\n\x08_game_idB\r\n\x0b_session_idB\n\n\x08_user_idb\x06proto3',
     [
         timestamp_pb.desc(),
     ],
