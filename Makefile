@@ -43,20 +43,23 @@ services:
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests bench sdk/python
-	$(BIN)/ruff format --check src tests bench sdk/python
+lint: $(STAMP) go
+	$(BIN)/ruff check src tests bench sdk/python sdk/go/generate.py
+	$(BIN)/ruff format --check src tests bench sdk/python sdk/go/generate.py
+	@test -z "$$(gofmt -l sdk/go)" || (gofmt -l sdk/go; echo "Go files need gofmt -w" >&2; exit 1)
+	cd sdk/go && GOPROXY=off GOFLAGS=-mod=readonly go vet ./...
 	$(BIN)/buf lint
 	$(BIN)/lint-imports
 
 ## Regenerate the code made from proto/ (Python and TypeScript by buf, Go by sdk/go/generate.py)
 ## and the shared verification vectors; all of it is committed.
-generate: $(STAMP) $(NODE_STAMP)
+generate: $(STAMP) $(NODE_STAMP) go
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/buf generate
+	$(BIN)/buf build -o '-#format=json' | $(BIN)/python sdk/go/generate.py
 	node sdk/testdata/generate.mjs
 
 ## Fails when the committed generated code differs from what buf generates now.
-GENERATED := sdk/python/src/toffeepay/_proto sdk/typescript/src/gen sdk/testdata
+GENERATED := sdk/python/src/toffeepay/_proto sdk/typescript/src/gen sdk/go/types_gen.go sdk/go/services_gen.go sdk/testdata
 check-generated: generate
 	@git diff --exit-code --stat -- $(GENERATED) || (echo "generated code is stale: run make generate and commit" >&2; exit 1)
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || (echo "generated code has untracked files: run make generate and commit" >&2; exit 1)

@@ -60,8 +60,9 @@ def test_legacy_callback_vectors(vector: dict[str, Any], monkeypatch: pytest.Mon
         if vector["valid"]:
             assert toffeepay.LegacyCallback.verify(fields, vector["secret"], **options) == vector["fields"]
         else:
-            with pytest.raises(toffeepay.SignatureVerificationError):
+            with pytest.raises(toffeepay.SignatureVerificationError) as refused:
                 toffeepay.LegacyCallback.verify(fields, vector["secret"], **options)
+            assert refused.value.reason == vector["error"]
 
 
 @pytest.mark.skipif(not hasattr(toffeepay, "ReturnToken"), reason="this Python SDK has no ReturnToken yet")

@@ -17,7 +17,7 @@ import {
 
 const env = process.env;
 const BASE_URL = env.TOFFEEPAY_TEST_BASE_URL;
-const skip = BASE_URL ? false : "TOFFEEPAY_TEST_BASE_URL is not set (run through tests/e2e/test_sdk_languages.py)";
+const skip = BASE_URL ? false : "SKIP: TOFFEEPAY_TEST_BASE_URL is not set (run through tests/e2e/test_sdk_languages.py)";
 const GAME = env.TOFFEEPAY_TEST_GAME_ID;
 const ITEM = { title: "50 Gold Coins", price: 499, currency: "USD" };
 const client = (options = {}) => new ToffeePay(env.TOFFEEPAY_TEST_SANDBOX_KEY, { baseUrl: BASE_URL, retryDelayMs: 50, ...options });

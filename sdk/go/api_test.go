@@ -1,0 +1,427 @@
+package toffeepay_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	toffeepay "toffeepay.dev/sdk/go"
+)
+
+// The client against a real `toffeepay serve`, given by the test run in TOFFEEPAY_TEST_* variables.
+
+var item = toffeepay.Item{Title: "50 Gold Coins", Price: 499, Currency: "USD"}
+
+func server(t *testing.T) (baseURL, gameID string) {
+	t.Helper()
+	baseURL = os.Getenv("TOFFEEPAY_TEST_BASE_URL")
+	if baseURL == "" {
+		t.Skip("TOFFEEPAY_TEST_BASE_URL is not set (run through tests/e2e/test_sdk_languages.py)")
+	}
+	return baseURL, os.Getenv("TOFFEEPAY_TEST_GAME_ID")
+}
+
+func client(t *testing.T, opts ...toffeepay.Option) (*toffeepay.Client, string) {
+	baseURL, gameID := server(t)
+	all := append([]toffeepay.Option{toffeepay.WithBaseURL(baseURL), toffeepay.WithRetryDelay(20 * time.Millisecond)}, opts...)
+	return toffeepay.NewClient(os.Getenv("TOFFEEPAY_TEST_SANDBOX_KEY"), all...), gameID
+}
+
+var players = 0
+
+func player() string {
+	players++
+	return fmt.Sprintf("go_player_%d_%d", time.Now().UnixNano(), players)
+}
+
+func apiError(t *testing.T, err error, reason, code string) *toffeepay.Error {
+	t.Helper()
+	var e *toffeepay.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("want *toffeepay.Error %s, got %v", reason, err)
+	}
+	if e.Reason != reason || e.Code != code || strings.HasPrefix(e.Message, reason+":") || e.Message == "" {
+		t.Fatalf("want %s/%s, got %+v", reason, code, e)
+	}
+	return e
+}
+
+func TestCreateGetStatusCancel(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	userID := player()
+	created, err := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{
+		GameID: game, UserID: userID, Item: item, ReturnURL: "mygame://done", Metadata: map[string]string{"order": "A-17"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^sess_[0-9a-z]{26}$`).MatchString(created.ID) || created.SessionID != created.ID || created.URL != tp.BaseURL()+"/"+created.ID {
+		t.Fatalf("created %+v", created)
+	}
+	session, err := tp.Sessions.Get(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if session.Status != "pending" || session.UserID != userID || session.Item.Title != item.Title || session.Item.Price != 499 ||
+		session.Metadata["order"] != "A-17" || session.ReturnURL != "mygame://done" || session.CreatedAt == nil || session.ExpiresAt.Before(time.Now()) {
+		t.Fatalf("session %+v", session)
+	}
+	if status, err := tp.Sessions.Status(ctx, created.ID); err != nil || status.Status != "pending" {
+		t.Fatalf("status %+v %v", status, err)
+	}
+	if err := tp.Sessions.Cancel(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := tp.Sessions.Status(ctx, created.ID); status.Status != "cancelled" {
+		t.Fatalf("status after cancel %+v", status)
+	}
+	apiError(t, tp.Sessions.Cancel(ctx, created.ID), "session_not_pending", toffeepay.CodeFailedPrecondition)
+}
+
+func TestListWithPaging(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	userID := player()
+	var ids []string
+	for i := 0; i < 5; i++ {
+		s, err := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: userID, Item: item})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]string{s.ID}, ids...) // newest first
+	}
+	page, err := tp.Sessions.List(ctx, &toffeepay.ListSessionsRequest{UserID: userID, Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) != 2 || page.Total != 5 || !page.HasMore || page.Data[0].ID != ids[0] {
+		t.Fatalf("first page %+v", page)
+	}
+	var seen []string
+	it := page.Iter()
+	for it.Next(ctx) {
+		seen = append(seen, it.Value().ID)
+	}
+	if it.Err() != nil || strings.Join(seen, ",") != strings.Join(ids, ",") {
+		t.Fatalf("walked %v (%v), want %v", seen, it.Err(), ids)
+	}
+	second, _ := page.NextPage(ctx)
+	third, _ := second.NextPage(ctx)
+	if last, err := third.NextPage(ctx); third.HasMore || last != nil || err != nil {
+		t.Fatalf("after the last page: %+v %v", last, err)
+	}
+	tail, err := tp.Sessions.List(ctx, &toffeepay.ListSessionsRequest{UserID: userID, Status: "pending", Offset: 4})
+	if err != nil || len(tail.Data) != 1 || tail.Data[0].ID != ids[4] {
+		t.Fatalf("offset 4: %+v %v", tail, err)
+	}
+}
+
+func TestSandboxPaymentsAndDisputes(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	userID := player()
+	session, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: userID, Item: item})
+	payment, err := tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: session.ID, Method: "google_pay", Outcome: "succeeded"})
+	if err != nil || payment.Status != "succeeded" || payment.Amount != 499 || payment.Method != "google_pay" {
+		t.Fatalf("payment %+v %v", payment, err)
+	}
+	if status, _ := tp.Sessions.Status(ctx, session.ID); status.Status != "paid" {
+		t.Fatalf("status %+v", status)
+	}
+	if got, err := tp.Payments.Get(ctx, payment.ID); err != nil || got.SessionID != session.ID {
+		t.Fatalf("get payment %+v %v", got, err)
+	}
+	if list, err := tp.Payments.List(ctx, &toffeepay.ListPaymentsRequest{UserID: userID}); err != nil || len(list.Data) != 1 || list.Data[0].ID != payment.ID {
+		t.Fatalf("payments %+v %v", list, err)
+	}
+	declined, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: userID, Item: item})
+	failed, err := tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: declined.ID, Outcome: "insufficient_funds"})
+	if err != nil || failed.Status != "failed" || failed.FailureCode != "insufficient_funds" {
+		t.Fatalf("declined %+v %v", failed, err)
+	}
+	dispute, err := tp.Sandbox.CreateDispute(ctx, &toffeepay.CreateDisputeRequest{PaymentID: payment.ID, Reason: "fraudulent", Amount: toffeepay.Int32(200)})
+	if err != nil || dispute.PaymentID != payment.ID || dispute.Amount != 200 {
+		t.Fatalf("dispute %+v %v", dispute, err)
+	}
+	if list, err := tp.Disputes.List(ctx, &toffeepay.ListDisputesRequest{PaymentID: payment.ID}); err != nil || len(list.Data) != 1 || list.Data[0].ID != dispute.ID {
+		t.Fatalf("disputes %+v %v", list, err)
+	}
+	expiring, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: userID, Item: item})
+	if expired, err := tp.Sandbox.ExpireSession(ctx, expiring.ID); err != nil || expired.Status != "expired" {
+		t.Fatalf("expired %+v %v", expired, err)
+	}
+}
+
+func TestWebhookReceivedAndVerified(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	var secret string
+	var mu sync.Mutex
+	events := make(chan *toffeepay.Event, 16)
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiver := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		s := secret
+		mu.Unlock()
+		event, err := toffeepay.ConstructEvent(body, r.Header.Get(toffeepay.SignatureHeader), s)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		events <- event
+	})}
+	go receiver.Serve(listener)
+	defer receiver.Close()
+
+	created, err := tp.Webhooks.CreateEndpoint(ctx, &toffeepay.CreateEndpointRequest{
+		URL: "http://" + listener.Addr().String() + "/hooks", Events: []string{"payment.succeeded"}, Description: "go test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	secret = created.Secret
+	mu.Unlock()
+	session, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: player(), Item: item})
+	payment, err := tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: session.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var event *toffeepay.Event
+	select {
+	case event = <-events:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no verified webhook arrived in 30 s")
+	}
+	if event.Event != "payment.succeeded" || event.Data["payment_id"] != payment.ID || event.Data["session_id"] != session.ID || event.Mode != "sandbox" {
+		t.Fatalf("event %+v", event)
+	}
+	list, err := tp.Webhooks.ListEvents(ctx, &toffeepay.ListEventsRequest{Types: []string{"payment.succeeded"}, Limit: 250})
+	found := false
+	for _, e := range list.Data {
+		found = found || e.ID == event.ID
+	}
+	if err != nil || !found {
+		t.Fatalf("ListEvents misses %s: %v", event.ID, err)
+	}
+	if resent, err := tp.Webhooks.ResendEvent(ctx, &toffeepay.ResendEventRequest{ID: event.ID, EndpointID: created.Endpoint.ID}); err != nil || resent.Deliveries != 1 {
+		t.Fatalf("resend %+v %v", resent, err)
+	}
+	endpoints, err := tp.Webhooks.ListEndpoints(ctx)
+	if err != nil || endpoints.Total < 1 {
+		t.Fatalf("endpoints %+v %v", endpoints, err)
+	}
+	rotated, err := tp.Webhooks.RotateSecret(ctx, &toffeepay.RotateSecretRequest{ID: created.Endpoint.ID, OverlapSeconds: toffeepay.Int32(60)})
+	if err != nil || rotated.Secret == created.Secret || rotated.PreviousSecretExpiresAt == nil {
+		t.Fatalf("rotate %+v %v", rotated, err)
+	}
+	updated, err := tp.Webhooks.UpdateEndpoint(ctx, &toffeepay.UpdateEndpointRequest{ID: created.Endpoint.ID, Enabled: toffeepay.Bool(false)})
+	if err != nil || updated.Enabled {
+		t.Fatalf("update %+v %v", updated, err)
+	}
+	if err := tp.Webhooks.DeleteEndpoint(ctx, created.Endpoint.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// proxy records requests to the server; failFirst "before" answers the first one 503 without
+// forwarding it, "after" forwards it, drops the answer and answers 503.
+type proxy struct {
+	mu       sync.Mutex
+	requests []recorded
+	url      string
+}
+
+type recorded struct {
+	key  string
+	body string
+}
+
+func newProxy(t *testing.T, target, failFirst string) *proxy {
+	p := &proxy{}
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.url = "http://" + listener.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		p.requests = append(p.requests, recorded{r.Header.Get("Idempotency-Key"), string(body)})
+		first := len(p.requests) == 1
+		p.mu.Unlock()
+		if first && failFirst == "before" {
+			http.Error(w, "upstream unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		forward, _ := http.NewRequest(r.Method, target+r.URL.Path, bytes.NewReader(body))
+		forward.Header = r.Header.Clone()
+		answer, err := http.DefaultClient.Do(forward)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer answer.Body.Close()
+		data, _ := io.ReadAll(answer.Body)
+		if first && failFirst == "after" {
+			http.Error(w, "upstream unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		for k, v := range answer.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(answer.StatusCode)
+		w.Write(data)
+	})}
+	go srv.Serve(listener)
+	t.Cleanup(func() { srv.Close() })
+	return p
+}
+
+func TestRetriesKeepOneIdempotencyKey(t *testing.T) {
+	for _, failFirst := range []string{"before", "after"} {
+		t.Run(failFirst, func(t *testing.T) {
+			baseURL, game := server(t)
+			p := newProxy(t, baseURL, failFirst)
+			tp, _ := client(t, toffeepay.WithBaseURL(p.url))
+			userID := player()
+			created, err := tp.Sessions.Create(context.Background(), &toffeepay.CreateSessionRequest{GameID: game, UserID: userID, Item: item})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.requests) != 2 || p.requests[0].key == "" || p.requests[0].key != p.requests[1].key || p.requests[0].body != p.requests[1].body {
+				t.Fatalf("attempts %+v", p.requests)
+			}
+			direct, _ := client(t)
+			list, err := direct.Sessions.List(context.Background(), &toffeepay.ListSessionsRequest{UserID: userID})
+			if err != nil || list.Total != 1 || list.Data[0].ID != created.ID {
+				t.Fatalf("the retry created more: %+v %v", list, err)
+			}
+		})
+	}
+}
+
+func TestCallerIdempotencyKey(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	key := toffeepay.WithIdempotencyKey(fmt.Sprintf("order-%d", time.Now().UnixNano()))
+	req := &toffeepay.CreateSessionRequest{GameID: game, UserID: player(), Item: item}
+	one, err1 := tp.Sessions.Create(ctx, req, key)
+	two, err2 := tp.Sessions.Create(ctx, req, key)
+	if err1 != nil || err2 != nil || one.ID != two.ID {
+		t.Fatalf("replay: %+v %+v %v %v", one, two, err1, err2)
+	}
+	other := *req
+	other.Item.Price = 500
+	_, err := tp.Sessions.Create(ctx, &other, key)
+	apiError(t, err, "idempotency_key_reused", toffeepay.CodeInvalidArgument)
+}
+
+func TestNoRetryOf4xxAndReadsCarryNoKey(t *testing.T) {
+	baseURL, game := server(t)
+	p := newProxy(t, baseURL, "")
+	tp, _ := client(t, toffeepay.WithBaseURL(p.url))
+	ctx := context.Background()
+	bad := item
+	bad.Currency = "XXQ"
+	_, err := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: player(), Item: bad})
+	apiError(t, err, "invalid_currency", toffeepay.CodeInvalidArgument)
+	if len(p.requests) != 1 {
+		t.Fatalf("a 4xx was retried: %d attempts", len(p.requests))
+	}
+	_, err = tp.Sessions.Get(ctx, "sess_01jwbq1m9ef8j3vq0x5w2k7r4t")
+	e := apiError(t, err, "not_found", toffeepay.CodeNotFound)
+	if len(p.requests) != 2 || p.requests[1].key != "" || e.HTTPStatus != 404 || e.RequestID == "" {
+		t.Fatalf("read: %+v %+v", p.requests, e)
+	}
+}
+
+func TestTypedErrorsForEachReasonClass(t *testing.T) {
+	baseURL, game := server(t)
+	tp, _ := client(t)
+	ctx := context.Background()
+	_, err := toffeepay.NewClient("sk_test_nope", toffeepay.WithBaseURL(baseURL)).Sessions.Status(ctx, "sess_x")
+	apiError(t, err, "unauthenticated", toffeepay.CodeUnauthenticated)
+	_, err = tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: "someone_else", UserID: "p", Item: item})
+	apiError(t, err, "invalid_game_id", toffeepay.CodePermissionDenied)
+	free := item
+	free.Price = 0
+	_, err = tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: "p", Item: free})
+	apiError(t, err, "invalid_price", toffeepay.CodeInvalidArgument)
+	_, err = tp.Sessions.List(ctx, &toffeepay.ListSessionsRequest{Limit: 251})
+	apiError(t, err, "invalid_limit", toffeepay.CodeInvalidArgument)
+	_, err = tp.Payments.Get(ctx, "pay_01jwbq1rz3m0c6t9y2d8h5n1kq")
+	apiError(t, err, "not_found", toffeepay.CodeNotFound)
+	_, err = toffeepay.NewClient(os.Getenv("TOFFEEPAY_TEST_LIVE_KEY"), toffeepay.WithBaseURL(baseURL)).Sandbox.ExpireSession(ctx, "sess_x")
+	apiError(t, err, "sandbox_only", toffeepay.CodePermissionDenied)
+	session, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: player(), Item: item})
+	tp.Sandbox.ExpireSession(ctx, session.ID)
+	_, err = tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: session.ID})
+	apiError(t, err, "session_expired", toffeepay.CodeFailedPrecondition)
+}
+
+func TestConnectionRefusedIsRetriedThenAnError(t *testing.T) {
+	listener, _ := net.Listen("tcp", "127.0.0.1:0")
+	url := "http://" + listener.Addr().String()
+	listener.Close()
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithMaxRetries(1), toffeepay.WithRetryDelay(time.Millisecond))
+	_, err := tp.Sessions.Status(context.Background(), "sess_x")
+	var e *toffeepay.Error
+	if !errors.As(err, &e) || !e.IsConnection() || e.Reason != "" || e.Code != toffeepay.CodeUnavailable {
+		t.Fatalf("%#v", err)
+	}
+}
+
+func TestReasonFromErrorInfoAnd5xxRetried(t *testing.T) {
+	// google.rpc.ErrorInfo{reason: "session_expired", domain: "toffeepay.dev"} as protobuf bytes.
+	info := append(append([]byte{0x0a, 15}, "session_expired"...), append([]byte{0x12, 13}, "toffeepay.dev"...)...)
+	var keys []string
+	var mu sync.Mutex
+	listener, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		n := len(keys)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if n == 1 {
+			w.WriteHeader(500)
+			w.Write([]byte(`{"code":"internal","message":"boom"}`))
+			return
+		}
+		w.Header().Set("X-Request-Id", "req_1")
+		w.WriteHeader(400)
+		json.NewEncoder(w).Encode(map[string]any{
+			"code": "failed_precondition", "message": "the session expired",
+			"details": []map[string]string{{"type": "google.rpc.ErrorInfo", "value": base64.RawStdEncoding.EncodeToString(info)}},
+		})
+	})}
+	go srv.Serve(listener)
+	defer srv.Close()
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL("http://"+listener.Addr().String()), toffeepay.WithRetryDelay(time.Millisecond))
+	_, err := tp.Sandbox.PaySession(context.Background(), &toffeepay.PaySessionRequest{SessionID: "sess_x"})
+	e := apiError(t, err, "session_expired", toffeepay.CodeFailedPrecondition)
+	if e.Message != "the session expired" || e.RequestID != "req_1" || e.HTTPStatus != 400 {
+		t.Fatalf("%+v", e)
+	}
+	if len(keys) != 2 || keys[0] == "" || keys[0] != keys[1] {
+		t.Fatalf("attempts' keys %v", keys)
+	}
+}

@@ -1,0 +1,3 @@
+module toffeepay.dev/sdk/go
+
+go 1.19
