@@ -141,6 +141,19 @@ func TestSandboxPaymentsAndDisputes(t *testing.T) {
 	if status, _ := tp.Sessions.Status(ctx, session.ID); status.Status != "paid" {
 		t.Fatalf("status %+v", status)
 	}
+	if unfulfilled, err := tp.Sessions.List(ctx, &toffeepay.ListSessionsRequest{UserID: userID, Fulfilled: toffeepay.Bool(false)}); err != nil || len(unfulfilled.Data) != 1 {
+		t.Fatalf("unfulfilled %+v %v", unfulfilled, err)
+	}
+	fulfilled, err := tp.Sessions.Fulfill(ctx, session.ID)
+	if err != nil || fulfilled.FulfilledAt == nil {
+		t.Fatalf("fulfill %+v %v", fulfilled, err)
+	}
+	if again, err := tp.Sessions.Fulfill(ctx, session.ID); err != nil || !again.FulfilledAt.Equal(*fulfilled.FulfilledAt) {
+		t.Fatalf("fulfill again %+v %v", again, err)
+	}
+	if done, err := tp.Sessions.List(ctx, &toffeepay.ListSessionsRequest{UserID: userID, Fulfilled: toffeepay.Bool(true)}); err != nil || len(done.Data) != 1 || done.Data[0].ID != session.ID {
+		t.Fatalf("fulfilled list %+v %v", done, err)
+	}
 	if got, err := tp.Payments.Get(ctx, payment.ID); err != nil || got.SessionID != session.ID {
 		t.Fatalf("get payment %+v %v", got, err)
 	}
@@ -375,6 +388,8 @@ func TestTypedErrorsForEachReasonClass(t *testing.T) {
 	tp.Sandbox.ExpireSession(ctx, session.ID)
 	_, err = tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: session.ID})
 	apiError(t, err, "session_expired", toffeepay.CodeFailedPrecondition)
+	_, err = tp.Sessions.Fulfill(ctx, session.ID)
+	apiError(t, err, "session_not_paid", toffeepay.CodeFailedPrecondition)
 }
 
 func TestConnectionRefusedIsRetriedThenAnError(t *testing.T) {

@@ -81,6 +81,12 @@ func (s *Sessions) Cancel(ctx context.Context, id string, opts ...CallOption) er
 	return err
 }
 
+// Fulfill reports that the game granted a paid session's purchase (sets FulfilledAt; a second
+// call returns the same session). A session that is not paid: reason "session_not_paid".
+func (s *Sessions) Fulfill(ctx context.Context, id string, opts ...CallOption) (*Session, error) {
+	return s.rpc.FulfillSession(ctx, &FulfillSessionRequest{ID: id}, opts...)
+}
+
 // List returns a page of sessions, newest first, starting at req.Offset; page.Iter() walks on.
 func (s *Sessions) List(ctx context.Context, req *ListSessionsRequest, opts ...CallOption) (*Page[Session], error) {
 	r := copyOf(req)

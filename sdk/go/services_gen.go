@@ -80,6 +80,18 @@ func (c *PaymentServiceClient) CancelSession(ctx context.Context, req *CancelSes
 	return out, nil
 }
 
+// FulfillSession calls /pay.v1.PaymentService/FulfillSession. A change: every attempt carries one Idempotency-Key.
+//
+// Marks a paid session as granted by the game (sets `fulfilled_at`; a second call
+// returns the same session). A session that is not paid: `session_not_paid`.
+func (c *PaymentServiceClient) FulfillSession(ctx context.Context, req *FulfillSessionRequest, opts ...CallOption) (*Session, error) {
+	out := new(Session)
+	if err := c.t.call(ctx, "/pay.v1.PaymentService/FulfillSession", true, req, out, opts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GetPayment calls /pay.v1.PaymentService/GetPayment. A read, retried without an Idempotency-Key.
 func (c *PaymentServiceClient) GetPayment(ctx context.Context, req *GetPaymentRequest, opts ...CallOption) (*Payment, error) {
 	out := new(Payment)

@@ -46,6 +46,8 @@ type Session struct {
 	FailedAt    *time.Time        `json:"failed_at,omitempty"`
 	CancelledAt *time.Time        `json:"cancelled_at,omitempty"`
 	ExpiredAt   *time.Time        `json:"expired_at,omitempty"`
+	// When the game reported the purchase granted (FulfillSession).
+	FulfilledAt *time.Time `json:"fulfilled_at,omitempty"`
 }
 
 // A payment attempt for a session.
@@ -138,6 +140,12 @@ type CancelSessionRequest struct {
 type CancelSessionResponse struct {
 }
 
+// FulfillSessionRequest is the message pay.v1.FulfillSessionRequest.
+type FulfillSessionRequest struct {
+	ID        string `json:"id,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+}
+
 // GetPaymentRequest is the message pay.v1.GetPaymentRequest.
 type GetPaymentRequest struct {
 	ID        string `json:"id,omitempty"`
@@ -155,6 +163,8 @@ type ListSessionsRequest struct {
 	// 1..250; 0 means the default of 50.
 	Limit  int32 `json:"limit,omitempty"`
 	Offset int32 `json:"offset,omitempty"`
+	// true: sessions the game fulfilled; false: paid sessions it has not fulfilled yet.
+	Fulfilled *bool `json:"fulfilled,omitempty"`
 }
 
 // ListSessionsResponse is the message pay.v1.ListSessionsResponse.

@@ -56,7 +56,7 @@ async function page<T, A extends ListAnswer>(
   return fetch(offset);
 }
 
-/** `client.sessions`: create, get, status, cancel, list. */
+/** `client.sessions`: create, get, status, cancel, fulfill, list. */
 export class Sessions {
   constructor(
     private readonly t: ApiTransport,
@@ -80,6 +80,14 @@ export class Sessions {
   /** Cancels a pending session (its payment page stops taking payment at once). */
   cancel(id: string, options?: CallOptions) {
     return this.rpc.cancelSession({ id }, this.t.options(options));
+  }
+
+  /**
+   * Reports that the game granted a paid session's purchase (sets `fulfilledAt`; a second call
+   * returns the same session). A session that is not paid: `session_not_paid`.
+   */
+  fulfill(id: string, options?: CallOptions): Promise<Session> {
+    return this.rpc.fulfillSession({ id }, this.t.options(options));
   }
 
   /** A page of sessions, newest first; `for await` over it walks every later page too. */

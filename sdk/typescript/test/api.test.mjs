@@ -105,6 +105,11 @@ describe("against toffeepay serve", { skip }, () => {
     assert.equal(payment.status, "succeeded");
     assert.equal(payment.amount, 499);
     assert.equal((await tp.sessions.status(session.id)).status, "paid");
+    assert.deepEqual((await tp.sessions.list({ userId, fulfilled: false })).data.map((s) => s.id), [session.id]);
+    const fulfilled = await tp.sessions.fulfill(session.id);
+    assert.ok(fulfilled.fulfilledAt);
+    assert.deepEqual(await tp.sessions.fulfill(session.id), fulfilled);
+    assert.deepEqual((await tp.sessions.list({ userId, fulfilled: true })).data.map((s) => s.id), [session.id]);
     assert.equal((await tp.payments.get(payment.id)).sessionId, session.id);
     assert.deepEqual((await tp.payments.list({ userId })).data.map((p) => p.id), [payment.id]);
     const declined = await tp.sessions.create({ gameId: GAME, userId, item: ITEM });
@@ -231,6 +236,7 @@ describe("against toffeepay serve", { skip }, () => {
     const session = await tp.sessions.create({ gameId: GAME, userId: player(), item: ITEM });
     await tp.sandbox.expireSession(session.id);
     await assert.rejects(tp.sandbox.paySession(session.id), (e) => e instanceof FailedPreconditionError && e.reason === "session_expired");
+    await assert.rejects(tp.sessions.fulfill(session.id), (e) => e instanceof FailedPreconditionError && e.reason === "session_not_paid");
   });
 });
 
