@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Rout
         mutating_paths=_mutating_paths(PaymentServiceDesc.desc(), WebhookServiceDesc.desc(), SandboxServiceDesc.desc()),
         max_body=settings.max_request_bytes,
         idempotency_wait=settings.idempotency_wait,
+        idempotency_lease=timedelta(seconds=settings.idempotency_lease),
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage),
     )
     health_app = connect(HealthServiceASGIApplication, HealthService())

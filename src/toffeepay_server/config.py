@@ -55,6 +55,9 @@ class Settings:
     max_request_bytes: int = MAX_REQUEST_BYTES
     # How long a repeated Idempotency-Key waits for the first request before `idempotency_key_in_use`.
     idempotency_wait: float = 10.0
+    # How long a request holds its Idempotency-Key before a retry may take it over (seconds);
+    # a request that outlives it is rolled back, so the retry after a crash waits this long at most.
+    idempotency_lease: float = 60.0
     # Per API key, in the `limits` notation ("1000/second", "100/second;5000/minute"); "off" disables.
     rate_limit: str = "1000/second"
     # Where counters live: memory:// (per process) or redis://host:port to share them across processes.
@@ -86,6 +89,7 @@ class Settings:
             webhook_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_CONCURRENCY") or 256),
             webhook_endpoint_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_ENDPOINT_CONCURRENCY") or 16),
             idempotency_wait=float(env.get("TOFFEEPAY_IDEMPOTENCY_WAIT") or 10.0),
+            idempotency_lease=float(env.get("TOFFEEPAY_IDEMPOTENCY_LEASE") or 60.0),
             rate_limit=env.get("TOFFEEPAY_RATE_LIMIT") or "1000/second",
             rate_limit_storage=env.get("TOFFEEPAY_RATE_LIMIT_STORAGE") or "memory://",
             secret_key=env.get("TOFFEEPAY_SECRET_KEY") or None,

@@ -1,6 +1,9 @@
 """In front of every Connect service: body limit, API key, idempotency, request id.
 
 Idempotency lives here, at the HTTP layer, so a replay is the first answer byte for byte.
+The request's writes are held in one transaction (`Database.holding`) that commits only
+with its stored answer: a crash between the two is impossible, so a retry after a crash
+finds either nothing done or the answer, never a change without its answer.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class ApiGateway:
         mutating_paths: set[str],
         max_body: int,
         idempotency_wait: float = 10.0,
+        idempotency_lease: timedelta = IDEMPOTENCY_LEASE,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
@@ -133,6 +137,7 @@ class ApiGateway:
         self.mutating_paths = mutating_paths
         self.max_body = max_body
         self.idempotency_wait = idempotency_wait
+        self.idempotency_lease = idempotency_lease
         self.rate_limiter = rate_limiter or RateLimiter("off")
         # Wakes waiters in this process at once; other processes are polled.
         self._finished: dict[tuple[str, str], asyncio.Event] = {}
@@ -222,6 +227,7 @@ class ApiGateway:
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.idempotency_wait
+        owner = uuid.uuid4().hex
         while True:
             async with self.ctx.db.transaction() as uow:
                 stored = await store.claim(
@@ -230,8 +236,9 @@ class ApiGateway:
                     api_key_id=api_key_id,
                     key=key,
                     request_hash=request_hash,
+                    owner=owner,
                     now=self.ctx.clock(),
-                    lease=IDEMPOTENCY_LEASE,
+                    lease=self.idempotency_lease,
                 )
             if stored is None:
                 break
@@ -259,51 +266,79 @@ class ApiGateway:
                 await asyncio.wait_for(event.wait(), timeout=min(0.05, max(0.0, deadline - loop.time())))
 
         # The answer is held back until it is stored (or the key released), so a client
-        # that retries the moment it hears back never finds the key still running.
+        # that retries the moment it hears back never finds the key still running; and it is
+        # stored in the transaction that holds the request's writes.
         start: dict[str, Any] | None = None
         chunks: list[bytes] = []
         settled = False
 
-        async def settle(status: int | None, body: bytes) -> None:
-            nonlocal settled
-            settled = True
-            async with self.ctx.db.transaction() as uow:
-                if status == _STORED_STATUS and start is not None:
-                    headers = [
-                        [k.decode("latin-1"), v.decode("latin-1")]
-                        for k, v in start.get("headers", ())
-                        if k.lower() not in _NOT_STORED_HEADERS
-                    ]
-                    await store.finish(
-                        uow.conn, api_key_id=api_key_id, key=key, status=status, headers=headers, body=body
+        async with self.ctx.db.holding() as held:
+
+            async def settle(status: int | None, body: bytes) -> bool:
+                """Commit the answer with the request's writes (True), or undo them and free the key."""
+                nonlocal settled
+                settled = True
+                try:
+                    if status == _STORED_STATUS and start is not None:
+                        headers = [
+                            [k.decode("latin-1"), v.decode("latin-1")]
+                            for k, v in start.get("headers", ())
+                            if k.lower() not in _NOT_STORED_HEADERS
+                        ]
+                        try:
+                            async with held.final() as uow:
+                                await store.finish(
+                                    uow.conn,
+                                    api_key_id=api_key_id,
+                                    key=key,
+                                    owner=owner,
+                                    status=status,
+                                    headers=headers,
+                                    body=body,
+                                )
+                            return True
+                        except store.LostClaim:
+                            return False
+                    # Not stored: nothing of it happened, and the client may fix it and retry.
+                    await held.rollback()
+                    async with self.ctx.db.transaction() as uow:
+                        await store.release(uow.conn, api_key_id=api_key_id, key=key, owner=owner)
+                    return True
+                finally:
+                    if (event := self._finished.pop((api_key_id, key), None)) is not None:
+                        event.set()
+
+            async def hold(message: dict[str, Any]) -> None:
+                nonlocal start
+                if message["type"] == "http.response.start":
+                    start = message
+                    return
+                if message["type"] != "http.response.body":
+                    await send(message)
+                    return
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = b"".join(chunks)
+                assert start is not None
+                if not await settle(start["status"], body):
+                    # Outlived its lease and a retry took the key over: this run's writes are undone.
+                    await send_error(
+                        send,
+                        DomainError(
+                            Reason.IDEMPOTENCY_KEY_IN_USE,
+                            "a request with this Idempotency-Key is still being processed",
+                        ),
                     )
-                else:
-                    await store.release(uow.conn, api_key_id=api_key_id, key=key)
-            if (event := self._finished.pop((api_key_id, key), None)) is not None:
-                event.set()
+                    return
+                await send(start)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
 
-        async def hold(message: dict[str, Any]) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(chunks)
-            assert start is not None
-            await settle(start["status"], body)
-            await send(start)
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-
-        try:
-            await self.app(scope, receive, hold)
-        finally:
-            if not settled:
-                await settle(None, b"")
+            try:
+                await self.app(scope, receive, hold)
+            finally:
+                if not settled:
+                    await settle(None, b"")
 
     @staticmethod
     async def _replay(send: Send, stored: store.Stored) -> None:

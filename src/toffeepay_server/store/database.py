@@ -8,6 +8,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,75 @@ class UnitOfWork:
         )
 
 
+class HeldTransaction:
+    """One write transaction for a whole request, committed with the request's answer.
+
+    While a request runs inside `Database.holding()`, each `Database.transaction()` it opens
+    becomes a savepoint of this one transaction, begun at the first of them; nothing commits
+    until `final()`, whose writes (the stored idempotent answer) commit in the same
+    transaction as the state change they answer for. A crash before that commits neither.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conn: AsyncConnection | None = None
+        self.tx: Any = None
+        self.open = True
+        self.outbox_changed = False
+
+    async def _connection(self) -> AsyncConnection:
+        if self.conn is None:
+            self.conn = await self.db.writer.connect()
+            self.tx = await self.conn.begin()
+        return self.conn
+
+    @property
+    def wrote(self) -> bool:
+        return self.conn is not None
+
+    @asynccontextmanager
+    async def part(self) -> AsyncIterator[UnitOfWork]:
+        """A savepoint: rolled back alone when its block raises, committed only with the rest."""
+        conn = await self._connection()
+        async with conn.begin_nested():
+            uow = UnitOfWork(conn, self.db.dialect)
+            yield uow
+            await uow.flush_events()
+        self.outbox_changed |= uow.outbox_changed
+
+    @asynccontextmanager
+    async def final(self) -> AsyncIterator[UnitOfWork]:
+        """The last writes of the request; everything commits at the end of this block, or nothing."""
+        self.open = False
+        conn = await self._connection()
+        try:
+            uow = UnitOfWork(conn, self.db.dialect)
+            yield uow
+            await uow.flush_events()
+            await self.tx.commit()
+        except BaseException:
+            await self.rollback()
+            raise
+        await self._close()
+        if self.outbox_changed or uow.outbox_changed:
+            self.db.signal_outbox()
+
+    async def rollback(self) -> None:
+        """Undo every write of the request; later transactions of the request commit on their own."""
+        self.open = False
+        if self.tx is not None and self.tx.is_active:
+            await self.tx.rollback()
+        await self._close()
+
+    async def _close(self) -> None:
+        conn, self.conn, self.tx = self.conn, None, None
+        if conn is not None:
+            await conn.close()
+
+
+_held: ContextVar[HeldTransaction | None] = ContextVar("toffeepay_held_transaction", default=None)
+
+
 class CommitWatch:
     """`PRAGMA data_version` on a connection of its own: it changes whenever any other
     connection, in any process, commits. Costs microseconds, reads no table."""
@@ -182,14 +252,37 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        """Commit everything written (state and events) or nothing."""
+        """Commit everything written (state and events) or nothing.
+
+        Inside `holding()` this is a savepoint of the request's held transaction instead.
+        """
+        held = _held.get()
+        if held is not None and held.db is self and held.open:
+            async with held.part() as part:
+                yield part
+            return
         async with self.writer.connect() as conn, conn.begin():
             uow = UnitOfWork(conn, self.dialect)
             yield uow
             await uow.flush_events()
         if uow.outbox_changed:
-            for signal in self._outbox_signals:
-                signal.set()
+            self.signal_outbox()
+
+    @asynccontextmanager
+    async def holding(self) -> AsyncIterator[HeldTransaction]:
+        """Hold every write of this task (and the tasks it starts) in one transaction; see
+        HeldTransaction. Whatever `final()` did not commit is rolled back at the end."""
+        held = HeldTransaction(self)
+        token = _held.set(held)
+        try:
+            yield held
+        finally:
+            _held.reset(token)
+            await held.rollback()
+
+    def signal_outbox(self) -> None:
+        for signal in self._outbox_signals:
+            signal.set()
 
     def outbox_signal(self) -> asyncio.Event:
         """An event set after each commit in this process that gives dispatchers work."""
@@ -223,14 +316,27 @@ class Database:
             if not conn.is_closed():
                 await conn.close(timeout=5)
 
+    def _held_writes(self) -> AsyncConnection | None:
+        """The held transaction's connection once the request wrote: its reads must see its writes."""
+        held = _held.get()
+        if held is not None and held.db is self and held.open:
+            return held.conn
+        return None
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        if (conn := self._held_writes()) is not None:
+            yield conn
+            return
         async with self.reader.connect() as conn:
             yield conn
 
     @asynccontextmanager
     async def lookup(self) -> AsyncIterator[AsyncConnection]:
         """For a read of a few rows by a unique key only: on SQLite it runs on the event loop."""
+        if (conn := self._held_writes()) is not None:
+            yield conn
+            return
         async with self.lookups.connect() as conn:
             yield conn
 

@@ -1,4 +1,9 @@
-"""Stored answers of mutating requests made with an Idempotency-Key."""
+"""Stored answers of mutating requests made with an Idempotency-Key.
+
+A claim carries an `owner` token. `finish` and `release` act only while the claim is still
+the caller's, so a request whose lease ran out and was taken over by a retry cannot also
+store its answer: `finish` raises LostClaim and the caller rolls its transaction back.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,10 @@ from .database import insert_unless_present
 from .tables import idempotency_keys as t
 
 RETENTION = timedelta(hours=24)
+
+
+class LostClaim(Exception):
+    """Another request took the key over (this one outlived its lease): roll back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +40,16 @@ async def claim(
     api_key_id: str,
     key: str,
     request_hash: str,
+    owner: str,
     now: datetime,
     lease: timedelta,
 ) -> Stored | None:
-    """Claim the key for this request; None when claimed, else what is already there."""
+    """Claim the key for this request as `owner`; None when claimed, else what is already there."""
     values = dict(
         api_key_id=api_key_id,
         key=key,
         request_hash=request_hash,
+        owner=owner,
         state="running",
         locked_until=now + lease,
         created_at=now,
@@ -61,7 +72,14 @@ async def claim(
     row = (await conn.execute(select(t).where(t.c.api_key_id == api_key_id, t.c.key == key))).first()
     if row is None:  # released between our insert and select: try again
         return await claim(
-            conn, dialect, api_key_id=api_key_id, key=key, request_hash=request_hash, now=now, lease=lease
+            conn,
+            dialect,
+            api_key_id=api_key_id,
+            key=key,
+            request_hash=request_hash,
+            owner=owner,
+            now=now,
+            lease=lease,
         )
     return Stored(row.request_hash, row.state, row.response_status, row.response_headers, row.response_body)
 
@@ -74,17 +92,30 @@ async def peek(conn: AsyncConnection, *, api_key_id: str, key: str) -> Stored | 
 
 
 async def finish(
-    conn: AsyncConnection, *, api_key_id: str, key: str, status: int, headers: list[list[str]], body: bytes
+    conn: AsyncConnection,
+    *,
+    api_key_id: str,
+    key: str,
+    owner: str,
+    status: int,
+    headers: list[list[str]],
+    body: bytes,
 ) -> None:
-    await conn.execute(
+    """Store the answer; raises LostClaim when the key is no longer this owner's."""
+    done = await conn.execute(
         update(t)
-        .where(t.c.api_key_id == api_key_id, t.c.key == key)
+        .where(t.c.api_key_id == api_key_id, t.c.key == key, t.c.owner == owner, t.c.state == "running")
         .values(state="done", response_status=status, response_headers=headers, response_body=body)
     )
+    if done.rowcount != 1:
+        raise LostClaim(key)
 
 
-async def release(conn: AsyncConnection, *, api_key_id: str, key: str) -> None:
-    await conn.execute(delete(t).where(t.c.api_key_id == api_key_id, t.c.key == key))
+async def release(conn: AsyncConnection, *, api_key_id: str, key: str, owner: str) -> None:
+    """Forget the claim (the answer is not stored), unless another request took it over."""
+    await conn.execute(
+        delete(t).where(t.c.api_key_id == api_key_id, t.c.key == key, t.c.owner == owner, t.c.state == "running")
+    )
 
 
 async def purge(conn: AsyncConnection, now: datetime) -> Any:

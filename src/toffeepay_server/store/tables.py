@@ -197,6 +197,8 @@ idempotency_keys = Table(
     Column("api_key_id", String(40), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("request_hash", String(64), nullable=False),
+    # The claim's holder: only it may store the answer or release the key.
+    Column("owner", String(32)),
     # running | done
     Column("state", String(8), nullable=False),
     Column("locked_until", Instant, nullable=False),

@@ -1,0 +1,23 @@
+"""idempotency claims carry their owner
+
+Revision ID: idempotency_owner
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "idempotency_owner"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("idempotency_keys") as batch:
+        batch.add_column(sa.Column("owner", sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("idempotency_keys") as batch:
+        batch.drop_column("owner")
