@@ -171,7 +171,7 @@ def test_legacy_verification_refuses_tampering() -> None:
         ({**fields, "timestamp": str(int(fields["timestamp"]) + 1)}, "bad_signature"),
         ({k: v for k, v in fields.items() if k != "hash"}, "malformed_header"),
         ({k: v for k, v in fields.items() if k != "timestamp"}, "malformed_header"),
-        ({**fields, "extra": "1"}, "malformed_header"),
+        ({**fields, "extra": "1"}, "unknown_field"),
     ]
     for tampered, reason in cases:
         with pytest.raises(toffeepay.SignatureVerificationError) as caught:
@@ -241,7 +241,7 @@ def test_forged_split_of_a_genuine_hash_is_refused() -> None:
     assert toffeepay.LegacyCallback.compute_hash(forged, secret) == genuine_hash  # the old ambiguity
     with pytest.raises(toffeepay.SignatureVerificationError) as caught:
         toffeepay.LegacyCallback.verify(forged, secret)
-    assert caught.value.reason == "malformed_header"
+    assert caught.value.reason == "malformed_value"
 
 
 def test_legacy_timestamp_tolerance() -> None:

@@ -29,7 +29,8 @@ Secret = str | Sequence[str]
 class SignatureVerificationError(Exception):
     """The request is not provably from ToffeePay, or not recent: do not act on it.
 
-    `reason` is one of `malformed_header`, `bad_signature`, `stale_timestamp`.
+    `reason` is one of `malformed_header`, `bad_signature`, `stale_timestamp`; legacy callbacks
+    also `unknown_field` and `malformed_value`.
     """
 
     def __init__(self, message: str, *, reason: str, sig_header: str | None = None) -> None:
@@ -189,8 +190,8 @@ class LegacyCallback:
         During a secret rotation pass both secrets. `tolerance` is in seconds either way of
         now (default 5 minutes); None skips the time check (only for stored callbacks whose
         hash you checked when they arrived). Raises SignatureVerificationError with `reason`
-        `malformed_header` (an unknown field, a raw `&` or `=` in a value, no hash or
-        timestamp), `bad_signature` or `stale_timestamp`. A callback is retried with a new
+        `unknown_field`, `malformed_value` (a raw `&` or `=`), `malformed_header` (no hash or
+        timestamp, or not a form), `bad_signature` or `stale_timestamp`. A callback is retried with a new
         timestamp and hash: deduplicate by (`transaction_id`, `status`).
         """
         try:
@@ -200,12 +201,12 @@ class LegacyCallback:
         unknown = sorted(set(found) - cls.FIELDS)
         if unknown:
             raise SignatureVerificationError(
-                f"unknown field {unknown[0][:40]!r}: ToffeePay does not send it", reason="malformed_header"
+                f"unknown field {unknown[0][:40]!r}: ToffeePay does not send it", reason="unknown_field"
             )
         for key, value in found.items():
             if "&" in value or "=" in value:
                 raise SignatureVerificationError(
-                    f"field {key!r} holds a raw '&' or '=', which ToffeePay never sends", reason="malformed_header"
+                    f"field {key!r} holds a raw '&' or '=', which ToffeePay never sends", reason="malformed_value"
                 )
         given = found.get("hash", "").lower()
         if not given:

@@ -1,14 +1,14 @@
 """idempotency claims carry their owner
 
 Revision ID: idempotency_owner
-Revises: 0001
+Revises: fulfilment
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "idempotency_owner"
-down_revision = "0001"
+down_revision = "fulfilment"
 branch_labels = None
 depends_on = None
 
