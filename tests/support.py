@@ -121,8 +121,11 @@ class Api:
 class Server:
     """`toffeepay serve` in a subprocess on a free port, against one database."""
 
-    def __init__(self, db_url: str, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, db_url: str, workdir: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.db_url = db_url
+        self.args = args  # more `serve` options, e.g. ("--workers", "2")
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -156,7 +159,7 @@ class Server:
     def start(self) -> Server:
         log = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "toffeepay_server", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "toffeepay_server", "serve", "--port", str(self.port), *self.args],
             env=self.env,
             cwd=self.workdir,
             stdout=log,

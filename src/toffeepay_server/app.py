@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from toffeepay._proto.pay.v1.health_connect import HealthService as HealthServiceDesc
 from toffeepay._proto.pay.v1.health_connect import HealthServiceASGIApplication
 from toffeepay._proto.pay.v1.payment_connect import PaymentService as PaymentServiceDesc
 from toffeepay._proto.pay.v1.payment_connect import PaymentServiceASGIApplication
@@ -21,6 +22,7 @@ from toffeepay._proto.pay.v1.webhook_connect import WebhookService as WebhookSer
 from toffeepay._proto.pay.v1.webhook_connect import WebhookServiceASGIApplication
 
 from .api.codecs import CODECS
+from .api.edge import ConnectEdge, is_rpc_path
 from .api.errors import ErrorInterceptor
 from .api.gateway import ApiGateway
 from .api.health_service import HealthService
@@ -32,46 +34,61 @@ from .checkout.routes import CheckoutPages
 from .config import Settings
 from .events.background import Background
 from .logs import configure_logging
+from .observability import metrics
+from .observability.request_id import RequestIds
 from .processors.base import Processors
 from .processors.sandbox.adapter import SandboxProcessor
 from .processors.stripe.adapter import StripeProcessor
 from .processors.stripe.notifications import StripeNotifications
+from .services import operations
 from .services.context import ServiceContext
+from .store.migrate import head_revisions
+from .web import not_found, root
 
 log = structlog.get_logger("toffeepay")
 # google.protobuf.MethodOptions.IdempotencyLevel.NO_SIDE_EFFECTS
 _NO_SIDE_EFFECTS = 1
 
 
-def _mutating_paths(*descs: Any) -> set[str]:
+def _rpc_paths(*descs: Any, mutating: bool | None = None) -> set[str]:
+    """Every RPC path of these services; only the mutating ones, or only the reads, when asked."""
     return {
         f"/{desc.type_name}/{method.name}"
         for desc in descs
         for method in desc.methods
-        if method.idempotency != _NO_SIDE_EFFECTS
+        if mutating is None or (method.idempotency != _NO_SIDE_EFFECTS) == mutating
     }
 
 
-class Router:
-    """Connect paths go straight to their service; everything else to Starlette."""
+def _mutating_paths(*descs: Any) -> set[str]:
+    return _rpc_paths(*descs, mutating=True)
 
-    def __init__(self, services: dict[str, Any], public: dict[str, Any], web: Any) -> None:
+
+class Router:
+    """Connect paths (`/package.Service/Method`) go to the API; everything else to Starlette."""
+
+    def __init__(self, services: dict[str, Any], public: dict[str, Any], web: Any, edge: ConnectEdge) -> None:
         self.services = services
         self.public = public
         self.web = web
+        self.edge = edge
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             prefix = scope["path"].rpartition("/")[0]
             if (app := self.public.get(prefix)) or (app := self.services.get(prefix)):
-                await app(scope, receive, send)
+                await self.edge.serve(app, scope, receive, send)
+                return
+            if is_rpc_path(scope["path"]):
+                await self.edge.serve(None, scope, receive, send)
                 return
         await self.web(scope, receive, send)
 
 
-def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Router:
+def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> RequestIds:
     configure_logging()
     ctx = ctx or ServiceContext.from_settings(settings)
+    ctx.db.on_commit(metrics.events_committed)
     background = Background(ctx, settings)
     interceptors = [ErrorInterceptor()]
 
@@ -111,13 +128,23 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Rout
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    schema_heads = head_revisions()
+
+    async def readyz(_request: Request) -> Response:
+        found = await operations.readiness(ctx, expected=schema_heads)
+        if found.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not_ready", "problem": found.problem}, status_code=503)
+
     checkout = CheckoutPages(ctx, processors, settings)
-    routes = [Route("/healthz", healthz), *checkout.routes()]
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/", root), *checkout.routes()]
     if stripe:
         routes.append(StripeNotifications(ctx, stripe, max_bytes=settings.max_request_bytes).route())
-    web = Starlette(routes=routes, lifespan=lifespan)
+    web = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
     web.state.ctx = ctx
-    return Router({path: gateway for path in services}, {health_app.path: health_app}, web)
+    descs = (PaymentServiceDesc.desc(), WebhookServiceDesc.desc(), SandboxServiceDesc.desc(), HealthServiceDesc.desc())
+    edge = ConnectEdge(known=_rpc_paths(*descs), reads=_rpc_paths(*descs, mutating=False))
+    return RequestIds(Router({path: gateway for path in services}, {health_app.path: health_app}, web, edge))
 
 
 def _route(services: dict[str, Any]) -> Any:
@@ -127,6 +154,6 @@ def _route(services: dict[str, Any]) -> Any:
     return app
 
 
-def app_from_env() -> Router:
+def app_from_env() -> RequestIds:
     """The factory `toffeepay serve` hands to granian (each worker builds its own app)."""
     return create_app(Settings.from_env())

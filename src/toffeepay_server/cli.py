@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import Settings
+from .config import Settings, parse_address
 from .devtools.commands import register as register_devtools
 from .domain.errors import DomainError
 from .domain.keys import Mode
@@ -36,6 +39,7 @@ console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 DEV_KEY_FILE = Path(".toffeepay-sandbox-keys.json")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _run(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]]) -> T:
@@ -79,6 +83,8 @@ def serve(
     from granian import Granian
     from granian.constants import Interfaces
 
+    from .logs import granian_logging
+
     if not os.environ.get("TOFFEEPAY_PUBLIC_URL"):
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         os.environ["TOFFEEPAY_PUBLIC_URL"] = f"http://{shown}:{port}"
@@ -86,16 +92,58 @@ def serve(
     if sandbox_game:
         key = _run(settings, lambda ctx: _dev_sandbox_key(ctx, sandbox_game))
         _print_dev_banner(settings, sandbox_game, key)
-    Granian(
-        "toffeepay_server.app:app_from_env",
-        factory=True,
-        address=host,
-        port=port,
-        workers=workers,
-        interface=Interfaces.ASGI,
-        log_access=False,
-        workers_kill_timeout=30,
-    ).serve()
+    with _metrics(settings, public=(host, port), workers=True):
+        Granian(
+            "toffeepay_server.app:app_from_env",
+            factory=True,
+            address=host,
+            port=port,
+            workers=workers,
+            interface=Interfaces.ASGI,
+            log_access=False,
+            log_dictconfig=granian_logging(),
+            workers_kill_timeout=30,
+        ).serve()
+
+
+@contextlib.contextmanager
+def _metrics(settings: Settings, *, public: tuple[str, int] | None, workers: bool) -> Iterator[None]:
+    """Serve /metrics on TOFFEEPAY_METRICS_ADDRESS while the block runs (nothing when unset).
+
+    With worker processes, each writes its values to a directory of this run, which the
+    exporter adds up (prometheus-client's multiprocess mode); it must be set before they start.
+    """
+    if not settings.metrics_address:
+        yield
+        return
+    try:
+        host, port = parse_address(settings.metrics_address)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if public is not None and port == public[1]:
+        err.print(f"[red]error:[/red] TOFFEEPAY_METRICS_ADDRESS must not use the public port {port}")
+        raise typer.Exit(2)
+    own_dir = None
+    if workers and not os.environ.get(MULTIPROC_ENV):
+        # Before prometheus-client is first imported: it picks its storage at import time.
+        own_dir = tempfile.mkdtemp(prefix="toffeepay-metrics-")
+        os.environ[MULTIPROC_ENV] = own_dir
+    try:
+        from .observability import exporter
+
+        try:
+            server = exporter.start(settings.metrics_address, settings)
+        except OSError as exc:
+            err.print(f"[red]error:[/red] cannot serve metrics on {host}:{port}: {exc.strerror or exc}")
+            raise typer.Exit(1) from None
+        try:
+            yield
+        finally:
+            server.shutdown()
+    finally:
+        if own_dir:
+            shutil.rmtree(own_dir, ignore_errors=True)
 
 
 async def _dev_sandbox_key(ctx: ServiceContext, game_id: str) -> str:
@@ -133,12 +181,14 @@ def worker() -> None:
     """Run only the background work (webhook dispatcher, expiry sweeper), for scale-out."""
     from .events.background import Background
     from .logs import configure_logging
+    from .observability import metrics
 
     configure_logging()
     settings = _settings()
 
     async def main() -> None:
         ctx = ServiceContext.from_settings(settings)
+        ctx.db.on_commit(metrics.events_committed)
         background = Background(ctx, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -149,7 +199,8 @@ def worker() -> None:
         await background.stop()
         await ctx.db.dispose()
 
-    asyncio.run(main())
+    with _metrics(settings, public=None, workers=False):
+        asyncio.run(main())
 
 
 @games_app.command("create")

@@ -33,6 +33,14 @@ def _secret(value: str | None) -> Secret | None:
     return Secret(value) if value else None
 
 
+def parse_address(address: str) -> tuple[str, int]:
+    """`127.0.0.1:9464`, `[::1]:9464` or `:9464` (all interfaces) as (host, port)."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"TOFFEEPAY_METRICS_ADDRESS must be host:port, e.g. 127.0.0.1:9464 (got {address!r})")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -73,6 +81,8 @@ class Settings:
     stripe_api_key: Secret | None = None
     stripe_webhook_secret: Secret | None = None
     stripe_api_base: str | None = None
+    # Where GET /metrics is served (host:port), apart from the public port; None: no metrics.
+    metrics_address: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -98,5 +108,6 @@ class Settings:
             stripe_api_key=_secret(env.get("TOFFEEPAY_STRIPE_API_KEY")),
             stripe_webhook_secret=_secret(env.get("TOFFEEPAY_STRIPE_WEBHOOK_SECRET")),
             stripe_api_base=(env.get("TOFFEEPAY_STRIPE_API_BASE") or "").rstrip("/") or None,
+            metrics_address=env.get("TOFFEEPAY_METRICS_ADDRESS") or None,
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -1,13 +1,23 @@
-"""One table from reason codes to Connect codes, and the interceptor that applies it."""
+"""One table from reason codes to Connect codes, the error body with its typed detail, and
+the interceptor that applies them.
+
+Every Connect error says its reason twice: as the prefix of its message ("invalid_currency:
+...") and as a `google.rpc.ErrorInfo` detail (`reason`, `domain` "toffeepay.dev", and the
+request id in `metadata`), which clients read without parsing text.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
+from toffeepay._proto.google.rpc.error_details_pb import ErrorInfo
 
 from ..domain.errors import DomainError, Reason
 
@@ -27,15 +37,44 @@ CONNECT_CODE: dict[Reason, Code] = {
     Reason.RATE_LIMITED: Code.RESOURCE_EXHAUSTED,
     Reason.REQUEST_TOO_LARGE: Code.RESOURCE_EXHAUSTED,
     Reason.INTERNAL: Code.INTERNAL,
+    Reason.UNKNOWN_METHOD: Code.UNIMPLEMENTED,
+    Reason.METHOD_NOT_ALLOWED: Code.UNIMPLEMENTED,
 }
+
+
+ERROR_DOMAIN = "toffeepay.dev"
+ERROR_INFO_TYPE = "google.rpc.ErrorInfo"
+# The reason prefix of a message: "invalid_currency: currency must be ...".
+_REASON_PREFIX = re.compile(r"([a-z][a-z0-9_]*): ")
 
 
 def connect_code(reason: Reason) -> Code:
     return CONNECT_CODE.get(reason, Code.INVALID_ARGUMENT)
 
 
-def to_connect(error: DomainError) -> ConnectError:
-    return ConnectError(connect_code(error.reason), error.message)
+def error_info(reason: str, request_id: str | None) -> ErrorInfo:
+    return ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata={"request_id": request_id} if request_id else {})
+
+
+def reason_of(code: str, message: str) -> str:
+    """The reason code a message starts with, else the Connect code itself (e.g. `unimplemented`)."""
+    match = _REASON_PREFIX.match(message)
+    return match.group(1) if match else code
+
+
+def error_body(code: str, message: str, *, reason: str | None = None, request_id: str | None = None) -> bytes:
+    """A Connect error as JSON, with its ErrorInfo detail (`value` is unpadded base64, as Connect wants)."""
+    info = error_info(reason or reason_of(code, message), request_id)
+    detail = {
+        "type": ERROR_INFO_TYPE,
+        "value": base64.b64encode(info.to_binary()).decode().rstrip("="),
+        "debug": json.loads(info.to_json()),
+    }
+    return json.dumps({"code": code, "message": message, "details": [detail]}, ensure_ascii=False).encode()
+
+
+def to_connect(error: DomainError, request_id: str | None = None) -> ConnectError:
+    return ConnectError(connect_code(error.reason), error.message, details=[error_info(error.reason.value, request_id)])
 
 
 class ErrorInterceptor:
@@ -45,13 +84,17 @@ class ErrorInterceptor:
     """
 
     async def intercept_unary(self, call_next: Callable[[Any, Any], Awaitable[Any]], request: Any, ctx: Any, /) -> Any:
+        request_id = ctx.request_headers.get("x-request-id", "")
         try:
             return await call_next(request, ctx)
         except DomainError as exc:
-            raise to_connect(exc) from None
+            raise to_connect(exc, request_id) from None
         except ConnectError:
             raise
         except Exception:
-            request_id = ctx.request_headers.get("x-request-id", "")
             log.exception("unexpected error", method=ctx.method.name, request_id=request_id)
-            raise ConnectError(Code.INTERNAL, f"internal: unexpected error, request id {request_id}") from None
+            raise ConnectError(
+                Code.INTERNAL,
+                f"internal: unexpected error, request id {request_id}",
+                details=[error_info(Reason.INTERNAL.value, request_id)],
+            ) from None

@@ -1,4 +1,4 @@
-"""In front of every Connect service: body limit, API key, idempotency, request id.
+"""In front of every Connect service: body limit, API key, idempotency.
 
 Idempotency lives here, at the HTTP layer, so a replay is the first answer byte for byte.
 The request's writes are held in one transaction (`Database.holding`) that commits only
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
@@ -146,10 +145,9 @@ class ApiGateway:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = "req_" + uuid.uuid4().hex
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        extra = [(b"x-request-id", request_id.encode())]
-        scope["headers"] = [*scope.get("headers", ()), (b"x-request-id", request_id.encode())]
+        # The request id (request header and answer header) is set by RequestIds, in front of every route.
+        extra: list[tuple[bytes, bytes]] = []
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class Reason(StrEnum):
-    """Every reason code a client can see (CONTRACT section 5)."""
+    """Every reason code a client can see (docs/api.md lists them with their Connect codes)."""
 
     UNAUTHENTICATED = "unauthenticated"
     INVALID_GAME_ID = "invalid_game_id"
@@ -37,6 +37,10 @@ class Reason(StrEnum):
     SANDBOX_ONLY = "sandbox_only"
     PROCESSOR_UNAVAILABLE = "processor_unavailable"
     INTERNAL = "internal"
+    # Requests the API cannot take at all: no such RPC, the wrong HTTP method or encoding.
+    UNKNOWN_METHOD = "unknown_method"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
 
 
 class DomainError(Exception):

@@ -28,6 +28,7 @@ import structlog
 
 from ..domain.keys import Mode
 from ..domain.webhooks import LEGACY_FORM
+from ..observability import metrics
 from ..services import outbox
 from ..services.context import ServiceContext
 from ..services.outbox import Capacity, Job, Outcome
@@ -211,6 +212,7 @@ class Dispatcher:
                 False,
                 self.policy.next_attempt(job.attempt, job.delivery_created_at, now),
             )
+        metrics.webhook_attempted(job.endpoint.mode, outcome.succeeded, outcome.latency_ms / 1000)
         # The slot is free once the request is over; the lease holds until the outcome is recorded.
         self.inflight[job.endpoint.id] -= 1
         if self.inflight[job.endpoint.id] <= 0:

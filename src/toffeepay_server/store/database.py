@@ -245,6 +245,11 @@ class Database:
             self.reader = self.writer
             self.lookups = self.writer
         self._outbox_signals: set[asyncio.Event] = set()
+        self._commit_watchers: list[Callable[[list[Event]], None]] = []
+
+    def on_commit(self, watcher: Callable[[list[Event]], None]) -> None:
+        """Call `watcher` with the events of each transaction of this process, once it committed."""
+        self._commit_watchers.append(watcher)
 
     @property
     def is_postgres(self) -> bool:
@@ -265,6 +270,9 @@ class Database:
             uow = UnitOfWork(conn, self.dialect)
             yield uow
             await uow.flush_events()
+        if uow.events:
+            for watcher in self._commit_watchers:
+                watcher(uow.events)
         if uow.outbox_changed:
             self.signal_outbox()
 
@@ -292,6 +300,12 @@ class Database:
 
     def drop_outbox_signal(self, signal: asyncio.Event) -> None:
         self._outbox_signals.discard(signal)
+
+    @property
+    def file_path(self) -> str | None:
+        """The SQLite database file (None on PostgreSQL or in memory)."""
+        path = make_url(self.url).database
+        return path if self.dialect == "sqlite" and path and path != ":memory:" else None
 
     def commit_watch(self) -> CommitWatch | None:
         """On SQLite, a cheap way to notice commits of other processes; None elsewhere."""

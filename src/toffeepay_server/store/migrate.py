@@ -36,3 +36,12 @@ def upgrade(database_url: str) -> None:
     thread.join()
     if errors:
         raise errors[0]
+
+
+def head_revisions() -> set[str]:
+    """The revisions a current schema is at: the heads of the migrations shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return set(ScriptDirectory.from_config(config).get_heads())

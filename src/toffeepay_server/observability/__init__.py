@@ -1,0 +1,1 @@
+"""What operators watch: Prometheus metrics, their exporter, and request ids in logs."""
