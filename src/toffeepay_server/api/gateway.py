@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
