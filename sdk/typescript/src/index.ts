@@ -25,6 +25,7 @@ export {
   type WebhookEvent,
   type LegacyFields,
   type Secret,
+  type SignatureHeaderValue,
   type VerifyOptions,
 } from "./webhook.js";
 export { ReturnToken, type ReturnClaims, type ReturnTokenOptions, type Jwks, type Jwk } from "./returnToken.js";

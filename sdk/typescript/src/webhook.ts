@@ -13,6 +13,9 @@ export const SIGNATURE_HEADER = "x-toffeepay-signature";
 
 export type Secret = string | readonly string[];
 
+/** The X-ToffeePay-Signature header as a framework gives it (Node's `req.headers[...]` included). */
+export type SignatureHeaderValue = string | readonly string[] | null | undefined;
+
 export interface VerifyOptions {
   /** Seconds either way of now; default 300. */
   tolerance?: number;
@@ -71,10 +74,11 @@ export const WebhookSignature = {
   },
 
   /** `t` and every `v1` of the header; throws SignatureVerificationError when malformed. */
-  parseHeader(header: string | null | undefined): { timestamp: number; signatures: string[] } {
+  parseHeader(header: SignatureHeaderValue): { timestamp: number; signatures: string[] } {
     let timestamp: number | undefined;
     const signatures: string[] = [];
-    for (const part of (header ?? "").split(",")) {
+    const text: string = typeof header === "string" ? header : header ? header.join(",") : "";
+    for (const part of text.split(",")) {
       const at = part.indexOf("=");
       if (at < 0) continue;
       const key = part.slice(0, at).trim();
@@ -92,7 +96,7 @@ export const WebhookSignature = {
   },
 
   /** Checks the header against the raw body; throws SignatureVerificationError. */
-  verifyHeader(body: string | Uint8Array, header: string | null | undefined, secret: Secret, options: VerifyOptions = {}): void {
+  verifyHeader(body: string | Uint8Array, header: SignatureHeaderValue, secret: Secret, options: VerifyOptions = {}): void {
     const { timestamp, signatures } = WebhookSignature.parseHeader(header);
     const expected = secrets(secret).map((s) => WebhookSignature.compute(body, timestamp, s));
     if (!anyEqual(expected, signatures)) {
@@ -120,7 +124,7 @@ export const Webhook = {
    */
   constructEvent(
     rawBody: string | Uint8Array,
-    signatureHeader: string | null | undefined,
+    signatureHeader: SignatureHeaderValue,
     secret: Secret,
     options: VerifyOptions = {},
   ): WebhookEvent {
