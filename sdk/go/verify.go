@@ -26,9 +26,9 @@ const SignatureHeader = "X-ToffeePay-Signature"
 
 // SignatureVerificationError says a webhook, callback or return token is not provably from
 // ToffeePay, or not recent: do not act on it. Reason is one of "malformed_header",
-// "bad_signature", "stale_timestamp" (webhooks and callbacks; an unknown callback field or a
-// value holding a raw & or = is "malformed_header"), or for return tokens "malformed",
-// "unknown_key", "bad_signature", "expired", "wrong_game".
+// "bad_signature", "stale_timestamp" (webhooks and callbacks), "unknown_field" and
+// "malformed_value" (a callback field ToffeePay does not send, a value holding a raw & or =),
+// or for return tokens "malformed", "unknown_key", "bad_signature", "expired", "wrong_game".
 type SignatureVerificationError struct {
 	Reason  string
 	Message string
@@ -223,10 +223,10 @@ func VerifyLegacyCallbackWithOptions(form url.Values, opts VerifyOptions) (map[s
 			known = known || k == key
 		}
 		if !known {
-			return nil, refuse("malformed_header", "unknown field %q: ToffeePay does not send it", key)
+			return nil, refuse("unknown_field", "unknown field %q: ToffeePay does not send it", key)
 		}
 		if strings.ContainsAny(values[0], "&=") {
-			return nil, refuse("malformed_header", "field %s holds a raw & or =, which ToffeePay never sends", key)
+			return nil, refuse("malformed_value", "field %s holds a raw & or =, which ToffeePay never sends", key)
 		}
 		fields[key] = values[0]
 	}

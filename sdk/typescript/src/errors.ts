@@ -118,8 +118,8 @@ export function toToffeePayError(thrown: unknown): ToffeePayError {
 /** Raised by the verifiers: the request or token is not provably from ToffeePay, or not recent. */
 export class SignatureVerificationError extends Error {
   /**
-   * Webhooks and legacy callbacks: `malformed_header` (for a callback also an unknown field or a
-   * value holding a raw `&` or `=`), `bad_signature`, `stale_timestamp`. Return tokens: `malformed`, `unknown_key`,
+   * Webhooks and legacy callbacks: `malformed_header`, `bad_signature`, `stale_timestamp`; legacy
+   * callbacks also `unknown_field` and `malformed_value` (a raw `&` or `=`). Return tokens: `malformed`, `unknown_key`,
    * `bad_signature`, `expired`, `wrong_game`.
    */
   readonly reason: string;

@@ -196,13 +196,13 @@ export const LegacyCallback = {
     if (!given) throw new SignatureVerificationError("the callback has no hash field", "malformed_header");
     const unknown = Object.keys(found).filter((k) => !LEGACY_FIELDS.includes(k));
     if (unknown.length > 0) {
-      throw new SignatureVerificationError(`unknown field ${unknown.sort().join(", ")}`, "malformed_header");
+      throw new SignatureVerificationError(`unknown field ${unknown.sort().join(", ")}: ToffeePay does not send it`, "unknown_field");
     }
     for (const [key, value] of Object.entries(found)) {
       if (value.includes("&") || value.includes("=")) {
         throw new SignatureVerificationError(
           `field ${key} holds a raw & or =, which ToffeePay never sends (the signed string could be split another way)`,
-          "malformed_header",
+          "malformed_value",
         );
       }
     }
