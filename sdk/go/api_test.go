@@ -440,3 +440,30 @@ func TestReasonFromErrorInfoAnd5xxRetried(t *testing.T) {
 		t.Fatalf("attempts' keys %v", keys)
 	}
 }
+
+func TestRateLimitedAndKeyInUseAreNotRetried(t *testing.T) {
+	for _, answer := range []struct {
+		status       int
+		code, reason string
+	}{{429, toffeepay.CodeResourceExhausted, "rate_limited"}, {409, toffeepay.CodeAborted, "idempotency_key_in_use"}} {
+		var seen int
+		var mu sync.Mutex
+		listener, _ := net.Listen("tcp", "127.0.0.1:0")
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen++
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(answer.status)
+			json.NewEncoder(w).Encode(map[string]string{"code": answer.code, "message": answer.reason + ": try later"})
+		})}
+		go srv.Serve(listener)
+		tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL("http://"+listener.Addr().String()), toffeepay.WithRetryDelay(time.Millisecond))
+		_, err := tp.Sessions.Create(context.Background(), &toffeepay.CreateSessionRequest{GameID: "g", UserID: "p", Item: item})
+		e := apiError(t, err, answer.reason, answer.code)
+		srv.Close()
+		if seen != 1 || e.Temporary() || e.HTTPStatus != answer.status {
+			t.Fatalf("%s: %d attempts, %+v", answer.reason, seen, e)
+		}
+	}
+}

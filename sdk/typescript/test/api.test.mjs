@@ -6,6 +6,8 @@ import { randomUUID } from "node:crypto";
 import {
   APIConnectionError,
   AuthenticationError,
+  ConflictError,
+  RateLimitError,
   FailedPreconditionError,
   InvalidRequestError,
   NotFoundError,
@@ -277,6 +279,33 @@ describe("without the server", () => {
       assert.ok(seen[0] && seen[0] === seen[1]);
     } finally {
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  test("rate_limited and idempotency_key_in_use: their classes, and no retry (4xx)", async () => {
+    const answers = [
+      [429, "resource_exhausted", "rate_limited: too many requests for this key", RateLimitError],
+      [409, "aborted", "idempotency_key_in_use: the first request with this key is still running", ConflictError],
+    ];
+    for (const [status, code, message, Class] of answers) {
+      let seen = 0;
+      const { server, url } = await listen(async (req, res) => {
+        await readBody(req);
+        seen++;
+        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ code, message }));
+      });
+      try {
+        const tp = new ToffeePay("sk_test_x", { baseUrl: url, retryDelayMs: 10 });
+        await assert.rejects(tp.sessions.create({ gameId: "g", userId: "p", item: ITEM }), (e) => {
+          assert.ok(e instanceof Class, String(e));
+          assert.equal(e.code, code);
+          assert.equal(e.reason, message.split(":")[0]);
+          return true;
+        });
+        assert.equal(seen, 1);
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
     }
   });
 });
