@@ -27,9 +27,10 @@ go:
 ## The toolchains and packages of the TypeScript and Go SDKs.
 sdk-deps: $(NODE_STAMP) go
 
-## The server on its embedded SQLite default, with the sandbox game `space_shooter`.
+## The server on its embedded SQLite default, with the sandbox game `space_shooter`; sandbox
+## webhooks may go to a game server on localhost or the local network.
 run: $(STAMP)
-	$(BIN)/toffeepay serve --sandbox-game space_shooter
+	TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS=$${TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS:-sandbox} $(BIN)/toffeepay serve --sandbox-game space_shooter
 
 ## Everything the tests need (PostgreSQL running, Chromium, the SDK toolchains), then all tests on
 ## both engines, the TypeScript and Go SDKs' suites included (tests/e2e/test_sdk_languages.py).

@@ -183,7 +183,7 @@ async def setup(db_url: str, receiver_url: str) -> tuple[str, str]:
     from toffeepay_server.services.context import ServiceContext
     from toffeepay_server.store.database import Database
 
-    ctx = ServiceContext(db=Database(db_url), public_url="http://127.0.0.1")
+    ctx = ServiceContext(db=Database(db_url), public_url="http://127.0.0.1", private_webhook_targets="sandbox")
     try:
         game = await games.create_game(ctx, "bench_game")
         await webhooks.create_endpoint(ctx, game_id=game.game_id, mode=Mode.SANDBOX, url=f"{receiver_url}/hook")
@@ -350,7 +350,7 @@ def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace,
     try:
         upgrade(db_url)
         game_id, key = asyncio.run(setup(db_url, receiver.url))
-        env = {**os.environ, "TOFFEEPAY_DATABASE_URL": db_url}
+        env = {**os.environ, "TOFFEEPAY_DATABASE_URL": db_url, "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "sandbox"}
 
         # Drain: a backlog committed with no dispatcher running, then one worker.
         receiver.reset()

@@ -51,6 +51,8 @@ class Receiver:
     def __init__(self, tolerance: int | None = 300) -> None:
         self.tolerance = tolerance
         self.received: list[Received] = []
+        # Paths of requests as they arrive, before they are answered (held ones included).
+        self.arrivals: list[str] = []
         self.secrets: dict[str, list[str] | None] = {}
         self.scripts: dict[str, list[Answer]] = {}
         self.lock = threading.Lock()
@@ -62,6 +64,8 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                with receiver.lock:
+                    receiver.arrivals.append(self.path)
                 got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
                 receiver.verify(got)
                 answer = Answer(400, body=got.error.encode()) if got.error else receiver.next_answer(self.path)

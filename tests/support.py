@@ -136,6 +136,8 @@ class Server:
             "TOFFEEPAY_SWEEP_INTERVAL": "0.2",
             # Payment page payments stay `processing` this long before the sandbox settles them.
             "TOFFEEPAY_SANDBOX_SETTLE_SECONDS": "0.3",
+            # Receivers in tests listen on loopback: sandbox endpoints may reach it.
+            "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "sandbox",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import Settings, parse_address
+from .config import ConfigError, Settings, parse_address
 from .devtools.commands import register as register_devtools
 from .domain.errors import DomainError
 from .domain.keys import Mode
@@ -52,8 +52,17 @@ def _run(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]]) -
         raise typer.Exit(1) from None
 
 
+def load_settings() -> Settings:
+    """The settings from the environment; a setting that cannot be used stops here, saying why."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def _settings() -> Settings:
-    settings = Settings.from_env()
+    settings = load_settings()
     upgrade(settings.database_url)
     return settings
 
@@ -65,7 +74,7 @@ def _print_json(value: Any) -> None:
 @app.command()
 def migrate() -> None:
     """Apply database migrations (also done on every start)."""
-    settings = Settings.from_env()
+    settings = load_settings()
     upgrade(settings.database_url)
     console.print(f"database is up to date ({settings.database_url.split('@')[-1]})")
 

@@ -29,6 +29,17 @@ class Secret:
     __str__ = __repr__
 
 
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable and what it accepts."""
+
+
+def _private_targets(value: str | None) -> str:
+    value = (value or "none").strip().lower()
+    if value not in ("none", "sandbox", "all"):
+        raise ConfigError(f"TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS must be none, sandbox or all, not {value!r}")
+    return value
+
+
 def _secret(value: str | None) -> Secret | None:
     return Secret(value) if value else None
 
@@ -55,10 +66,12 @@ class Settings:
     dispatch_poll: float = 0.02
     # Least time between two webhook fan-outs woken by commits (batches them under load).
     dispatch_batch_window: float = 0.01
-    # Let live webhook endpoints reach private and loopback addresses over http, for game
-    # servers on the installation's own network. Off: live endpoints must be public https.
-    private_webhook_targets: bool = False
+    # Which webhook endpoints may use http and private or loopback addresses: none (every
+    # endpoint public https), sandbox (sandbox ones), all (live ones too).
+    private_webhook_targets: str = "none"
+    # Requests in flight: per mode in all, per game and mode, and per endpoint.
     webhook_concurrency: int = 256
+    webhook_game_concurrency: int = 64
     webhook_endpoint_concurrency: int = 16
     max_request_bytes: int = MAX_REQUEST_BYTES
     # How long a repeated Idempotency-Key waits for the first request before `idempotency_key_in_use`.
@@ -95,8 +108,9 @@ class Settings:
             sweep_interval=float(env.get("TOFFEEPAY_SWEEP_INTERVAL") or 1.0),
             dispatch_poll=float(env.get("TOFFEEPAY_DISPATCH_POLL") or 0.02),
             dispatch_batch_window=float(env.get("TOFFEEPAY_DISPATCH_BATCH_WINDOW") or 0.01),
-            private_webhook_targets=env.get("TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS", "0").lower() in ("1", "true", "yes"),
+            private_webhook_targets=_private_targets(env.get("TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS")),
             webhook_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_CONCURRENCY") or 256),
+            webhook_game_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_GAME_CONCURRENCY") or 64),
             webhook_endpoint_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_ENDPOINT_CONCURRENCY") or 16),
             idempotency_wait=float(env.get("TOFFEEPAY_IDEMPOTENCY_WAIT") or 10.0),
             idempotency_lease=float(env.get("TOFFEEPAY_IDEMPOTENCY_LEASE") or 60.0),

@@ -431,7 +431,7 @@ def private_network_server(
     """An installation (own database) whose operator lets live webhooks reach its own network."""
     engine = "sqlite" if db_url.startswith("sqlite") else "postgresql"
     database = make_database(engine, tmp_path_factory.mktemp("private-db"))
-    env = {**stripe_env(localstripe.url), "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "1"}
+    env = {**stripe_env(localstripe.url), "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "all"}
     srv = Server(next(database), tmp_path_factory.mktemp("private"), env=env).start()
     yield srv
     srv.stop()

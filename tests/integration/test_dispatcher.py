@@ -56,7 +56,9 @@ class Hub:
     def __init__(self, url: str, receiver: Receiver) -> None:
         self.url = url
         self.clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
-        self.ctx = ServiceContext(db=Database(url), public_url="http://pay.test", clock=self.clock)
+        self.ctx = ServiceContext(
+            db=Database(url), public_url="http://pay.test", clock=self.clock, private_webhook_targets="sandbox"
+        )
         self.receiver = receiver
         self.dispatchers: list[Dispatcher] = []
         self.extra_dbs: list[Database] = []
@@ -111,7 +113,9 @@ class Hub:
     def dispatcher(self, db: Database | None = None, **options: Any) -> Dispatcher:
         ctx = self.ctx
         if db is not None:
-            ctx = ServiceContext(db=db, public_url=self.ctx.public_url, clock=self.clock)
+            ctx = ServiceContext(
+                db=db, public_url=self.ctx.public_url, clock=self.clock, private_webhook_targets="sandbox"
+            )
         options.setdefault("policy", NO_JITTER)
         options.setdefault("timeout", 2.0)
         dispatcher = Dispatcher(ctx, **options)
@@ -219,9 +223,11 @@ async def test_retry_after_is_honoured_up_to_a_bound(hub: Hub) -> None:
     polite, _ = await hub.endpoint("/polite", Answer(503, headers={"Retry-After": "120"}))
     greedy, _ = await hub.endpoint("/greedy", Answer(429, headers={"Retry-After": "999999"}))
     short, _ = await hub.endpoint("/short", Answer(503, headers={"Retry-After": "1"}))
+    huge, _ = await hub.endpoint("/huge", Answer(503, headers={"Retry-After": "9" * 25}))
     await hub.session()
     await hub.dispatcher().drain()
     now = hub.clock()
+    assert (await hub.delivery(huge.id)).next_attempt_at == instant(now + timedelta(hours=6))
     assert (await hub.delivery(polite.id)).next_attempt_at == instant(now + timedelta(seconds=120))
     assert (await hub.delivery(greedy.id)).next_attempt_at == instant(now + timedelta(hours=6))
     assert (await hub.delivery(short.id)).next_attempt_at == instant(now + timedelta(seconds=5))
@@ -299,7 +305,7 @@ async def test_a_lease_of_a_vanished_dispatcher_is_taken_over(hub: Hub) -> None:
     await hub.session()
     # A dispatcher leases the delivery, then its process dies before sending.
     leased = await outbox.lease_work(
-        hub.ctx, me="gone", lease=timedelta(seconds=60), capacity=outbox.Capacity({}, 16, 256)
+        hub.ctx, me="gone", lease=timedelta(seconds=60), capacity=outbox.Capacity(outbox.Limits(), {}, {}, {})
     )
     assert leased.events == 1 and len(leased.jobs) == 1
     survivor = hub.dispatcher()

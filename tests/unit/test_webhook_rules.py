@@ -14,6 +14,7 @@ from toffeepay_server.domain.webhooks import (
     check_format,
     check_overlap,
     check_url,
+    private_allowed,
 )
 from toffeepay_server.events.retry import RetryPolicy, parse_retry_after
 
@@ -44,10 +45,24 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
         ("0.0.0.0", False, False),
         ("224.0.0.1", False, False),
         ("not an address", False, False),
+        # Azure's wire server and AWS's IPv6 DNS, in every spelling, even where private targets are allowed.
+        ("168.63.129.16", False, False),
+        ("168.63.129.16", True, False),
+        ("::ffff:168.63.129.16", False, False),
+        ("::ffff:a83f:8110", False, False),
+        ("64:ff9b::a83f:8110", False, False),
+        ("2002:a83f:8110::1", False, False),
+        ("fd00:ec2::23", False, False),
+        ("FD00:EC2:0:0:0:0:0:23", False, False),
+        ("fd00:0ec2::0023", False, False),
+        ("fd00:ec2::23%eth0", False, False),
+        ("64:ff9b::7f00:1", True, False),
+        ("fc00::1", True, False),
+        ("fc00::1", False, True),
     ],
 )
 def test_address_policy(address: str, live: bool, allowed: bool) -> None:
-    assert address_allowed(address, live=live) is allowed
+    assert address_allowed(address, private=not live) is allowed
 
 
 @pytest.mark.parametrize(
@@ -61,7 +76,7 @@ def test_address_policy(address: str, live: bool, allowed: bool) -> None:
     ],
 )
 def test_urls_accepted(url: str, live: bool) -> None:
-    assert check_url(url, live=live) == url
+    assert check_url(url, private=not live) == url
 
 
 @pytest.mark.parametrize(
@@ -84,7 +99,7 @@ def test_urls_accepted(url: str, live: bool) -> None:
 )
 def test_urls_refused(url: str, live: bool) -> None:
     with pytest.raises(DomainError) as caught:
-        check_url(url, live=live)
+        check_url(url, private=not live)
     assert caught.value.reason is Reason.INVALID_URL
 
 
@@ -160,3 +175,75 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after("Mon, 31 Dec 2029 00:00:00 GMT", NOW) == timedelta(0)
     for unreadable in (None, "", "soon", "-5", "1.5"):
         assert parse_retry_after(unreadable, NOW) is None
+
+
+def test_private_targets_setting_per_mode() -> None:
+    assert not private_allowed("none", "sandbox") and not private_allowed("none", "live")
+    assert private_allowed("sandbox", "sandbox") and not private_allowed("sandbox", "live")
+    assert private_allowed("all", "sandbox") and private_allowed("all", "live")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8000/hooks", "https://localhost/hooks", "https://10.0.0.1/x", "https://[fc00::1]/x"],
+)
+def test_a_refused_private_target_says_why_and_points_to_listen(url: str) -> None:
+    with pytest.raises(DomainError) as caught:
+        check_url(url, private=False)
+    assert caught.value.reason is Reason.INVALID_URL
+    assert "toffeepay listen" in caught.value.message and "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS" in caught.value.message
+
+
+def test_a_metadata_target_is_refused_without_pointing_to_listen() -> None:
+    for private in (False, True):
+        with pytest.raises(DomainError) as caught:
+            check_url("http://168.63.129.16/machine", private=private)
+        assert "metadata" in caught.value.message and "listen" not in caught.value.message
+
+
+def test_retry_after_of_any_length_is_clamped() -> None:
+    assert parse_retry_after("9" * 25, NOW) == timedelta(hours=6)
+    assert parse_retry_after("0" * 30 + "7", NOW) == timedelta(seconds=7)
+    assert parse_retry_after("120", NOW) == timedelta(seconds=120)
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW) == timedelta(hours=6)
+    assert parse_retry_after("\u0661\u0662", NOW) is None  # non-ASCII digits are not a number of seconds
+
+
+def _endpoint(endpoint_id: str, game_id: str, mode: str = "sandbox") -> Endpoint:
+    return Endpoint(
+        endpoint_id, game_id, mode, "https://x.example/", "json", (), True, None, "whsec_x", None, None, NOW
+    )
+
+
+def test_capacity_gives_each_game_and_mode_its_own_share() -> None:
+    from toffeepay_server.services.outbox import Capacity, Limits
+
+    capacity = Capacity(Limits(per_endpoint=16, per_scope=64, per_mode=256, guaranteed=4), {}, {}, {})
+    slow = [_endpoint(f"ep_slow_{i}", "slow") for i in range(16)]
+    taken = sum(capacity.take(e) for e in slow for _ in range(16))
+    assert taken == 64  # one game's many endpoints hold at most its share
+    assert capacity.busy_scopes() == ["sandbox:slow"]
+    # Three more slow games fill the pool down to the reserve ...
+    for game in ("slow2", "slow3"):
+        assert sum(capacity.take(_endpoint(f"ep_{game}_{i}", game)) for i in range(16) for _ in range(16)) == 64
+    greedy = sum(capacity.take(_endpoint(f"ep_slow4_{i}", "slow4")) for i in range(16) for _ in range(16))
+    assert greedy == 4  # only its guaranteed few: the last quarter is kept for others
+    # ... and any other game still gets slots at once, from the reserve.
+    assert all(capacity.take(_endpoint("ep_fast", f"fast{i}")) for i in range(4))
+    # Live has its own pool: a full sandbox never slows it.
+    for _ in range(1000):
+        capacity.take(_endpoint(f"ep_fill_{_}", f"fill{_ % 200}"))
+    assert capacity.full_modes() == ["sandbox"]
+    assert capacity.take(_endpoint("ep_live", "slow", mode="live"))
+
+
+def test_private_targets_setting_is_validated_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from toffeepay_server.config import ConfigError, Settings
+
+    monkeypatch.delenv("TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS", raising=False)
+    assert Settings.from_env().private_webhook_targets == "none"
+    monkeypatch.setenv("TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS", "Sandbox")
+    assert Settings.from_env().private_webhook_targets == "sandbox"
+    monkeypatch.setenv("TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS", "yes")
+    with pytest.raises(ConfigError, match="none, sandbox or all"):
+        Settings.from_env()

@@ -34,7 +34,7 @@ async def test_connects_to_the_checked_address_keeping_the_host(
     monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> None:
     asked = resolving_to(monkeypatch, "127.0.0.1")
-    async with transport.webhook_client(live=False, max_connections=4, timeout=5) as client:
+    async with transport.webhook_client(private=True, max_connections=4, timeout=5) as client:
         response = await client.post(f"http://hooks.test:{receiver.port}/hook", content=b"{}")
     assert asked == ["hooks.test"]
     assert response.status_code == 200
@@ -43,20 +43,33 @@ async def test_connects_to_the_checked_address_keeping_the_host(
     assert got.headers["user-agent"] == "ToffeePay-Webhooks/1.0"
 
 
-@pytest.mark.parametrize("addresses", [("127.0.0.1",), ("10.0.0.7",), ("93.184.215.14", "192.168.1.1"), ("::1",)])
-async def test_live_never_connects_to_a_non_public_answer(
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ("127.0.0.1",),
+        ("10.0.0.7",),
+        ("93.184.215.14", "192.168.1.1"),
+        ("::1",),
+        ("168.63.129.16",),
+        ("fd00:ec2::23",),
+        ("::ffff:a83f:8110",),
+    ],
+)
+async def test_public_only_never_connects_to_a_non_public_answer(
     monkeypatch: pytest.MonkeyPatch, receiver: Receiver, addresses: tuple[str, ...]
 ) -> None:
     resolving_to(monkeypatch, *addresses)
-    async with transport.webhook_client(live=True, max_connections=4, timeout=5) as client:
+    async with transport.webhook_client(private=False, max_connections=4, timeout=5) as client:
         with pytest.raises(httpx.ConnectError, match="which webhooks may not reach"):
             await client.post(f"http://hooks.test:{receiver.port}/hook", content=b"{}")
     assert receiver.at("/hook") == []
 
 
-async def test_metadata_addresses_are_refused_even_in_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_metadata_addresses_are_refused_even_where_private_targets_are_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     resolving_to(monkeypatch, "169.254.169.254")
-    async with transport.webhook_client(live=False, max_connections=4, timeout=5) as client:
+    async with transport.webhook_client(private=True, max_connections=4, timeout=5) as client:
         with pytest.raises(httpx.ConnectError, match=r"169\.254\.169\.254"):
             await client.post("http://metadata.test/latest", content=b"")
         with pytest.raises(httpx.ConnectError, match="may not reach"):
@@ -70,7 +83,7 @@ async def test_redirects_are_not_followed_and_proxies_not_used(
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
     receiver.expect("/moved", None, Answer(302, headers={"Location": "/elsewhere"}))
     receiver.expect("/elsewhere", None)
-    async with transport.webhook_client(live=False, max_connections=4, timeout=5) as client:
+    async with transport.webhook_client(private=True, max_connections=4, timeout=5) as client:
         response = await client.post(receiver.url("/moved"), content=b"{}")
     assert response.status_code == 302
     assert [r.path for r in receiver.received] == ["/moved"]

@@ -29,8 +29,29 @@ DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_OVERLAP = timedelta(days=7)
 # Events stay listable and resendable this long.
 EVENT_RETENTION = timedelta(days=30)
-# Cloud metadata services that are not covered by the link-local range.
-_METADATA = frozenset(ipaddress.ip_address(a) for a in ("100.100.100.200", "fd00:ec2::254", "192.0.0.192"))
+# Cloud metadata and platform services outside the link-local range (Alibaba, AWS IPv6 IMDS
+# and DNS, Oracle, Azure's wire server): never reachable, whatever the operator allows.
+_METADATA = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("100.100.100.200", "fd00:ec2::254", "fd00:ec2::23", "192.0.0.192", "168.63.129.16")
+)
+# NAT64's well-known prefix carries an IPv4 address in its last 32 bits.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+# Where the operator lets webhooks go (TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS).
+PRIVATE_NONE = "none"
+PRIVATE_SANDBOX = "sandbox"
+PRIVATE_ALL = "all"
+PRIVATE_TARGETS = (PRIVATE_NONE, PRIVATE_SANDBOX, PRIVATE_ALL)
+LISTEN_HINT = (
+    "to receive sandbox webhooks on a local or private address, run `toffeepay listen --forward-to <url>`, "
+    "or have the operator set TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS=sandbox"
+)
+
+
+def private_allowed(setting: str, mode: str) -> bool:
+    """Whether endpoints of this mode may use http and private or loopback addresses."""
+    return setting == PRIVATE_ALL or (setting == PRIVATE_SANDBOX and mode == "sandbox")
 
 
 def new_secret() -> str:
@@ -109,21 +130,40 @@ def check_overlap(seconds: int | None) -> timedelta:
     return overlap
 
 
-def address_allowed(address: str, *, live: bool) -> bool:
+def _embedded(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IPv4 address an IPv6 spelling carries (mapped, 6to4, Teredo server, NAT64), else itself."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[0]
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def address_allowed(address: str, *, private: bool) -> bool:
     """Whether a webhook may connect to this IP address.
 
-    Never to link-local, multicast, unspecified, reserved or cloud metadata addresses; in live
-    mode only to globally routable ones (no loopback, private or shared address space).
+    Never to link-local, multicast, unspecified, reserved or cloud metadata addresses, in any
+    spelling; without `private` only to globally routable ones (no loopback, private, shared
+    or unique-local space).
     """
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address):
-        ip = ip.ipv4_mapped or ip.sixtofour or ip
-    if ip in _METADATA or ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        return False
-    return ip.is_global or not live
+    for candidate in {ip, _embedded(ip)}:
+        if candidate in _METADATA or candidate.is_link_local or candidate.is_multicast:
+            return False
+        if candidate.is_unspecified or candidate.is_reserved:
+            return False
+        if not (candidate.is_global or private):
+            return False
+    return True
 
 
 def literal_address(host: str) -> str | None:
@@ -134,8 +174,8 @@ def literal_address(host: str) -> str | None:
         return None
 
 
-def check_url(url: str, *, live: bool) -> str:
-    """An http(s) URL with a host; live endpoints need https to a public host."""
+def check_url(url: str, *, private: bool) -> str:
+    """An http(s) URL with a host; without `private`, https to a public host only."""
     if not url:
         raise DomainError(Reason.INVALID_URL, "url is required")
     if len(url) > MAX_URL:
@@ -156,12 +196,21 @@ def check_url(url: str, *, live: bool) -> str:
         raise DomainError(Reason.INVALID_URL, "url must not carry credentials")
     host = parts.hostname
     address = literal_address(host)
-    if live:
-        if scheme != "https":
-            raise DomainError(Reason.INVALID_URL, "live webhook URLs must use https")
+    if address is not None and not address_allowed(address, private=private):
+        if not private and address_allowed(address, private=True):
+            raise DomainError(
+                Reason.INVALID_URL,
+                f"{address} is a private or loopback address, where this installation sends no webhooks; {LISTEN_HINT}",
+            )
+        raise DomainError(
+            Reason.INVALID_URL,
+            f"webhooks never go to link-local, multicast, reserved or metadata addresses ({address})",
+        )
+    if not private:
         if is_local_host(host):
-            raise DomainError(Reason.INVALID_URL, "live webhook URLs must point to a public host, not localhost")
-    if address is not None and not address_allowed(address, live=live):
-        where = "a public address" if live else "an address other than link-local, multicast or metadata"
-        raise DomainError(Reason.INVALID_URL, f"webhook URLs must point to {where}, not {address}")
+            raise DomainError(
+                Reason.INVALID_URL, f"{host} is a local host, where this installation sends no webhooks; {LISTEN_HINT}"
+            )
+        if scheme != "https":
+            raise DomainError(Reason.INVALID_URL, f"webhook URLs must use https on this installation; {LISTEN_HINT}")
     return url

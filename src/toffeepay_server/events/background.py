@@ -24,6 +24,7 @@ class Background:
             self.ctx,
             site_id=self.settings.site_id,
             concurrency=self.settings.webhook_concurrency,
+            per_game=self.settings.webhook_game_concurrency,
             per_endpoint=self.settings.webhook_endpoint_concurrency,
             poll=self.settings.dispatch_poll,
             batch_window=self.settings.dispatch_batch_window,

@@ -1,8 +1,9 @@
 """The webhook dispatcher: outbox events become signed POSTs, retried until they land.
 
 One loop fans new events out to deliveries and leases due ones; every leased delivery is
-sent at once in its own task (at most `per_endpoint` at a time per endpoint and
-`concurrency` in all, so a slow or dead endpoint only ever holds its own slots); finished
+sent at once in its own task, within the limits of `outbox.Limits` (per endpoint, per game
+and mode, per mode, with room kept for games that hold little), so slow or dead endpoints
+only ever hold their own game's slots and sandbox never takes live's; finished
 attempts are recorded in batches. Leases (claimed_by / claimed_until) let any number of
 dispatchers share the outbox without two sending the same attempt.
 
@@ -31,7 +32,7 @@ from ..domain.webhooks import LEGACY_FORM
 from ..observability import metrics
 from ..services import outbox
 from ..services.context import ServiceContext
-from ..services.outbox import Capacity, Job, Outcome
+from ..services.outbox import Capacity, Job, Limits, Outcome, scope_key
 from . import legacy, signing
 from .retry import RetryPolicy, parse_retry_after
 from .transport import webhook_client
@@ -74,6 +75,7 @@ class Dispatcher:
         site_id: str = "toffeepay",
         policy: RetryPolicy | None = None,
         concurrency: int = 256,
+        per_game: int = 64,
         per_endpoint: int = 16,
         timeout: float = SEND_TIMEOUT,
         lease: timedelta = LEASE,
@@ -84,7 +86,7 @@ class Dispatcher:
         self.ctx = ctx
         self.site_id = site_id
         self.policy = policy or RetryPolicy()
-        self.concurrency = concurrency
+        self.limits = Limits(per_endpoint=per_endpoint, per_scope=per_game, per_mode=concurrency)
         self.per_endpoint = per_endpoint
         self.timeout = timeout
         self.lease = lease
@@ -93,7 +95,10 @@ class Dispatcher:
         # takes the events of many commits instead of one each.
         self.batch_window = batch_window
         self.me = name or dispatcher_name()
+        # Requests in flight per endpoint, per game and mode (`mode:game_id`), and per mode.
         self.inflight: Counter[str] = Counter()
+        self.inflight_scopes: Counter[str] = Counter()
+        self.inflight_modes: Counter[str] = Counter()
         self.sending: set[asyncio.Task[None]] = set()
         self.finished: list[Outcome] = []
         self.finished_signal = asyncio.Event()
@@ -104,10 +109,10 @@ class Dispatcher:
         # a round triggered by a new commit only fans out unless this is set.
         self.due = True
         self.clients = {
-            live: webhook_client(
-                live=live and not ctx.private_webhook_targets, max_connections=concurrency, timeout=timeout
+            mode: webhook_client(
+                private=ctx.private_targets_allowed(mode.value), max_connections=concurrency, timeout=timeout
             )
-            for live in (True, False)
+            for mode in Mode
         }
 
     # Running
@@ -172,7 +177,7 @@ class Dispatcher:
     # Leasing
 
     def _capacity(self) -> Capacity:
-        return Capacity(dict(self.inflight), self.per_endpoint, self.concurrency - sum(self.inflight.values()))
+        return Capacity(self.limits, self.inflight, self.inflight_scopes, self.inflight_modes)
 
     async def _pump(self) -> list[Job]:
         self.freed = 0
@@ -190,6 +195,8 @@ class Dispatcher:
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
             self.inflight[job.endpoint.id] += 1
+            self.inflight_scopes[scope_key(job.endpoint.game_id, job.endpoint.mode)] += 1
+            self.inflight_modes[job.endpoint.mode] += 1
             task = asyncio.create_task(self._send(job))
             self.sending.add(task)
             task.add_done_callback(self.sending.discard)
@@ -214,9 +221,14 @@ class Dispatcher:
             )
         metrics.webhook_attempted(job.endpoint.mode, outcome.succeeded, outcome.latency_ms / 1000)
         # The slot is free once the request is over; the lease holds until the outcome is recorded.
-        self.inflight[job.endpoint.id] -= 1
-        if self.inflight[job.endpoint.id] <= 0:
-            del self.inflight[job.endpoint.id]
+        for counter, key in (
+            (self.inflight, job.endpoint.id),
+            (self.inflight_scopes, scope_key(job.endpoint.game_id, job.endpoint.mode)),
+            (self.inflight_modes, job.endpoint.mode),
+        ):
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
         self.freed += 1
         if self.due and self.wake is not None and (self.freed >= max(1, self.per_endpoint // 4) or not self.inflight):
             self.wake.set()
@@ -253,7 +265,7 @@ class Dispatcher:
                 None,
             )
         body, headers = self._request(job, attempted_at)
-        client = self.clients[job.endpoint.mode == Mode.LIVE.value]
+        client = self.clients[Mode(job.endpoint.mode)]
         status: int | None = None
         excerpt: str | None = None
         error: str | None = None

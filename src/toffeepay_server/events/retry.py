@@ -1,4 +1,4 @@
-"""When to try a failed delivery again: a fixed schedule with jitter, for at most 3 days."""
+"""When to try a failed delivery again: a schedule with jitter (by default 5 s ... 6 h), for at most 3 days."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class RetryPolicy:
     def next_attempt(
         self, attempt: int, first: datetime, now: datetime, retry_after: timedelta | None = None
     ) -> datetime | None:
-        """When to make attempt `attempt + 1`, or None to give up (past `first` + 3 days)."""
+        """When to make attempt `attempt + 1`, or None to give up (past `first` + `give_up_after`)."""
         wait = timedelta(seconds=self.jitter(self.schedule[min(attempt, len(self.schedule)) - 1].total_seconds()))
         if retry_after is not None:
             wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
@@ -38,16 +38,20 @@ class RetryPolicy:
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    """Retry-After as seconds or an HTTP date, clamped to MAX_RETRY_AFTER; None when absent or unreadable."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        # Clamp on the digits: a timedelta of 25 digits of seconds overflows.
+        digits = value.lstrip("0") or "0"
+        if len(digits) > 9:
+            return MAX_RETRY_AFTER
+        return min(timedelta(seconds=int(digits)), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return max(when - now, timedelta(0))
+    return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)

@@ -1,8 +1,9 @@
 """The HTTP client of the dispatcher: it only connects to addresses webhooks may reach.
 
-Each new connection resolves the host, checks every address (CONTRACT: live endpoints reach
-only public addresses) and connects to a checked one, so a DNS answer that changes between
-the check and the connection cannot redirect a webhook to an internal address.
+Each new connection resolves the host, checks every address (public ones only, unless the
+operator lets this mode's endpoints reach private networks) and connects to a checked one,
+so a DNS answer that changes between the check and the connection cannot redirect a
+webhook to an internal address.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ USER_AGENT = "ToffeePay-Webhooks/1.0"
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, *, live: bool) -> None:
-        self.live = live
+    def __init__(self, *, private: bool) -> None:
+        self.private = private
         self.inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -45,7 +46,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             except (OSError, UnicodeError) as exc:
                 raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
         for address in addresses:
-            if not address_allowed(address, live=self.live):
+            if not address_allowed(address, private=self.private):
                 raise httpcore.ConnectError(f"{host} resolves to {address}, which webhooks may not reach")
         error: Exception = httpcore.ConnectError(f"{host} has no address")
         for address in addresses:
@@ -62,7 +63,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-def webhook_client(*, live: bool, max_connections: int, timeout: float) -> httpx.AsyncClient:
+def webhook_client(*, private: bool, max_connections: int, timeout: float) -> httpx.AsyncClient:
     """No proxies from the environment, no redirects followed, TLS verified, guarded connects."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
@@ -72,7 +73,7 @@ def webhook_client(*, live: bool, max_connections: int, timeout: float) -> httpx
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedBackend(live=live),
+        network_backend=GuardedBackend(private=private),
     )
     return httpx.AsyncClient(
         transport=transport,

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from ..config import Settings
 from ..domain import ids
+from ..domain import webhooks as webhook_rules
 from ..domain.clock import Clock, system_clock
 from ..domain.fulfilment import DEFAULT_GRACE
 from ..store.database import Database
@@ -24,9 +25,8 @@ class ServiceContext:
     clock: Clock = system_clock
     new_id: ids.IdFactory = ids.new_id
     new_event_id: Callable[[], str] = ids.new_event_id
-    # Live webhooks may target private and loopback addresses (game servers on the
-    # operator's own network); otherwise live endpoints must be public https.
-    private_webhook_targets: bool = False
+    # none | sandbox | all: which endpoints may use http and private or loopback addresses.
+    private_webhook_targets: str = "none"
     # How long after payment a session the game has not fulfilled counts as overdue.
     fulfillment_grace: timedelta = DEFAULT_GRACE
 
@@ -38,6 +38,9 @@ class ServiceContext:
             private_webhook_targets=settings.private_webhook_targets,
             fulfillment_grace=settings.fulfillment_grace,
         )
+
+    def private_targets_allowed(self, mode: str) -> bool:
+        return webhook_rules.private_allowed(self.private_webhook_targets, mode)
 
     def page_url(self, session_id: str) -> str:
         return f"{self.public_url}/{session_id}"

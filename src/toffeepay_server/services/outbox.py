@@ -45,23 +45,71 @@ class Outcome:
     next_attempt_at: datetime | None
 
 
-class Capacity:
-    """How much more a dispatcher can send now: per endpoint and in all."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Requests one dispatcher keeps in flight: per endpoint, per game and mode, and per mode.
 
-    def __init__(self, inflight: Mapping[str, int], per_endpoint: int, room: int) -> None:
-        self.taken = Counter(inflight)
-        self.per_endpoint = per_endpoint
-        self.room = room
+    Each mode has its own pool, so sandbox traffic never takes live's room. Within a mode a
+    game holds at most `per_scope`; and once a game has `guaranteed` requests in flight it
+    may not take the last `reserve` slots, which stay for games that have fewer, so however
+    many slow endpoints some games have, every other game can still send at once.
+    """
+
+    per_endpoint: int = 16
+    per_scope: int = 64
+    per_mode: int = 256
+    guaranteed: int = 4
+
+    @property
+    def reserve(self) -> int:
+        return self.per_mode // 4
+
+
+def scope_key(game_id: str, mode: str) -> str:
+    return f"{mode}:{game_id}"
+
+
+class Capacity:
+    """How much more a dispatcher can send now, per endpoint, game and mode, and mode."""
+
+    def __init__(
+        self, limits: Limits, endpoints: Mapping[str, int], scopes: Mapping[str, int], modes: Mapping[str, int]
+    ) -> None:
+        self.limits = limits
+        self.endpoints = Counter(endpoints)
+        self.scopes = Counter(scopes)
+        self.modes = Counter(modes)
+
+    def _scope_full(self, scope: str, mode: str) -> bool:
+        taken, room = self.scopes[scope], self.limits.per_mode - self.modes[mode]
+        return (
+            taken >= self.limits.per_scope
+            or room <= 0
+            or (taken >= self.limits.guaranteed and room <= self.limits.reserve)
+        )
 
     def busy(self) -> list[str]:
-        return [endpoint_id for endpoint_id, n in self.taken.items() if n >= self.per_endpoint]
+        """Endpoints that can take nothing more now."""
+        return [e for e, n in self.endpoints.items() if n >= self.limits.per_endpoint]
 
-    def take(self, endpoint_id: str) -> bool:
+    def busy_scopes(self) -> list[str]:
+        """Games (as `mode:game_id`) that can take nothing more now."""
+        return [s for s in self.scopes if self._scope_full(s, s.partition(":")[0])]
+
+    def full_modes(self) -> list[str]:
+        return [m for m, n in self.modes.items() if n >= self.limits.per_mode]
+
+    def room(self) -> int:
+        return sum(max(0, self.limits.per_mode - self.modes[m]) for m in ("live", "sandbox"))
+
+    def take(self, endpoint: Endpoint) -> bool:
         """Reserve a slot for one more request to this endpoint, if there is one."""
-        if self.room <= 0 or self.taken[endpoint_id] >= self.per_endpoint:
+        scope = scope_key(endpoint.game_id, endpoint.mode)
+        if self.endpoints[endpoint.id] >= self.limits.per_endpoint or self._scope_full(scope, endpoint.mode):
             return False
-        self.taken[endpoint_id] += 1
-        self.room -= 1
+        self.endpoints[endpoint.id] += 1
+        self.scopes[scope] += 1
+        self.modes[endpoint.mode] += 1
         return True
 
 
@@ -120,7 +168,7 @@ async def _fan_out(
             if not endpoint.wants(row.type) or endpoint.created_at > row.created_at:
                 continue
             delivery_id = ctx.new_id(ids.DELIVERY)
-            mine = capacity.take(endpoint.id)
+            mine = capacity.take(endpoint)
             deliveries.append(
                 {
                     "id": delivery_id,
@@ -149,18 +197,28 @@ async def _claim_due(
 
     Also says whether more may be due than this round could take.
     """
-    if capacity.room <= 0:
+    room = capacity.room()
+    if room <= 0:
         return [], True
-    # A few endpoints' worth per round: busy endpoints are left out, so rounds rotate among them.
-    limit = min(capacity.room, 4 * capacity.per_endpoint)
-    candidates = await store.due_candidates(uow.conn, ctx.db.dialect, now=now, limit=limit, busy=capacity.busy())
-    chosen = [c.id for c in candidates if capacity.take(c.endpoint_id)]
+    # A few endpoints' worth per round; endpoints and games that can take nothing more are left
+    # out, so rounds rotate among the rest and one game's backlog never crowds out another's.
+    limit = min(room, 4 * capacity.limits.per_endpoint)
+    candidates = await store.due_candidates(
+        uow.conn,
+        ctx.db.dialect,
+        now=now,
+        limit=limit,
+        busy=capacity.busy(),
+        busy_scopes=capacity.busy_scopes(),
+        full_modes=capacity.full_modes(),
+    )
+    endpoints = await endpoint_store.endpoints_by_id(uow.conn, [c.endpoint_id for c in candidates])
+    chosen = [c.id for c in candidates if capacity.take(endpoints[c.endpoint_id])]
     more = len(candidates) == limit or len(chosen) < len(candidates)
     leased = await store.claim(uow.conn, chosen, now=now, until=until, me=me)
     if not leased:
         return [], more
     events = await store.events_by_id(uow.conn, [r.event_id for r in leased])
-    endpoints = await endpoint_store.endpoints_by_id(uow.conn, [r.endpoint_id for r in leased])
     jobs = [
         Job(
             r.id,

@@ -31,7 +31,7 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def _check_resolved(url: str, *, live: bool) -> None:
+async def _check_resolved(url: str, *, private: bool) -> None:
     """Refuse a host name that resolves to an address webhooks may not reach.
 
     A name that does not resolve yet is accepted: every delivery resolves and checks again.
@@ -46,14 +46,15 @@ async def _check_resolved(url: str, *, live: bool) -> None:
     except (OSError, TimeoutError, UnicodeError):
         return
     for address in addresses:
-        if not rules.address_allowed(address, live=live):
-            raise DomainError(Reason.INVALID_URL, f"{host} resolves to {address}, which webhooks may not reach")
+        if not rules.address_allowed(address, private=private):
+            hint = f"; {rules.LISTEN_HINT}" if rules.address_allowed(address, private=True) else ""
+            raise DomainError(Reason.INVALID_URL, f"{host} resolves to {address}, which webhooks may not reach{hint}")
 
 
 async def check_url(ctx: ServiceContext, url: str, mode: Mode) -> str:
-    live = mode is Mode.LIVE and not ctx.private_webhook_targets
-    rules.check_url(url, live=live)
-    await _check_resolved(url, live=live)
+    private = ctx.private_targets_allowed(mode.value)
+    rules.check_url(url, private=private)
+    await _check_resolved(url, private=private)
     return url
 
 

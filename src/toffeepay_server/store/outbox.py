@@ -42,7 +42,13 @@ _NEW_EVENTS = (
 _DUE_CANDIDATES = (
     select(d.c.id, d.c.endpoint_id)
     .select_from(d.join(ep, ep.c.id == d.c.endpoint_id))
-    .where(_DUE, _ENDPOINT_ACTIVE, d.c.endpoint_id.not_in(bindparam("busy", expanding=True)))
+    .where(
+        _DUE,
+        _ENDPOINT_ACTIVE,
+        d.c.endpoint_id.not_in(bindparam("busy", expanding=True)),
+        ep.c.mode.concat(":").concat(ep.c.game_id).not_in(bindparam("busy_scopes", expanding=True)),
+        ep.c.mode.not_in(bindparam("full_modes", expanding=True)),
+    )
     .order_by(d.c.next_attempt_at)
     .limit(bindparam("limit"))
 )
@@ -81,15 +87,30 @@ async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]
 
 
 async def due_candidates(
-    conn: AsyncConnection, dialect: str, *, now: datetime, limit: int, busy: Sequence[str]
+    conn: AsyncConnection,
+    dialect: str,
+    *,
+    now: datetime,
+    limit: int,
+    busy: Sequence[str],
+    busy_scopes: Sequence[str] = (),
+    full_modes: Sequence[str] = (),
 ) -> list[Any]:
-    """Due deliveries, oldest first, leaving out endpoints in `busy` (at their concurrency here).
+    """Due deliveries, oldest first, leaving out endpoints in `busy`, games (`mode:game_id`) in
+    `busy_scopes` and modes in `full_modes` (at their concurrency here).
 
-    Leaving busy endpoints out keeps one endpoint's backlog from crowding out another's.
+    Leaving busy ones out keeps one endpoint's or game's backlog from crowding out another's.
     On PostgreSQL the rows come locked, skipping those another dispatcher is claiming.
     """
     stmt = _DUE_CANDIDATES.with_for_update(skip_locked=True, of=d) if dialect == "postgresql" else _DUE_CANDIDATES
-    return list(await conn.execute(stmt, {"now": now, "limit": limit, "busy": list(busy)}))
+    params = {
+        "now": now,
+        "limit": limit,
+        "busy": list(busy),
+        "busy_scopes": list(busy_scopes),
+        "full_modes": list(full_modes),
+    }
+    return list(await conn.execute(stmt, params))
 
 
 async def claim(conn: AsyncConnection, ids: Sequence[str], *, now: datetime, until: datetime, me: str) -> list[Any]:
