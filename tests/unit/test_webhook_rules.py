@@ -209,7 +209,7 @@ def test_retry_after_of_any_length_is_clamped() -> None:
     assert parse_retry_after("\u0661\u0662", NOW) is None  # non-ASCII digits are not a number of seconds
 
 
-def _endpoint(endpoint_id: str, game_id: str, mode: str = "sandbox") -> Endpoint:
+def _scoped_endpoint(endpoint_id: str, game_id: str, mode: str = "sandbox") -> Endpoint:
     return Endpoint(
         endpoint_id, game_id, mode, "https://x.example/", "json", (), True, None, "whsec_x", None, None, NOW
     )
@@ -219,22 +219,22 @@ def test_capacity_gives_each_game_and_mode_its_own_share() -> None:
     from toffeepay_server.services.outbox import Capacity, Limits
 
     capacity = Capacity(Limits(per_endpoint=16, per_scope=64, per_mode=256, guaranteed=4), {}, {}, {})
-    slow = [_endpoint(f"ep_slow_{i}", "slow") for i in range(16)]
+    slow = [_scoped_endpoint(f"ep_slow_{i}", "slow") for i in range(16)]
     taken = sum(capacity.take(e) for e in slow for _ in range(16))
     assert taken == 64  # one game's many endpoints hold at most its share
     assert capacity.busy_scopes() == ["sandbox:slow"]
     # Three more slow games fill the pool down to the reserve ...
     for game in ("slow2", "slow3"):
-        assert sum(capacity.take(_endpoint(f"ep_{game}_{i}", game)) for i in range(16) for _ in range(16)) == 64
-    greedy = sum(capacity.take(_endpoint(f"ep_slow4_{i}", "slow4")) for i in range(16) for _ in range(16))
+        assert sum(capacity.take(_scoped_endpoint(f"ep_{game}_{i}", game)) for i in range(16) for _ in range(16)) == 64
+    greedy = sum(capacity.take(_scoped_endpoint(f"ep_slow4_{i}", "slow4")) for i in range(16) for _ in range(16))
     assert greedy == 4  # only its guaranteed few: the last quarter is kept for others
     # ... and any other game still gets slots at once, from the reserve.
-    assert all(capacity.take(_endpoint("ep_fast", f"fast{i}")) for i in range(4))
+    assert all(capacity.take(_scoped_endpoint("ep_fast", f"fast{i}")) for i in range(4))
     # Live has its own pool: a full sandbox never slows it.
     for _ in range(1000):
-        capacity.take(_endpoint(f"ep_fill_{_}", f"fill{_ % 200}"))
+        capacity.take(_scoped_endpoint(f"ep_fill_{_}", f"fill{_ % 200}"))
     assert capacity.full_modes() == ["sandbox"]
-    assert capacity.take(_endpoint("ep_live", "slow", mode="live"))
+    assert capacity.take(_scoped_endpoint("ep_live", "slow", mode="live"))
 
 
 def test_private_targets_setting_is_validated_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
