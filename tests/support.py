@@ -7,6 +7,7 @@ import base64
 import concurrent.futures
 import contextlib
 import os
+import re
 import signal
 import socket
 import struct
@@ -222,6 +223,16 @@ class Server:
 
     def api(self, key: str | None = None) -> Api:
         return Api(self.url, key)
+
+
+RETURN_TOKEN = re.compile(r"&token=([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$")
+
+
+def without_token(url: str) -> str:
+    """A return_url redirect without its signed `token` (which must be there, last)."""
+    found = RETURN_TOKEN.search(url)
+    assert found is not None, f"no return token in {url}"
+    return url[: found.start()]
 
 
 def sql(db_url: str, statement: str, params: dict[str, Any] | None = None) -> list[Any]:

@@ -30,6 +30,7 @@ from .api.payment_service import PaymentService
 from .api.rate_limit import RateLimiter
 from .api.sandbox_service import SandboxService
 from .api.webhook_service import WebhookService
+from .checkout import return_keys
 from .checkout.routes import CheckoutPages
 from .config import Settings
 from .events.background import Background
@@ -137,7 +138,13 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
         return JSONResponse({"status": "not_ready", "problem": found.problem}, status_code=503)
 
     checkout = CheckoutPages(ctx, processors, settings)
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz), Route("/", root), *checkout.routes()]
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/", root),
+        return_keys.route(ctx),
+        *checkout.routes(),
+    ]
     if stripe:
         routes.append(StripeNotifications(ctx, stripe, max_bytes=settings.max_request_bytes).route())
     web = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})

@@ -22,7 +22,7 @@ from .config import ConfigError, Settings, parse_address
 from .devtools.commands import register as register_devtools
 from .domain.errors import DomainError
 from .domain.keys import Mode
-from .services import games, webhooks
+from .services import games, return_tokens, webhooks
 from .services.context import ServiceContext, run_with_context
 from .store.migrate import upgrade
 
@@ -35,6 +35,9 @@ app.add_typer(games_app, name="games")
 app.add_typer(keys_app, name="keys")
 webhooks_app = typer.Typer(help="Register webhook endpoints and rotate their secrets.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+tokens_app = typer.Typer(help="The keys that sign return tokens (published at /.well-known/jwks.json).")
+tokens_app.no_args_is_help = True
+app.add_typer(tokens_app, name="tokens")
 console = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -404,6 +407,27 @@ def webhooks_remove(endpoint_id: str) -> None:
     """Delete an endpoint; nothing more is sent to it."""
     _run(_settings(), lambda ctx: webhooks.delete_endpoint(ctx, endpoint_id))
     console.print("removed")
+
+
+@tokens_app.command("rotate")
+def tokens_rotate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """Sign return tokens with a new key; the old one stays published until its tokens expire."""
+    key = _run(_settings(), return_tokens.rotate)
+    if as_json:
+        _print_json({"kid": key.kid, "created_at": key.created_at.isoformat()})
+    else:
+        console.print(f"Return tokens are now signed with key [bold]{key.kid}[/bold].")
+
+
+@tokens_app.command("keys")
+def tokens_keys(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
+    """The published keys (the JSON Web Key Set), newest first."""
+    published = _run(_settings(), return_tokens.jwks)
+    if as_json:
+        _print_json(published)
+        return
+    for i, key in enumerate(published["keys"]):
+        console.print(f"{key['kid']}  {'signing' if i == 0 else 'verification only'}")
 
 
 def main() -> None:

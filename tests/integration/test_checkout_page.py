@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.payments_support import CARDS, PageClient, payments_of, wait_settled
-from tests.support import Api, Game, Server, png_data_url
+from tests.support import Api, Game, Server, png_data_url, without_token
 
 UNKNOWN = "sess_01kw1w89abcdefghijklmnopqr"
 
@@ -219,7 +219,7 @@ def test_page_follows_the_payment_and_then_the_outcome(api: Api, game: Game) -> 
     outcome = page.open()
     target = f"mygame://payment-complete?order=7&amp;session_id={session['id']}"
     assert outcome.status_code == 200 and "Payment failed" in outcome.text and "insufficient funds" in outcome.text
-    assert f'data-redirect="{target}"' in outcome.text and f'href="{target}"' in outcome.text
+    assert f'data-redirect="{target}&amp;token=' in outcome.text and f'href="{target}&amp;token=' in outcome.text
     assert page.state() == "failed"
 
 
@@ -237,7 +237,7 @@ def test_cancel_on_the_page(api: Api, game: Game) -> None:
     page.open()
     response = page.cancel()
     assert response.status_code == 303
-    assert response.headers["location"] == f"mygame://payment-complete?x=1&session_id={session['id']}"
+    assert without_token(response.headers["location"]) == f"mygame://payment-complete?x=1&session_id={session['id']}"
     assert api.ok("PaymentService/GetSession", {"id": session["id"]})["status"] == "cancelled"
     assert page.cancel().headers["location"] == session["url"]  # a second click just shows the page
     plain = api.create_session(game.game_id, return_url=None)

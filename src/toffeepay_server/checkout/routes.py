@@ -23,11 +23,11 @@ from ..domain.errors import DomainError, Reason
 from ..domain.keys import Mode
 from ..domain.money import format_amount
 from ..domain.payments import PaymentStatus, parse_method
-from ..domain.sessions import SessionStatus
+from ..domain.sessions import Session, SessionStatus
 from ..domain.urls import with_session_id
 from ..processors import flow
 from ..processors.base import Instructions, Processors
-from ..services import checkout, sessions
+from ..services import checkout, return_tokens, sessions
 from ..services.context import ServiceContext
 from ..services.secrets import installation_secret
 from . import assets
@@ -129,7 +129,7 @@ class CheckoutPages:
                 poll_interval=POLL_INTERVAL_MS,
             )
         if state != SessionStatus.PENDING.value:
-            next_url = with_session_id(session.return_url, session.id) if session.return_url else None
+            next_url = await self._return_to(session) if session.return_url else None
             return self._render(request, "outcome.html", 200, view=view, state=state, next_url=next_url)
         csrf = await self.csrf()
         nonce, new = csrf.nonce(request.cookies.get(csrf.cookie))
@@ -197,7 +197,7 @@ class CheckoutPages:
                 return self._not_found(request)
             return self._see_page(session_id)
         if session.return_url:
-            return RedirectResponse(with_session_id(session.return_url, session.id), 303, headers=BASE_HEADERS)
+            return RedirectResponse(await self._return_to(session), 303, headers=BASE_HEADERS)
         return self._see_page(session_id)
 
     async def _checked_form(self, request: Request, session_id: str) -> tuple[dict[str, str], Response | None]:
@@ -214,6 +214,11 @@ class CheckoutPages:
                 request, 403, "This form has expired.", "Reload the payment page and try again. No payment was made."
             )
         return form, None
+
+    async def _return_to(self, session: Session) -> str:
+        """The return_url with `session_id` and a signed `token` of the outcome."""
+        assert session.return_url is not None
+        return with_session_id(session.return_url, session.id, await return_tokens.issue(self.ctx, session))
 
     # Rendering
 

@@ -237,6 +237,8 @@ def trigger(
             console.print(f"  {label} {value}")
     for event_id in done.events:
         console.print(f"  event {event_id}")
+    if event == event_types.SESSION_FULFILLMENT_OVERDUE and not done.events:
+        console.print("  the event follows when the session is not fulfilled within TOFFEEPAY_FULFILLMENT_GRACE")
 
 
 def listen(

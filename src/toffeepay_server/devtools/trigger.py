@@ -15,6 +15,8 @@ _PAYMENT_OUTCOME = {
     events.PAYMENT_SUCCEEDED: "succeeded",
     events.SESSION_PAID: "succeeded",
     events.DISPUTE_CREATED: "succeeded",
+    # A paid session left unfulfilled: the event follows once the grace period has passed.
+    events.SESSION_FULFILLMENT_OVERDUE: "succeeded",
     events.PAYMENT_FAILED: "insufficient_funds",
     events.SESSION_FAILED: "insufficient_funds",
 }

@@ -46,9 +46,12 @@ def check_return_url(url: str, *, live: bool) -> str:
     return url
 
 
-def with_session_id(url: str, session_id: str) -> str:
-    """Add `session_id` to a URL's query, keeping what is there (custom schemes too)."""
+def with_session_id(url: str, session_id: str, token: str | None = None) -> str:
+    """Add `session_id` (and the return `token`) to a URL's query, keeping what is there (custom schemes too)."""
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "session_id"]
+    ours = {"session_id", "token"} if token is not None else {"session_id"}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ours]
     query.append(("session_id", session_id))
+    if token is not None:
+        query.append(("token", token))
     return urlunsplit(parts._replace(query=urlencode(query)))

@@ -218,6 +218,20 @@ installation_secrets = Table(
     Column("created_at", Instant, nullable=False),
 )
 
+# The installation's Ed25519 keys that sign return tokens; the newest not retired signs.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    # 1, 2, 3... one per rotation; unique, so two processes creating the first key agree.
+    Column("generation", Integer, nullable=False, unique=True),
+    Column("public_x", String(64), nullable=False),
+    # The private key as a JWK, sealed like the installation's other secrets.
+    Column("private_key", Text, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("retired_at", Instant),
+)
+
 # Processor notifications already handled (Stripe event ids), so a redelivery is a no-op.
 processor_notifications = Table(
     "processor_notifications",

@@ -18,6 +18,7 @@ from .errors import (
 )
 from .pagination import AsyncPage, Page
 from .resources.webhooks import event_to_dict
+from .return_token import ReturnToken
 from .webhook import LegacyCallback, SignatureVerificationError, Webhook, WebhookSignature
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Page",
     "PermissionDeniedError",
     "RateLimitError",
+    "ReturnToken",
     "SignatureVerificationError",
     "ToffeePay",
     "ToffeePayError",
