@@ -193,3 +193,42 @@ def notify(
         "Stripe-Signature": sign(payload, secret) if header is None else header,
     }
     return httpx.post(f"{server_url}{NOTIFICATION_PATH}", content=payload, headers=headers, timeout=30)
+
+
+class PendingRefundsProxy:
+    """Forwards to localstripe; while `pending` is set, answers each new Refund as still `pending`.
+
+    localstripe settles every refund at once; Stripe itself leaves some pending and tells the
+    outcome later in a notification (`refund.updated`, `refund.failed`), which tests then send.
+    """
+
+    def __init__(self, target: str) -> None:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = httpx.request(self.command, f"{target}{self.path}", content=body, headers=headers, timeout=10)
+                status, content = answer.status_code, answer.content
+                if proxy.pending and self.command == "POST" and self.path == "/v1/refunds" and status == 200:
+                    content = json.dumps({**answer.json(), "status": "pending"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_DELETE = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.pending = False
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -39,7 +39,7 @@ func (c *HealthServiceClient) Check(ctx context.Context, req *CheckRequest, opts
 
 // PaymentServiceClient calls pay.v1.PaymentService.
 //
-// Sessions, payments and disputes of the game the API key belongs to.
+// Sessions, payments, refunds and disputes of the game the API key belongs to.
 type PaymentServiceClient struct {
 	t *transport
 }
@@ -128,6 +128,36 @@ func (c *PaymentServiceClient) ListDisputes(ctx context.Context, req *ListDisput
 	return out, nil
 }
 
+// RefundPayment calls /pay.v1.PaymentService/RefundPayment. A change: every attempt carries one Idempotency-Key.
+//
+// Gives back all or part of a succeeded payment. The refund starts `pending`; the
+// processor settles it (`refund.succeeded` or `refund.failed`).
+func (c *PaymentServiceClient) RefundPayment(ctx context.Context, req *RefundPaymentRequest, opts ...CallOption) (*Refund, error) {
+	out := new(Refund)
+	if err := c.t.call(ctx, "/pay.v1.PaymentService/RefundPayment", true, req, out, opts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetRefund calls /pay.v1.PaymentService/GetRefund. A read, retried without an Idempotency-Key.
+func (c *PaymentServiceClient) GetRefund(ctx context.Context, req *GetRefundRequest, opts ...CallOption) (*Refund, error) {
+	out := new(Refund)
+	if err := c.t.call(ctx, "/pay.v1.PaymentService/GetRefund", false, req, out, opts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ListRefunds calls /pay.v1.PaymentService/ListRefunds. A read, retried without an Idempotency-Key.
+func (c *PaymentServiceClient) ListRefunds(ctx context.Context, req *ListRefundsRequest, opts ...CallOption) (*ListRefundsResponse, error) {
+	out := new(ListRefundsResponse)
+	if err := c.t.call(ctx, "/pay.v1.PaymentService/ListRefunds", false, req, out, opts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SandboxServiceClient calls pay.v1.SandboxService.
 //
 // Test helpers, available with sandbox keys only (live keys get `sandbox_only`).
@@ -163,6 +193,18 @@ func (c *SandboxServiceClient) CreateDispute(ctx context.Context, req *CreateDis
 func (c *SandboxServiceClient) ExpireSession(ctx context.Context, req *ExpireSessionRequest, opts ...CallOption) (*Session, error) {
 	out := new(Session)
 	if err := c.t.call(ctx, "/pay.v1.SandboxService/ExpireSession", true, req, out, opts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateRefund calls /pay.v1.SandboxService/CreateRefund. A change: every attempt carries one Idempotency-Key.
+//
+// Refunds a payment as PaymentService.RefundPayment does, with the sandbox
+// processor's answer chosen; it settles a moment later, like every refund.
+func (c *SandboxServiceClient) CreateRefund(ctx context.Context, req *CreateRefundRequest, opts ...CallOption) (*Refund, error) {
+	out := new(Refund)
+	if err := c.t.call(ctx, "/pay.v1.SandboxService/CreateRefund", true, req, out, opts); err != nil {
 		return nil, err
 	}
 	return out, nil

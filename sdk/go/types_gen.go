@@ -72,6 +72,10 @@ type Payment struct {
 	CreatedAt      *time.Time `json:"created_at,omitempty"`
 	SucceededAt    *time.Time `json:"succeeded_at,omitempty"`
 	FailedAt       *time.Time `json:"failed_at,omitempty"`
+	// What succeeded refunds gave back, in minor units (0 when nothing was refunded).
+	AmountRefunded int32 `json:"amount_refunded,omitempty"`
+	// When the last of the amount was refunded.
+	RefundedAt *time.Time `json:"refunded_at,omitempty"`
 }
 
 // A dispute (chargeback) reported by a processor. Its resolution lives with
@@ -88,6 +92,25 @@ type Dispute struct {
 	GameID    string     `json:"game_id,omitempty"`
 	SessionID string     `json:"session_id,omitempty"`
 	UserID    string     `json:"user_id,omitempty"`
+}
+
+// Money given back to the player for a succeeded payment, in full or in part.
+type Refund struct {
+	ID        string `json:"id,omitempty"`
+	PaymentID string `json:"payment_id,omitempty"`
+	SessionID string `json:"session_id,omitempty"`
+	// Minor units of `currency`.
+	Amount   int32  `json:"amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	// requested_by_customer | duplicate | fraudulent | other
+	Reason string `json:"reason,omitempty"`
+	// pending | succeeded | failed
+	Status string `json:"status,omitempty"`
+	// Set when failed: declined | processor_error
+	FailureCode string     `json:"failure_code,omitempty"`
+	CreatedAt   *time.Time `json:"created_at,omitempty"`
+	SucceededAt *time.Time `json:"succeeded_at,omitempty"`
+	FailedAt    *time.Time `json:"failed_at,omitempty"`
 }
 
 // CreateSessionRequest is the message pay.v1.CreateSessionRequest.
@@ -208,6 +231,38 @@ type ListDisputesResponse struct {
 	HasMore  bool      `json:"has_more,omitempty"`
 }
 
+// RefundPaymentRequest is the message pay.v1.RefundPaymentRequest.
+type RefundPaymentRequest struct {
+	PaymentID string `json:"payment_id,omitempty"`
+	// 1..what is left to refund; all of what is left when unset.
+	Amount *int32 `json:"amount,omitempty"`
+	// requested_by_customer (default) | duplicate | fraudulent | other
+	Reason string `json:"reason,omitempty"`
+}
+
+// GetRefundRequest is the message pay.v1.GetRefundRequest.
+type GetRefundRequest struct {
+	ID string `json:"id,omitempty"`
+}
+
+// ListRefundsRequest is the message pay.v1.ListRefundsRequest.
+type ListRefundsRequest struct {
+	PaymentID string `json:"payment_id,omitempty"`
+	// Inclusive bounds on created_at.
+	From *time.Time `json:"from,omitempty"`
+	To   *time.Time `json:"to,omitempty"`
+	// 1..250; 0 means the default of 100.
+	Limit  int32 `json:"limit,omitempty"`
+	Offset int32 `json:"offset,omitempty"`
+}
+
+// ListRefundsResponse is the message pay.v1.ListRefundsResponse.
+type ListRefundsResponse struct {
+	Refunds []Refund `json:"refunds,omitempty"`
+	Total   int32    `json:"total,omitempty"`
+	HasMore bool     `json:"has_more,omitempty"`
+}
+
 // PaySessionRequest is the message pay.v1.PaySessionRequest.
 type PaySessionRequest struct {
 	SessionID string `json:"session_id,omitempty"`
@@ -228,6 +283,17 @@ type CreateDisputeRequest struct {
 // ExpireSessionRequest is the message pay.v1.ExpireSessionRequest.
 type ExpireSessionRequest struct {
 	SessionID string `json:"session_id,omitempty"`
+}
+
+// CreateRefundRequest is the message pay.v1.CreateRefundRequest.
+type CreateRefundRequest struct {
+	PaymentID string `json:"payment_id,omitempty"`
+	// 1..what is left to refund; all of what is left when unset.
+	Amount *int32 `json:"amount,omitempty"`
+	// requested_by_customer (default) | duplicate | fraudulent | other
+	Reason string `json:"reason,omitempty"`
+	// succeeded | failed (default succeeded)
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Endpoint is the message pay.v1.Endpoint.

@@ -102,7 +102,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
     )
     payment_app = connect(PaymentServiceASGIApplication, PaymentService(ctx, processors))
     webhook_app = connect(WebhookServiceASGIApplication, WebhookService(ctx))
-    sandbox_app = connect(SandboxServiceASGIApplication, SandboxService(ctx))
+    sandbox_app = connect(SandboxServiceASGIApplication, SandboxService(ctx, processors))
     services = {payment_app.path: payment_app, webhook_app.path: webhook_app, sandbox_app.path: sandbox_app}
     gateway = ApiGateway(
         _route(services),

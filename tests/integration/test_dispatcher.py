@@ -27,6 +27,7 @@ from toffeepay_server.domain.clock import ManualClock
 from toffeepay_server.domain.events import Event
 from toffeepay_server.domain.keys import Mode, Principal
 from toffeepay_server.domain.payments import FailureCode, Method, Payment, PaymentStatus
+from toffeepay_server.domain.refunds import Refund, RefundFailureCode, RefundOutcome, RefundReason, RefundStatus
 from toffeepay_server.domain.sessions import new_session
 from toffeepay_server.domain.webhooks import Endpoint
 from toffeepay_server.events.dispatcher import Dispatcher
@@ -445,9 +446,30 @@ async def test_every_event_type_is_delivered_signed(hub: Hub) -> None:
             {"dispute_id": "dp_x", "reason": "fraudulent", "amount": 499, "currency": "USD", "payment_id": payment.id},
         ),
     ]
+    refund = Refund(
+        id="re_x",
+        payment_id=payment.id,
+        session_id=session.id,
+        game_id=session.game_id,
+        mode="sandbox",
+        user_id=session.user_id,
+        amount=100,
+        currency="USD",
+        reason=RefundReason.DUPLICATE,
+        status=RefundStatus.PENDING,
+        processor="sandbox",
+        created_at=hub.clock(),
+    )
+    for type_, settled in (
+        (events.REFUND_CREATED, refund),
+        (events.REFUND_SUCCEEDED, refund.settle(RefundOutcome(), hub.clock())),
+        (events.REFUND_FAILED, refund.settle(RefundOutcome(RefundFailureCode.DECLINED), hub.clock())),
+    ):
+        sent.append(await hub.emit(type_, events.refund_data(settled, payment, session, None), session.id))
     covered = {events.SESSION_CREATED, events.SESSION_CANCELLED, events.SESSION_EXPIRED}
     covered |= {events.PAYMENT_CREATED, events.PAYMENT_SUCCEEDED, events.SESSION_PAID, events.PAYMENT_FAILED}
     covered |= {events.SESSION_FAILED, events.DISPUTE_CREATED}
+    covered |= {events.REFUND_CREATED, events.REFUND_SUCCEEDED, events.REFUND_FAILED}
     # Types other flows emit (their own tests cover their data) go through the same path.
     others = [t for t in events.EVENT_TYPES if t not in covered]
     for event_type in others:
@@ -455,7 +477,7 @@ async def test_every_event_type_is_delivered_signed(hub: Hub) -> None:
     await sessions.cancel_session(hub.ctx, hub.principal, (await hub.session()).id)
     await sessions.expire_session(hub.ctx, (await hub.session()).id, hub.principal, force=True)
     await hub.dispatcher().drain()
-    got = hub.receiver.wait_for("/everything", 11 + len(others))
+    got = hub.receiver.wait_for("/everything", 14 + len(others))
     assert all(r.error is None and r.status == 200 for r in got)
     assert {r.event["event"] for r in got} == set(events.EVENT_TYPES)
     assert set(sent) <= {r.event["id"] for r in got}

@@ -33,6 +33,7 @@ def test_migrate_from_empty_and_again(empty_db: str, tmp_path) -> None:
         "sessions",
         "payments",
         "disputes",
+        "refunds",
         "events",
         "webhook_endpoints",
         "deliveries",

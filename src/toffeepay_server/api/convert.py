@@ -14,6 +14,7 @@ from toffeepay._proto.pay.v1 import webhook_pb as wpb
 
 from ..domain.errors import DomainError, Reason
 from ..domain.payments import Dispute, Payment
+from ..domain.refunds import Refund
 from ..domain.sessions import Session
 from ..domain.webhooks import Endpoint
 
@@ -84,6 +85,24 @@ def payment(p: Payment) -> pb.Payment:
         created_at=ts(p.created_at),
         succeeded_at=ts(p.succeeded_at),
         failed_at=ts(p.failed_at),
+        amount_refunded=p.amount_refunded,
+        refunded_at=ts(p.refunded_at),
+    )
+
+
+def refund(r: Refund) -> pb.Refund:
+    return pb.Refund(
+        id=r.id,
+        payment_id=r.payment_id,
+        session_id=r.session_id,
+        amount=r.amount,
+        currency=r.currency,
+        reason=r.reason.value,
+        status=r.status.value,
+        failure_code=r.failure_code.value if r.failure_code else None,
+        created_at=ts(r.created_at),
+        succeeded_at=ts(r.succeeded_at),
+        failed_at=ts(r.failed_at),
     )
 
 

@@ -1,4 +1,4 @@
-"""pay.v1.PaymentService: sessions, payments and disputes of the caller's game."""
+"""pay.v1.PaymentService: sessions, payments, refunds and disputes of the caller's game."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from toffeepay._proto.pay.v1 import resources_pb as rpb
 
 from ..domain import listing
 from ..domain.errors import DomainError, Reason
+from ..domain.refunds import parse_reason
 from ..domain.sessions import new_session
+from ..processors import flow
 from ..processors.base import Processors
-from ..services import fulfilment, payments, sessions
+from ..services import fulfilment, payments, refunds, sessions
 from ..services.context import ServiceContext
 from . import auth, convert
 
@@ -109,4 +111,29 @@ class PaymentService:
         )
         return pb.ListDisputesResponse(
             disputes=[convert.dispute(d) for d in found], total=total, has_more=page.offset + len(found) < total
+        )
+
+    async def refund_payment(self, request: pb.RefundPaymentRequest, ctx: Any, /) -> rpb.Refund:
+        payment = await refunds.payment_to_refund(self.ctx, auth.principal(), request.payment_id)
+        refund = await flow.refund(
+            self.ctx,
+            self.processors,
+            payment,
+            amount=request.amount if request.has_field("amount") else None,
+            reason=parse_reason(convert.optional(request, "reason")),
+        )
+        return convert.refund(refund)
+
+    async def get_refund(self, request: pb.GetRefundRequest, ctx: Any, /) -> rpb.Refund:
+        return convert.refund(await refunds.get_refund(self.ctx, auth.principal(), request.id))
+
+    async def list_refunds(self, request: pb.ListRefundsRequest, ctx: Any, /) -> pb.ListRefundsResponse:
+        page = listing.page(
+            request.limit, request.offset, convert.when(request, "from"), convert.when(request, "to"), default_limit=100
+        )
+        found, total = await refunds.list_refunds(
+            self.ctx, auth.principal(), payment_id=convert.optional(request, "payment_id"), page=page
+        )
+        return pb.ListRefundsResponse(
+            refunds=[convert.refund(r) for r in found], total=total, has_more=page.offset + len(found) < total
         )

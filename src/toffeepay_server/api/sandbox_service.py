@@ -4,6 +4,9 @@ PaySession settles synchronously: the payment is created `processing` (`payment.
 and settled by the sandbox processor before the call returns, so the answer is the final
 Payment and every event is already in the outbox. The payment page, by contrast, settles
 asynchronously (TOFFEEPAY_SANDBOX_SETTLE_SECONDS) so players see `processing`.
+
+CreateRefund refunds as PaymentService.RefundPayment does, with the outcome the caller
+chose; the sandbox processor settles it a moment later, as it settles every refund.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from toffeepay._proto.pay.v1 import sandbox_pb as pb
 
 from ..domain.errors import DomainError, Reason
 from ..domain.payments import dispute_reason, disputed_amount, parse_method
+from ..domain.refunds import parse_reason
 from ..domain.sessions import SessionStatus
 from ..processors import flow
-from ..processors.base import Instructions
+from ..processors.base import Instructions, Processors
 from ..processors.sandbox import adapter as sandbox
-from ..services import payments, sessions
+from ..services import payments, refunds, sessions
 from ..services.context import ServiceContext
 from . import auth, convert
 
@@ -31,9 +35,11 @@ def _required(value: str, name: str) -> str:
 
 
 class SandboxService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, processors: Processors) -> None:
         self.ctx = ctx
         self.processor = sandbox.SandboxProcessor(ctx.clock, settle_after=0)
+        # Refunds go to the installation's sandbox processor, which settles them a moment later.
+        self.processors = processors
 
     async def pay_session(self, request: pb.PaySessionRequest, ctx: Any, /) -> rpb.Payment:
         principal = auth.sandbox_principal()
@@ -60,3 +66,16 @@ class SandboxService:
         amount = disputed_amount(payment, request.amount if request.has_field("amount") else None)
         dispute = await sandbox.report_dispute(self.ctx, payment, reason, amount)
         return convert.dispute(dispute)
+
+    async def create_refund(self, request: pb.CreateRefundRequest, ctx: Any, /) -> rpb.Refund:
+        principal = auth.sandbox_principal()
+        payment = await refunds.payment_to_refund(self.ctx, principal, request.payment_id)
+        refund = await flow.refund(
+            self.ctx,
+            self.processors,
+            payment,
+            amount=request.amount if request.has_field("amount") else None,
+            reason=parse_reason(convert.optional(request, "reason")),
+            options={"outcome": request.outcome},
+        )
+        return convert.refund(refund)

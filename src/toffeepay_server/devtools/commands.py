@@ -1,4 +1,4 @@
-"""The development commands: `toffeepay sessions|events|trigger|listen`.
+"""The development commands: `toffeepay sessions|refunds|events|trigger|listen`.
 
 They talk to a running server through the SDK, as a game server would, with a short-lived
 sandbox key minted in the database (or `--api-key`).
@@ -38,6 +38,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 sessions_app = typer.Typer(help="Look at a sandbox game's payment sessions.", no_args_is_help=True)
 events_app = typer.Typer(help="Look at a sandbox game's webhook events and resend them.", no_args_is_help=True)
+refunds_app = typer.Typer(help="Refund a game's payments and look at its refunds.", no_args_is_help=True)
 
 Game = Annotated[str, typer.Option("--game", envvar="TOFFEEPAY_GAME", help="The game (its sandbox data).")]
 ApiUrl = Annotated[str, typer.Option("--api-url", envvar="TOFFEEPAY_PUBLIC_URL", help="The running ToffeePay server.")]
@@ -53,9 +54,10 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @contextmanager
-def _client(game_id: str, api_url: str, api_key: str | None) -> Iterator[ToffeePay]:
-    """An SDK client for the game's sandbox; API refusals become a message and exit code 1."""
-    if api_key and not api_key.startswith(KEY_PREFIX[Mode.SANDBOX]):
+def _client(game_id: str, api_url: str, api_key: str | None, *, live_key: bool = False) -> Iterator[ToffeePay]:
+    """An SDK client for the game's sandbox (or, with `live_key`, whichever mode `--api-key` is of);
+    API refusals become a message and exit code 1."""
+    if api_key and not live_key and not api_key.startswith(KEY_PREFIX[Mode.SANDBOX]):
         err.print(
             "[red]error:[/red] --api-key must be a sandbox key (sk_test_...): these tools only touch sandbox data"
         )
@@ -74,7 +76,7 @@ def _client(game_id: str, api_url: str, api_key: str | None) -> Iterator[ToffeeP
     except ToffeePayError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    except (DomainError, DatabaseUnavailable) as exc:
+    except (DomainError, DatabaseUnavailable, TimeoutError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
 
@@ -171,6 +173,98 @@ def sessions_get(
     console.print(table)
 
 
+LiveApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="TOFFEEPAY_API_KEY",
+        help="The game's key (sk_live_... refunds live payments); without one, a short-lived sandbox key is minted.",
+    ),
+]
+
+
+def _refund_rows(refund: Any) -> list[tuple[str, str]]:
+    rows = [
+        ("status", refund.status),
+        ("payment", refund.payment_id),
+        ("session", refund.session_id),
+        ("amount", f"{to_major(refund.amount, refund.currency)} {refund.currency}"),
+        ("reason", refund.reason),
+        ("failure_code", refund.failure_code or ""),
+    ]
+    return rows + [(name, _when(getattr(refund, name))) for name in ("created_at", "succeeded_at", "failed_at")]
+
+
+def _print_refund(refund: Any) -> None:
+    table = Table(box=box.SIMPLE, show_header=False, title=refund.id)
+    for name, value in _refund_rows(refund):
+        if value:
+            table.add_row(name, value)
+    console.print(table)
+
+
+@refunds_app.command("create")
+def refunds_create(
+    payment_id: str,
+    game: Game,
+    amount: Annotated[
+        int | None, typer.Option(help="Minor units to give back (499 = 4.99 USD); all that is left by default.")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="requested_by_customer (default), duplicate, fraudulent or other.")
+    ] = None,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: LiveApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Refund a succeeded payment, in full or in part; the refund starts pending."""
+    with _client(game, api_url, api_key, live_key=True) as client:
+        refund = client.refunds.create(payment_id, amount=amount, reason=reason)
+    if as_json:
+        _print_json(_message(refund))
+        return
+    _print_refund(refund)
+
+
+@refunds_app.command("get")
+def refunds_get(
+    refund_id: str,
+    game: Game,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: LiveApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show one refund."""
+    with _client(game, api_url, api_key, live_key=True) as client:
+        refund = client.refunds.get(refund_id)
+    if as_json:
+        _print_json(_message(refund))
+        return
+    _print_refund(refund)
+
+
+@refunds_app.command("list")
+def refunds_list(
+    game: Game,
+    payment: Annotated[str | None, typer.Option(help="Only this payment's refunds.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: LiveApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the game's refunds, newest first."""
+    with _client(game, api_url, api_key, live_key=True) as client:
+        page = client.refunds.list(payment_id=payment, limit=limit)
+    if as_json:
+        _print_json({"refunds": [_message(r) for r in page], "total": page.total, "has_more": page.has_more})
+        return
+    rows = [
+        (r.id, r.status, r.payment_id, f"{to_major(r.amount, r.currency)} {r.currency}", _when(r.created_at))
+        for r in page
+    ]
+    _print_table(f"{len(page)} of {page.total} refunds", ("id", "status", "payment", "amount", "created"), rows)
+
+
 @events_app.command("list")
 def events_list(
     game: Game,
@@ -232,7 +326,7 @@ def trigger(
         _print_json(done.as_dict())
         return
     console.print(f"Triggered [bold]{event}[/bold]: session {done.session_id} is [bold]{done.status}[/bold]")
-    for label, value in (("payment", done.payment_id), ("dispute", done.dispute_id)):
+    for label, value in (("payment", done.payment_id), ("dispute", done.dispute_id), ("refund", done.refund_id)):
         if value:
             console.print(f"  {label} {value}")
     for event_id in done.events:
@@ -311,5 +405,6 @@ def register(app: typer.Typer) -> None:
     """Add the development commands to the `toffeepay` command."""
     app.add_typer(sessions_app, name="sessions")
     app.add_typer(events_app, name="events")
+    app.add_typer(refunds_app, name="refunds")
     app.command()(trigger)
     app.command()(listen)

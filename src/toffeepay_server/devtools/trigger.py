@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,7 +20,18 @@ _PAYMENT_OUTCOME = {
     events.SESSION_FULFILLMENT_OVERDUE: "succeeded",
     events.PAYMENT_FAILED: "insufficient_funds",
     events.SESSION_FAILED: "insufficient_funds",
+    events.REFUND_CREATED: "succeeded",
+    events.REFUND_SUCCEEDED: "succeeded",
+    events.REFUND_FAILED: "succeeded",
 }
+# The sandbox outcome of the refund each refund event needs.
+_REFUND_OUTCOME = {
+    events.REFUND_CREATED: "succeeded",
+    events.REFUND_SUCCEEDED: "succeeded",
+    events.REFUND_FAILED: "failed",
+}
+# How long to wait for the sandbox to settle a refund (it does so a moment later).
+SETTLE_TIMEOUT = 30.0
 ITEM = {"title": "50 Gold Coins", "price": 499, "currency": "USD"}
 USER_ID = "toffeepay_cli"
 
@@ -33,6 +45,7 @@ class Triggered:
     status: str = "pending"
     payment_id: str | None = None
     dispute_id: str | None = None
+    refund_id: str | None = None
     events: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +66,11 @@ def run(client: ToffeePay, event: str, game_id: str) -> Triggered:
         done.payment_id = client.sandbox.pay_session(created.id, outcome=outcome).id
         if event == events.DISPUTE_CREATED:
             done.dispute_id = client.sandbox.create_dispute(done.payment_id, reason="fraudulent").id
+        elif refund_outcome := _REFUND_OUTCOME.get(event):
+            refund = client.sandbox.create_refund(done.payment_id, outcome=refund_outcome)
+            done.refund_id = refund.id
+            if event != events.REFUND_CREATED:
+                _wait_settled(client, refund.id)
     done.status = client.sessions.status(created.id).status
     done.events = [
         e.id
@@ -60,3 +78,12 @@ def run(client: ToffeePay, event: str, game_id: str) -> Triggered:
         if e.data is not None and e.data.to_python().get("session_id") == created.id
     ]
     return done
+
+
+def _wait_settled(client: ToffeePay, refund_id: str) -> None:
+    """Wait until the sandbox settled the refund (its event is then in the outbox)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while client.refunds.get(refund_id).status == "pending":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"refund {refund_id} is still pending after {SETTLE_TIMEOUT:.0f} s")
+        time.sleep(0.1)

@@ -36,6 +36,8 @@ class Reason(StrEnum):
     REQUEST_TOO_LARGE = "request_too_large"
     SANDBOX_ONLY = "sandbox_only"
     PROCESSOR_UNAVAILABLE = "processor_unavailable"
+    PAYMENT_NOT_REFUNDABLE = "payment_not_refundable"
+    INVALID_REFUND_AMOUNT = "invalid_refund_amount"
     INTERNAL = "internal"
     # Requests the API cannot take at all: no such RPC, the wrong HTTP method or encoding.
     UNKNOWN_METHOD = "unknown_method"

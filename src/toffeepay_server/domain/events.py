@@ -16,6 +16,9 @@ PAYMENT_CREATED = "payment.created"
 PAYMENT_SUCCEEDED = "payment.succeeded"
 PAYMENT_FAILED = "payment.failed"
 DISPUTE_CREATED = "dispute.created"
+REFUND_CREATED = "refund.created"
+REFUND_SUCCEEDED = "refund.succeeded"
+REFUND_FAILED = "refund.failed"
 
 EVENT_TYPES = (
     SESSION_CREATED,
@@ -28,6 +31,9 @@ EVENT_TYPES = (
     PAYMENT_SUCCEEDED,
     PAYMENT_FAILED,
     DISPUTE_CREATED,
+    REFUND_CREATED,
+    REFUND_SUCCEEDED,
+    REFUND_FAILED,
 )
 
 
@@ -137,4 +143,32 @@ def dispute_data(dispute: Any, sequence: int | None, fulfilled_at: datetime | No
         data["sequence"] = sequence
     if fulfilled_at is not None:
         data["fulfilled_at"] = rfc3339(fulfilled_at)
+    return data
+
+
+def refund_data(refund: Any, payment: Any, session: Any, previous_status: str | None) -> dict[str, Any]:
+    """`refund.*` data: the refund's fields, who it concerns, and the session's sequence.
+
+    `payment_amount` (what the payment was for) lets a legacy callback say what was refunded of what.
+    """
+    data: dict[str, Any] = {
+        "id": refund.id,
+        "refund_id": refund.id,
+        "payment_id": refund.payment_id,
+        "session_id": refund.session_id,
+        "status": refund.status.value,
+        "amount": refund.amount,
+        "currency": refund.currency,
+        "reason": refund.reason.value,
+        "game_id": refund.game_id,
+        "user_id": refund.user_id,
+        "payment_amount": payment.amount,
+        "metadata": dict(session.metadata),
+        "sequence": session.event_sequence,
+    }
+    if previous_status:
+        data["previous_status"] = previous_status
+    if refund.failure_code:
+        data["failure_code"] = refund.failure_code.value
+    data.update(_timestamps(refund, ("created_at", "succeeded_at", "failed_at")))
     return data

@@ -10,6 +10,7 @@ from typeid import TypeID
 SESSION = "sess"
 PAYMENT = "pay"
 DISPUTE = "dp"
+REFUND = "re"
 API_KEY = "key"
 ENDPOINT = "we"
 DELIVERY = "dlv"

@@ -87,6 +87,9 @@ class Payment:
     amount_received: int | None = None
     succeeded_at: datetime | None = None
     failed_at: datetime | None = None
+    # What succeeded refunds gave back, and when the last of the amount was.
+    amount_refunded: int = 0
+    refunded_at: datetime | None = None
 
     def succeed(self, at: datetime) -> Payment:
         self._check(PaymentStatus.SUCCEEDED)

@@ -17,9 +17,15 @@ from .urls import is_local_host
 JSON = "json"
 LEGACY_FORM = "legacy_form"
 FORMATS = (JSON, LEGACY_FORM)
-# What a legacy (seed 003) callback can report: the outcomes of a payment session.
+# What a legacy callback can report: the outcomes of a payment session, and money given back.
 LEGACY_EVENT_TYPES = frozenset(
-    {events.PAYMENT_SUCCEEDED, events.PAYMENT_FAILED, events.SESSION_CANCELLED, events.SESSION_EXPIRED}
+    {
+        events.PAYMENT_SUCCEEDED,
+        events.PAYMENT_FAILED,
+        events.SESSION_CANCELLED,
+        events.SESSION_EXPIRED,
+        events.REFUND_SUCCEEDED,
+    }
 )
 SECRET_PREFIX = "whsec_"
 MAX_URL = 2048

@@ -31,6 +31,8 @@ def legacy_status(event: dict[str, Any]) -> str:
             return "CANCELLED"
         case events.SESSION_EXPIRED:
             return "EXPIRED"
+        case events.REFUND_SUCCEEDED:
+            return "REFUNDED"
     raise ValueError(f"{event['event']} has no legacy callback")
 
 
@@ -50,11 +52,16 @@ def form_fields(event: dict[str, Any], site_id: str, timestamp: int) -> dict[str
     """The callback's fields for a delivery attempt at `timestamp` (unix seconds), without its hash."""
     data = event["data"]
     status = legacy_status(event)
-    if event["event"].startswith("payment."):
+    if status == "REFUNDED":
+        # One callback per refund (the refund id), so a second partial refund is not taken for a repeat.
+        transaction_id, amount, currency = data["refund_id"], data["payment_amount"], data["currency"]
+        paid = data["amount"]
+    elif event["event"].startswith("payment."):
         transaction_id, amount, currency = data["payment_id"], data["amount"], data["currency"]
+        paid = {"PAID": amount, "PARTIAL": data.get("amount_received") or 0}.get(status, 0)
     else:
         transaction_id, amount, currency = data["session_id"], data["item"]["price"], data["item"]["currency"]
-    paid = {"PAID": amount, "PARTIAL": data.get("amount_received") or 0}.get(status, 0)
+        paid = 0
     return {
         "transaction_id": transaction_id,
         "status": status,

@@ -1,8 +1,9 @@
-"""The processor interface: start a payment for a session, report its outcome now or later.
+"""The processor interface: start a payment or a refund, report its outcome now or later.
 
-An adapter answers `start` with the processor's own id of the payment and, when the
-processor decides at once, the outcome. Otherwise the outcome arrives later, through the
-processor's notification, which calls `services.payments.settle_payment` as well.
+An adapter answers `start` (and `refund`) with the processor's own id of the payment (the
+refund) and, when the processor decides at once, the outcome. Otherwise the outcome arrives
+later, through the processor's notification, which calls `services.payments.settle_payment`
+(`services.refunds.settle_refund`) as well.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..domain.errors import DomainError, Reason
 from ..domain.payments import Method, Outcome, Payment
+from ..domain.refunds import Refund, RefundOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,15 @@ class Started:
     processor_ref: str | None
     # None: the outcome comes later, in a notification.
     outcome: Outcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundStarted:
+    """A processor's answer to a new refund."""
+
+    processor_ref: str | None
+    # None: the outcome comes later, in a notification.
+    outcome: RefundOutcome | None = None
 
 
 class ProcessorError(Exception):
@@ -54,6 +65,16 @@ class Processor(ABC):
     async def start(self, payment: Payment, instructions: Instructions) -> Started:
         """Ask the processor to take `payment`; raise ProcessorError when it cannot."""
 
+    def check_refund(self, options: Mapping[str, str]) -> None:
+        """Refuse bad refund options (`invalid_argument`) before any refund exists."""
+
+    @abstractmethod
+    async def refund(self, payment: Payment, refund: Refund, options: Mapping[str, str]) -> RefundStarted:
+        """Ask the processor to give `refund.amount` of `payment` back; raise ProcessorError when it cannot.
+
+        `options` are the processor's own (the sandbox's chosen outcome); others ignore them.
+        """
+
     async def close(self) -> None:
         """Release the processor's connections when the process stops."""
 
@@ -68,6 +89,16 @@ class Processors:
         processor = self._by_mode.get(mode)
         if processor is None:
             raise DomainError(Reason.PROCESSOR_UNAVAILABLE, f"no payment processor is configured for {mode} payments")
+        return processor
+
+    def for_payment(self, payment: Payment) -> Processor:
+        """The processor that took `payment`, which alone can give its money back."""
+        processor = self._by_mode.get(payment.mode)
+        if processor is None or processor.name != payment.processor:
+            raise DomainError(
+                Reason.PROCESSOR_UNAVAILABLE,
+                f"the {payment.processor} processor that took this payment is not configured",
+            )
         return processor
 
     def wallets(self, mode: str) -> bool:

@@ -1,14 +1,18 @@
-"""Paying a session: the one path from a player's choice to a payment and its outcome."""
+"""Paying a session and refunding a payment: the one path from a request to the processor and its outcome."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
 
 import structlog
 
 from ..domain.keys import Principal
 from ..domain.payments import FailureCode, Outcome, Payment
-from ..services import payments
+from ..domain.refunds import Refund, RefundFailureCode, RefundOutcome, RefundReason
+from ..services import payments, refunds
 from ..services.context import ServiceContext
-from .base import Instructions, Processor, ProcessorError
+from .base import Instructions, Processor, ProcessorError, Processors
 
 log = structlog.get_logger("toffeepay.processors")
 
@@ -39,3 +43,32 @@ async def pay(
     if started.processor_ref is not None:
         await payments.record_processor_ref(ctx, payment.id, started.processor_ref)
     return payment
+
+
+async def refund(
+    ctx: ServiceContext,
+    processors: Processors,
+    payment: Payment,
+    *,
+    amount: int | None,
+    reason: RefundReason,
+    options: Mapping[str, str] | None = None,
+) -> Refund:
+    """Create a refund of `payment` and hand it to the processor that took the payment.
+
+    Returns the refund settled when the processor answered at once, else still `pending`.
+    """
+    processor = processors.for_payment(payment)
+    processor.check_refund(options or {})
+    created = await refunds.start_refund(ctx, payment, amount=amount, reason=reason, processor=processor.name)
+    try:
+        started = await processor.refund(payment, created, options or {})
+    except ProcessorError as exc:
+        log.warning("processor refused a refund", processor=processor.name, refund_id=created.id, error=str(exc))
+        return await refunds.settle_refund(ctx, created.id, RefundOutcome(RefundFailureCode.PROCESSOR_ERROR))
+    if started.outcome is not None:
+        return await refunds.settle_refund(ctx, created.id, started.outcome, processor_ref=started.processor_ref)
+    if started.processor_ref is not None:
+        await refunds.record_processor_ref(ctx, created.id, started.processor_ref)
+        return replace(created, processor_ref=started.processor_ref)
+    return created

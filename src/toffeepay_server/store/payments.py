@@ -34,6 +34,8 @@ def payment_from_row(row: Any) -> Payment:
         created_at=row.created_at,
         succeeded_at=row.succeeded_at,
         failed_at=row.failed_at,
+        amount_refunded=row.amount_refunded,
+        refunded_at=row.refunded_at,
     )
 
 
@@ -88,6 +90,16 @@ async def save_settlement(conn: AsyncConnection, p: Payment) -> bool:
             succeeded_at=p.succeeded_at,
             failed_at=p.failed_at,
         )
+    )
+    return result.rowcount == 1
+
+
+async def save_refunded(conn: AsyncConnection, before: Payment, after: Payment) -> bool:
+    """Write what a payment had refunded only if it is still as read (compare-and-set)."""
+    result = await conn.execute(
+        update(payments)
+        .where(payments.c.id == after.id, payments.c.amount_refunded == before.amount_refunded)
+        .values(amount_refunded=after.amount_refunded, refunded_at=after.refunded_at)
     )
     return result.rowcount == 1
 

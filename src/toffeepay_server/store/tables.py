@@ -94,6 +94,9 @@ payments = Table(
     Column("created_at", Instant, nullable=False),
     Column("succeeded_at", Instant),
     Column("failed_at", Instant),
+    # What succeeded refunds gave back, and when the last of the amount was.
+    Column("amount_refunded", Integer, nullable=False, server_default="0"),
+    Column("refunded_at", Instant),
     UniqueConstraint("processor", "processor_ref", name="uq_payments_processor_ref"),
     Index("ix_payments_scope_created", "game_id", "mode", "status", "created_at"),
     # Payments still waiting for their processor, found by the sweeper.
@@ -117,6 +120,33 @@ disputes = Table(
     Column("created_at", Instant, nullable=False),
     UniqueConstraint("processor", "processor_dispute_id", name="uq_disputes_processor_ref"),
     Index("ix_disputes_scope_created", "game_id", "mode", "created_at"),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("payment_id", String(40), ForeignKey("payments.id"), nullable=False),
+    Column("session_id", String(40), nullable=False),
+    Column("game_id", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(32), nullable=False),
+    # pending | succeeded | failed
+    Column("status", String(16), nullable=False),
+    Column("processor", String(16), nullable=False),
+    Column("processor_ref", String(255)),
+    Column("failure_code", String(32)),
+    Column("created_at", Instant, nullable=False),
+    Column("succeeded_at", Instant),
+    Column("failed_at", Instant),
+    UniqueConstraint("processor", "processor_ref", name="uq_refunds_processor_ref"),
+    Index("ix_refunds_scope_created", "game_id", "mode", "created_at"),
+    Index("ix_refunds_payment", "payment_id", "status"),
+    # Refunds still waiting for their processor, found by the sweeper.
+    Index("ix_refunds_pending", "processor", "status"),
 )
 
 # The outbox: each row commits with the state change it reports.

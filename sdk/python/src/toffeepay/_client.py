@@ -7,6 +7,7 @@ from pyqwest import Client, SyncClient
 from ._transport import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncTransport, SyncTransport
 from .resources.disputes import AsyncDisputes, Disputes
 from .resources.payments import AsyncPayments, Payments
+from .resources.refunds import AsyncRefunds, Refunds
 from .resources.sandbox import AsyncSandbox, Sandbox
 from .resources.sessions import AsyncSessions, Sessions
 from .resources.webhooks import AsyncWebhooks, Webhooks
@@ -42,6 +43,7 @@ class ToffeePay:
         self._transport = SyncTransport(api_key, base_url, timeout, max_retries, http_client)
         self.sessions = Sessions(self._transport)
         self.payments = Payments(self._transport)
+        self.refunds = Refunds(self._transport)
         self.disputes = Disputes(self._transport)
         self.webhooks = Webhooks(self._transport)
         self.sandbox = Sandbox(self._transport)
@@ -73,6 +75,7 @@ class AsyncToffeePay:
         self._transport = AsyncTransport(api_key, base_url, timeout, max_retries, http_client)
         self.sessions = AsyncSessions(self._transport)
         self.payments = AsyncPayments(self._transport)
+        self.refunds = AsyncRefunds(self._transport)
         self.disputes = AsyncDisputes(self._transport)
         self.webhooks = AsyncWebhooks(self._transport)
         self.sandbox = AsyncSandbox(self._transport)

@@ -10,7 +10,7 @@ from protobuf.wkt.google.protobuf.struct_pb import Struct
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
 from ._proto.pay.v1.payment_pb import CreateSessionResponse, GetSessionStatusResponse
-from ._proto.pay.v1.resources_pb import Dispute, Item, Payment, Session
+from ._proto.pay.v1.resources_pb import Dispute, Item, Payment, Refund, Session
 from ._proto.pay.v1.webhook_pb import CreateEndpointResponse, Endpoint, Event, RotateSecretResponse
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "GetSessionStatusResponse",
     "Item",
     "Payment",
+    "Refund",
     "RotateSecretResponse",
     "Session",
     "Struct",

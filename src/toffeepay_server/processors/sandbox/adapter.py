@@ -5,19 +5,23 @@ sandbox's notifications are produced by `settle_due`, which the sweeper runs in 
 server and worker process: each payment whose time has come is settled through
 `services.payments.settle_payment`, exactly as a processor webhook would settle it.
 With `settle_after=0` the outcome is reported at once instead (SandboxService.PaySession).
+Refunds go the same way: `refund` plans the outcome (success, unless a sandbox caller chose
+`failed`) and `settle_due` settles it through `services.refunds.settle_refund`.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 
 from ...domain.clock import Clock
 from ...domain.keys import Mode
 from ...domain.payments import Dispute, FailureCode, Outcome, Payment
-from ...services import disputes, payments
+from ...domain.refunds import Refund, RefundFailureCode, RefundOutcome
+from ...services import disputes, payments, refunds
 from ...services.context import ServiceContext
-from ..base import Instructions, Processor, ProcessorError, Started
+from ..base import Instructions, Processor, ProcessorError, RefundStarted, Started
 from . import transformers
 
 NAME = "sandbox"
@@ -45,11 +49,21 @@ class SandboxProcessor(Processor):
             return Started(ref, transformers.outcome(choice, payment.amount))
         return Started(ref)
 
+    def check_refund(self, options: Mapping[str, str]) -> None:
+        transformers.refund_choice(options.get("outcome", ""))
+
+    async def refund(self, payment: Payment, refund: Refund, options: Mapping[str, str]) -> RefundStarted:
+        choice = transformers.refund_choice(options.get("outcome", ""))
+        ref = transformers.refund_reference(secrets.token_hex(8), choice, self.clock() + self.settle_after)
+        if not self.settle_after:
+            return RefundStarted(ref, transformers.refund_outcome(choice))
+        return RefundStarted(ref)
+
 
 async def settle_due(ctx: ServiceContext) -> int:
-    """Deliver the sandbox's due notifications; returns how many payments were settled."""
+    """Deliver the sandbox's due notifications; returns how many payments and refunds were settled."""
     now = ctx.clock()
-    settled = 0
+    settled = await _settle_due_refunds(ctx)
     for payment in await payments.in_flight(ctx, NAME):
         plan = transformers.planned(payment.processor_ref) if payment.processor_ref else None
         if plan is None:
@@ -61,6 +75,24 @@ async def settle_due(ctx: ServiceContext) -> int:
         else:
             outcome = transformers.outcome(plan.choice, payment.amount)
         await payments.settle_payment(ctx, payment.id, outcome)
+        settled += 1
+    return settled
+
+
+async def _settle_due_refunds(ctx: ServiceContext) -> int:
+    now = ctx.clock()
+    settled = 0
+    for refund in await refunds.pending_refunds(ctx, NAME):
+        plan = transformers.planned_refund(refund.processor_ref) if refund.processor_ref else None
+        if plan is None:
+            if now - refund.created_at < LOST_AFTER:
+                continue
+            outcome = RefundOutcome(RefundFailureCode.PROCESSOR_ERROR)
+        elif plan.due > now:
+            continue
+        else:
+            outcome = transformers.refund_outcome(plan.choice)
+        await refunds.settle_refund(ctx, refund.id, outcome)
         settled += 1
     return settled
 

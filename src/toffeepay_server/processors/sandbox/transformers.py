@@ -5,7 +5,8 @@ is declined for insufficient funds, 4000 0000 0000 0002 is declined, 4000 0000 0
 is a processor error. Any future expiry and any 3 or 4 digit CVC are accepted.
 
 The sandbox keeps its state in its own id of the payment (the processor reference):
-`sbx.<token>.<choice>.<due unix ms>`, so a restart loses no settlement.
+`sbx.<token>.<choice>.<due unix ms>`, so a restart loses no settlement. A refund's is
+`sbxre.<token>.<succeeded|failed>.<due unix ms>`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, date, datetime
 
 from ...domain.errors import DomainError, Reason
 from ...domain.payments import FailureCode, Method, Outcome
+from ...domain.refunds import RefundFailureCode, RefundOutcome
 
 SUCCEEDED = "succeeded"
 INSUFFICIENT_FUNDS = "insufficient_funds"
@@ -34,6 +36,9 @@ TEST_CARDS = {
 _EXPIRY = re.compile(r"(\d{1,2})\s*/\s*(\d{2}|\d{4})")
 _CVC = re.compile(r"\d{3,4}")
 _REF_PREFIX = "sbx"
+_REFUND_PREFIX = "sbxre"
+REFUND_FAILED = "failed"
+REFUND_CHOICES = (SUCCEEDED, REFUND_FAILED)
 
 
 def _refuse(message: str) -> DomainError:
@@ -96,5 +101,31 @@ def planned(processor_ref: str) -> Planned | None:
     """What a reference made by `reference` plans; None for anything else."""
     parts = processor_ref.split(".")
     if len(parts) != 4 or parts[0] != _REF_PREFIX or parts[2] not in CHOICES or not parts[3].isdigit():
+        return None
+    return Planned(parts[2], datetime.fromtimestamp(int(parts[3]) / 1000, UTC))
+
+
+def refund_choice(value: str) -> str:
+    """A refund's chosen outcome (SandboxService.CreateRefund); empty means success."""
+    if not value:
+        return SUCCEEDED
+    if value not in REFUND_CHOICES:
+        raise _refuse(f"outcome must be one of {', '.join(REFUND_CHOICES)}")
+    return value
+
+
+def refund_outcome(choice_: str) -> RefundOutcome:
+    """What the sandbox reports for a refund: a forced failure reads as the card's bank declining it."""
+    return RefundOutcome() if choice_ == SUCCEEDED else RefundOutcome(RefundFailureCode.DECLINED)
+
+
+def refund_reference(token: str, choice_: str, due: datetime) -> str:
+    return f"{_REFUND_PREFIX}.{token}.{choice_}.{int(due.timestamp() * 1000)}"
+
+
+def planned_refund(processor_ref: str) -> Planned | None:
+    """What a reference made by `refund_reference` plans; None for anything else."""
+    parts = processor_ref.split(".")
+    if len(parts) != 4 or parts[0] != _REFUND_PREFIX or parts[2] not in REFUND_CHOICES or not parts[3].isdigit():
         return None
     return Planned(parts[2], datetime.fromtimestamp(int(parts[3]) / 1000, UTC))

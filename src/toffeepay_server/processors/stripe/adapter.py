@@ -5,6 +5,10 @@ session's amount and currency (the session, payment, game and player ids in its 
 confirms it. Every call carries an idempotency key made of the payment id and the operation,
 so the SDK's retries, and ours, never charge twice. Stripe's answer settles the payment at
 once; when it cannot (still processing, or the answer was lost), Stripe's notification does.
+
+`refund` creates a Stripe Refund of the payment's PaymentIntent, with an idempotency key made
+of the refund id, so one refund is never paid out twice; Stripe's refund notifications settle
+it when its answer does not.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from ...config import Secret, Settings
 from ...domain.clock import Clock
 from ...domain.keys import Mode
 from ...domain.payments import FailureCode, Outcome, Payment
-from ..base import Instructions, Processor, ProcessorError, Started
+from ...domain.refunds import Refund
+from ..base import Instructions, Processor, ProcessorError, RefundStarted, Started
 from . import transformers
 
 NAME = "stripe"
@@ -148,6 +153,29 @@ class StripeProcessor(Processor):
             )
             return Started(intent_id)
         return Started(intent_id, outcome)
+
+    async def refund(self, payment: Payment, refund: Refund, options: Mapping[str, str]) -> RefundStarted:
+        if not payment.processor_ref:
+            raise ProcessorError(f"payment {payment.id} has no PaymentIntent to refund")
+        key: stripe.RequestOptions = {"idempotency_key": transformers.idempotency_key(refund.id, "refund")}
+        try:
+            created = await self.client.v1.refunds.create_async(
+                transformers.refund_params(payment, refund), options=key
+            )
+        except (stripe.APIConnectionError, stripe.APIError) as exc:
+            # The refund may have reached Stripe and only its answer been lost: its notification
+            # (matched by the refund id in its metadata) settles it; until then it stays pending.
+            log.warning("refund answer lost", refund_id=refund.id, error=_describe(exc))
+            return RefundStarted(None)
+        except stripe.StripeError as exc:
+            raise ProcessorError(f"Stripe refused the refund: {_describe(exc)}") from None
+        answer = created.to_dict()
+        try:
+            transformers.check_refund(answer, refund)
+            return RefundStarted(created.id, transformers.refund_outcome(answer))
+        except transformers.Unexpected as exc:
+            log.error("unexpected Refund from Stripe", refund_id=refund.id, stripe_refund=created.id, error=str(exc))
+            return RefundStarted(created.id)
 
     def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """A notification's event, once its `Stripe-Signature` is verified.

@@ -7,11 +7,17 @@ acknowledged. Only a failure on our side (the database) answers 5xx, so Stripe r
 
 - `payment_intent.succeeded`, `payment_intent.payment_failed`, `payment_intent.canceled`
   settle the payment through `services.payments.settle_payment`, as the sandbox does.
+- `refund.created`, `refund.updated`, `refund.failed` (and `charge.refunded`, for each refund
+  its Charge lists) settle a pending refund through `services.refunds.settle_refund`, matched
+  by the Stripe Refund's id (our `processor_ref`) or the refund id in its metadata.
 - `charge.dispute.created` records the dispute once, matched to the payment by its
   PaymentIntent (our `processor_ref`), and announces it (`dispute.created`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import stripe
 import structlog
@@ -19,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ...services import disputes, notifications, payments
+from ...services import disputes, notifications, payments, refunds
 from ...services.context import ServiceContext
 from . import transformers
 from .adapter import NAME, StripeProcessor
@@ -72,6 +78,9 @@ class StripeNotifications:
                 await self._intent_changed(event_id, notice)
             elif isinstance(notice, transformers.DisputeOpened):
                 await self._dispute_opened(event_id, notice)
+            elif isinstance(notice, transformers.RefundsChanged):
+                for obj in notice.refunds:
+                    await self._refund_changed(event_id, obj)
             else:
                 log.info("notification ignored", event_id=event_id, type=event.get("type"))
         except transformers.Unexpected as exc:
@@ -90,6 +99,20 @@ class StripeNotifications:
             return
         settled = await payments.settle_payment(self.ctx, payment.id, outcome, processor_ref=notice.intent_id)
         log.info("payment notification applied", event_id=event_id, payment_id=settled.id, status=settled.status.value)
+
+    async def _refund_changed(self, event_id: str, obj: Mapping[str, Any]) -> None:
+        refund = await refunds.find_processor_refund(
+            self.ctx, NAME, processor_ref=obj["id"], refund_id=transformers.refund_hint(obj)
+        )
+        if refund is None:
+            log.info("notification for an unknown Refund", event_id=event_id, stripe_refund=obj["id"])
+            return
+        transformers.check_refund(obj, refund)
+        outcome = transformers.refund_outcome(obj)
+        if outcome is None:
+            return
+        settled = await refunds.settle_refund(self.ctx, refund.id, outcome, processor_ref=obj["id"])
+        log.info("refund notification applied", event_id=event_id, refund_id=settled.id, status=settled.status.value)
 
     async def _dispute_opened(self, event_id: str, notice: transformers.DisputeOpened) -> None:
         payment = await payments.find_processor_payment(

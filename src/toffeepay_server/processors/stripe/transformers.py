@@ -15,6 +15,7 @@ from typing import Any
 
 from ...domain.errors import DomainError, Reason
 from ...domain.payments import FailureCode, Method, Outcome, Payment
+from ...domain.refunds import Refund, RefundFailureCode, RefundOutcome
 
 # Currencies Stripe counts differently from ISO 4217 (Stripe's "special cases"): ISK and UGX
 # are zero-decimal but sent with two decimals; three-decimal amounts must end in 0.
@@ -160,6 +161,22 @@ def payment_intent_params(payment: Payment, payment_method_id: str) -> dict[str,
     }
 
 
+def refund_params(payment: Payment, refund: Refund) -> dict[str, Any]:
+    """A Stripe Refund of the payment's PaymentIntent; our ids (and the reason) ride in its metadata."""
+    return {
+        "payment_intent": payment.processor_ref,
+        "amount": stripe_amount(refund.amount, refund.currency),
+        "metadata": {
+            "refund_id": refund.id,
+            "payment_id": refund.payment_id,
+            "session_id": refund.session_id,
+            "game_id": refund.game_id,
+            "user_id": refund.user_id,
+            "reason": refund.reason.value,
+        },
+    }
+
+
 # Answers
 
 
@@ -202,12 +219,44 @@ def check_intent(intent: Mapping[str, Any], payment: Payment) -> None:
         raise Unexpected(f"PaymentIntent {intent.get('id')} is not for {payment.amount} {payment.currency}")
 
 
+_REFUND_DECLINES = frozenset({"declined", "expired_or_canceled_card", "lost_or_stolen_card"})
+
+
+def refund_outcome(obj: Mapping[str, Any]) -> RefundOutcome | None:
+    """What a Stripe Refund says of its refund; None while Stripe is still on it."""
+    status = obj.get("status")
+    if status == "succeeded":
+        return RefundOutcome()
+    if status in ("pending", "requires_action"):
+        return None
+    if status == "failed":
+        reason = obj.get("failure_reason")
+        if reason in _REFUND_DECLINES:
+            return RefundOutcome(RefundFailureCode.DECLINED)
+        if reason == "insufficient_funds":
+            return RefundOutcome(RefundFailureCode.INSUFFICIENT_FUNDS)
+        return RefundOutcome(RefundFailureCode.PROCESSOR_ERROR)
+    if status == "canceled":
+        return RefundOutcome(RefundFailureCode.PROCESSOR_ERROR)
+    raise Unexpected(f"Refund status {status!r}")
+
+
+def check_refund(obj: Mapping[str, Any], refund: Refund) -> None:
+    """A Stripe Refund must be for exactly the refund's amount and currency."""
+    expected = (stripe_amount(refund.amount, refund.currency), refund.currency.lower())
+    if (obj.get("amount"), str(obj.get("currency", "")).lower()) != expected:
+        raise Unexpected(f"Refund {obj.get('id')} is not for {refund.amount} {refund.currency}")
+
+
 # Notifications
 
 # The events ToffeePay acts on; Stripe's other events are acknowledged and ignored.
 INTENT_EVENTS = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled"})
 DISPUTE_CREATED = "charge.dispute.created"
-EVENTS = (*sorted(INTENT_EVENTS), DISPUTE_CREATED)
+# Events whose object is a Refund, and the one whose Charge lists its refunds.
+REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+CHARGE_REFUNDED = "charge.refunded"
+EVENTS = (*sorted(INTENT_EVENTS), DISPUTE_CREATED, CHARGE_REFUNDED, *sorted(REFUND_EVENTS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +278,13 @@ class DisputeOpened:
     game_id: str | None
     session_id: str | None
     user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundsChanged:
+    """Stripe Refunds whose status may have moved (one, or those a refunded Charge lists)."""
+
+    refunds: tuple[Mapping[str, Any], ...]
 
 
 # The longest ids and hints the tables keep (Stripe's own ids are far shorter).
@@ -254,9 +310,18 @@ def _hints(obj: Mapping[str, Any]) -> dict[str, str | None]:
     return {name: _text(meta.get(name), limit) for name, limit in _HINT_LIMITS.items()}
 
 
-def notification(event: Mapping[str, Any]) -> IntentChanged | DisputeOpened | None:
+def notification(event: Mapping[str, Any]) -> IntentChanged | DisputeOpened | RefundsChanged | None:
     """What a verified Stripe event asks of us; None for events ToffeePay does not act on."""
     kind = event.get("type")
+    if kind in REFUND_EVENTS:
+        return RefundsChanged((_object(event),))
+    if kind == CHARGE_REFUNDED:
+        # The Charge lists its refunds only when Stripe's API version still expands them;
+        # otherwise each refund's own `refund.updated` settles it.
+        listed = _object(event).get("refunds")
+        data = listed.get("data") if isinstance(listed, Mapping) else None
+        found = [r for r in data if isinstance(r, Mapping) and _text(r.get("id"))] if isinstance(data, list) else []
+        return RefundsChanged(tuple(found))
     if kind in INTENT_EVENTS:
         intent = _object(event)
         return IntentChanged(intent, intent["id"], _hints(intent)["payment_id"])
@@ -278,3 +343,9 @@ def _dispute(obj: Mapping[str, Any]) -> DisputeOpened:
         currency=currency.upper(),
         **_hints(obj),
     )
+
+
+def refund_hint(obj: Mapping[str, Any]) -> str | None:
+    """Our refund id, from a Stripe Refund's metadata."""
+    meta = obj.get("metadata")
+    return _text(meta.get("refund_id"), 40) if isinstance(meta, Mapping) else None

@@ -1,1 +1,1 @@
-"""The client's namespaces: sessions, payments, disputes, webhooks, sandbox."""
+"""The client's namespaces: sessions, payments, refunds, disputes, webhooks, sandbox."""

@@ -1,15 +1,20 @@
-"""Test helpers (sandbox keys only): pay, expire, dispute without a browser."""
+"""Test helpers (sandbox keys only): pay, expire, dispute, refund with a chosen outcome."""
 
 from __future__ import annotations
 
-from .._proto.pay.v1.resources_pb import Dispute, Payment, Session
+from .._proto.pay.v1.resources_pb import Dispute, Payment, Refund, Session
 from .._proto.pay.v1.sandbox_connect import SandboxServiceClient, SandboxServiceClientSync
-from .._proto.pay.v1.sandbox_pb import CreateDisputeRequest, ExpireSessionRequest, PaySessionRequest
+from .._proto.pay.v1.sandbox_pb import (
+    CreateDisputeRequest,
+    CreateRefundRequest,
+    ExpireSessionRequest,
+    PaySessionRequest,
+)
 from .._transport import AsyncTransport, SyncTransport
 
 
 class Sandbox:
-    """`client.sandbox`: pay_session, expire_session, create_dispute. Live keys get `sandbox_only`."""
+    """`client.sandbox`: pay_session, expire_session, create_dispute, create_refund. Live keys get `sandbox_only`."""
 
     def __init__(self, transport: SyncTransport) -> None:
         self._t = transport
@@ -47,6 +52,20 @@ class Sandbox:
         """Report a dispute against a payment, as a processor would (amount defaults to the payment's)."""
         request = CreateDisputeRequest(payment_id=payment_id, reason=reason, amount=amount)
         return self._t.mutate(self._rpc.create_dispute, request, idempotency_key, timeout)
+
+    def create_refund(
+        self,
+        payment_id: str,
+        *,
+        amount: int | None = None,
+        reason: str | None = None,
+        outcome: str = "succeeded",
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Refund:
+        """Refund as `client.refunds.create` does, with the sandbox's answer chosen: succeeded or failed."""
+        request = CreateRefundRequest(payment_id=payment_id, amount=amount, reason=reason, outcome=outcome)
+        return self._t.mutate(self._rpc.create_refund, request, idempotency_key, timeout)
 
 
 class AsyncSandbox:
@@ -88,3 +107,17 @@ class AsyncSandbox:
         """Report a dispute against a payment, as a processor would."""
         request = CreateDisputeRequest(payment_id=payment_id, reason=reason, amount=amount)
         return await self._t.mutate(self._rpc.create_dispute, request, idempotency_key, timeout)
+
+    async def create_refund(
+        self,
+        payment_id: str,
+        *,
+        amount: int | None = None,
+        reason: str | None = None,
+        outcome: str = "succeeded",
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Refund:
+        """Refund with the sandbox's answer chosen: succeeded or failed."""
+        request = CreateRefundRequest(payment_id=payment_id, amount=amount, reason=reason, outcome=outcome)
+        return await self._t.mutate(self._rpc.create_refund, request, idempotency_key, timeout)

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Dispute, Item, Payment, PaymentSchema, Session, SessionSchema } from "./resources_pb.js";
+import type { Dispute, Item, Payment, PaymentSchema, Refund, RefundSchema, Session, SessionSchema } from "./resources_pb.js";
 import { file_pay_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pay/v1/payment.proto.
  */
 export const file_pay_v1_payment: GenFile = /*@__PURE__*/
-  fileDesc("ChRwYXkvdjEvcGF5bWVudC5wcm90bxIGcGF5LnYxIpsCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIPCgdnYW1lX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSGgoEaXRlbRgDIAEoCzIMLnBheS52MS5JdGVtEhcKCnJldHVybl91cmwYBCABKAlIAIgBARI8CghtZXRhZGF0YRgFIAMoCzIqLnBheS52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Ei4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfcmV0dXJuX3VybCJZChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEwoLcGF5bWVudF91cmwYBCABKAkiMwoRR2V0U2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSI5ChdHZXRTZXNzaW9uU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIkoKGEdldFNlc3Npb25TdGF0dXNSZXNwb25zZRIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCSI2ChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIhcKFUNhbmNlbFNlc3Npb25SZXNwb25zZSI3ChVGdWxmaWxsU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIzChFHZXRQYXltZW50UmVxdWVzdBIKCgJpZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJIpACChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhQKB2dhbWVfaWQYASABKAlIAIgBARIUCgd1c2VyX2lkGAIgASgJSAGIAQESEwoGc3RhdHVzGAMgASgJSAKIAQESKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAYgASgFEg4KBm9mZnNldBgHIAEoBRIWCglmdWxmaWxsZWQYCCABKAhIA4gBAUIKCghfZ2FtZV9pZEIKCghfdXNlcl9pZEIJCgdfc3RhdHVzQgwKCl9mdWxmaWxsZWQiWgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIQoIc2Vzc2lvbnMYASADKAsyDy5wYXkudjEuU2Vzc2lvbhINCgV0b3RhbBgCIAEoBRIQCghoYXNfbW9yZRgDIAEoCCLKAQoTTGlzdFBheW1lbnRzUmVxdWVzdBIUCgdnYW1lX2lkGAEgASgJSACIAQESFAoHdXNlcl9pZBgCIAEoCUgBiAEBEigKBGZyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoBRIOCgZvZmZzZXQYBiABKAVCCgoIX2dhbWVfaWRCCgoIX3VzZXJfaWQiWgoUTGlzdFBheW1lbnRzUmVzcG9uc2USIQoIcGF5bWVudHMYASADKAsyDy5wYXkudjEuUGF5bWVudBINCgV0b3RhbBgCIAEoBRIQCghoYXNfbW9yZRgDIAEoCCKuAQoTTGlzdERpc3B1dGVzUmVxdWVzdBIXCgpwYXltZW50X2lkGAEgASgJSACIAQESKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAQgASgFEg4KBm9mZnNldBgFIAEoBUINCgtfcGF5bWVudF9pZCJaChRMaXN0RGlzcHV0ZXNSZXNwb25zZRIhCghkaXNwdXRlcxgBIAMoCzIPLnBheS52MS5EaXNwdXRlEg0KBXRvdGFsGAIgASgFEhAKCGhhc19tb3JlGAMgASgIMrgFCg5QYXltZW50U2VydmljZRJMCg1DcmVhdGVTZXNzaW9uEhwucGF5LnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0Gh0ucGF5LnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRI9CgpHZXRTZXNzaW9uEhkucGF5LnYxLkdldFNlc3Npb25SZXF1ZXN0Gg8ucGF5LnYxLlNlc3Npb24iA5ACARJaChBHZXRTZXNzaW9uU3RhdHVzEh8ucGF5LnYxLkdldFNlc3Npb25TdGF0dXNSZXF1ZXN0GiAucGF5LnYxLkdldFNlc3Npb25TdGF0dXNSZXNwb25zZSIDkAIBEkwKDUNhbmNlbFNlc3Npb24SHC5wYXkudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaHS5wYXkudjEuQ2FuY2VsU2Vzc2lvblJlc3BvbnNlEkAKDkZ1bGZpbGxTZXNzaW9uEh0ucGF5LnYxLkZ1bGZpbGxTZXNzaW9uUmVxdWVzdBoPLnBheS52MS5TZXNzaW9uEj0KCkdldFBheW1lbnQSGS5wYXkudjEuR2V0UGF5bWVudFJlcXVlc3QaDy5wYXkudjEuUGF5bWVudCIDkAIBEk4KDExpc3RTZXNzaW9ucxIbLnBheS52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GhwucGF5LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgOQAgESTgoMTGlzdFBheW1lbnRzEhsucGF5LnYxLkxpc3RQYXltZW50c1JlcXVlc3QaHC5wYXkudjEuTGlzdFBheW1lbnRzUmVzcG9uc2UiA5ACARJOCgxMaXN0RGlzcHV0ZXMSGy5wYXkudjEuTGlzdERpc3B1dGVzUmVxdWVzdBocLnBheS52MS5MaXN0RGlzcHV0ZXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_pay_v1_resources]);
+  fileDesc("ChRwYXkvdjEvcGF5bWVudC5wcm90bxIGcGF5LnYxIpsCChRDcmVhdGVTZXNzaW9uUmVxdWVzdBIPCgdnYW1lX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSGgoEaXRlbRgDIAEoCzIMLnBheS52MS5JdGVtEhcKCnJldHVybl91cmwYBCABKAlIAIgBARI8CghtZXRhZGF0YRgFIAMoCzIqLnBheS52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdC5NZXRhZGF0YUVudHJ5Ei4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfcmV0dXJuX3VybCJZChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSEwoLcGF5bWVudF91cmwYBCABKAkiMwoRR2V0U2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSI5ChdHZXRTZXNzaW9uU3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIkoKGEdldFNlc3Npb25TdGF0dXNSZXNwb25zZRIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg4KBnN0YXR1cxgDIAEoCSI2ChRDYW5jZWxTZXNzaW9uUmVxdWVzdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIhcKFUNhbmNlbFNlc3Npb25SZXNwb25zZSI3ChVGdWxmaWxsU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIzChFHZXRQYXltZW50UmVxdWVzdBIKCgJpZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJIpACChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhQKB2dhbWVfaWQYASABKAlIAIgBARIUCgd1c2VyX2lkGAIgASgJSAGIAQESEwoGc3RhdHVzGAMgASgJSAKIAQESKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAYgASgFEg4KBm9mZnNldBgHIAEoBRIWCglmdWxmaWxsZWQYCCABKAhIA4gBAUIKCghfZ2FtZV9pZEIKCghfdXNlcl9pZEIJCgdfc3RhdHVzQgwKCl9mdWxmaWxsZWQiWgoUTGlzdFNlc3Npb25zUmVzcG9uc2USIQoIc2Vzc2lvbnMYASADKAsyDy5wYXkudjEuU2Vzc2lvbhINCgV0b3RhbBgCIAEoBRIQCghoYXNfbW9yZRgDIAEoCCLKAQoTTGlzdFBheW1lbnRzUmVxdWVzdBIUCgdnYW1lX2lkGAEgASgJSACIAQESFAoHdXNlcl9pZBgCIAEoCUgBiAEBEigKBGZyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgFIAEoBRIOCgZvZmZzZXQYBiABKAVCCgoIX2dhbWVfaWRCCgoIX3VzZXJfaWQiWgoUTGlzdFBheW1lbnRzUmVzcG9uc2USIQoIcGF5bWVudHMYASADKAsyDy5wYXkudjEuUGF5bWVudBINCgV0b3RhbBgCIAEoBRIQCghoYXNfbW9yZRgDIAEoCCKuAQoTTGlzdERpc3B1dGVzUmVxdWVzdBIXCgpwYXltZW50X2lkGAEgASgJSACIAQESKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAQgASgFEg4KBm9mZnNldBgFIAEoBUINCgtfcGF5bWVudF9pZCJaChRMaXN0RGlzcHV0ZXNSZXNwb25zZRIhCghkaXNwdXRlcxgBIAMoCzIPLnBheS52MS5EaXNwdXRlEg0KBXRvdGFsGAIgASgFEhAKCGhhc19tb3JlGAMgASgIImoKFFJlZnVuZFBheW1lbnRSZXF1ZXN0EhIKCnBheW1lbnRfaWQYASABKAkSEwoGYW1vdW50GAIgASgFSACIAQESEwoGcmVhc29uGAMgASgJSAGIAQFCCQoHX2Ftb3VudEIJCgdfcmVhc29uIh4KEEdldFJlZnVuZFJlcXVlc3QSCgoCaWQYASABKAkirQEKEkxpc3RSZWZ1bmRzUmVxdWVzdBIXCgpwYXltZW50X2lkGAEgASgJSACIAQESKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAQgASgFEg4KBm9mZnNldBgFIAEoBUINCgtfcGF5bWVudF9pZCJXChNMaXN0UmVmdW5kc1Jlc3BvbnNlEh8KB3JlZnVuZHMYASADKAsyDi5wYXkudjEuUmVmdW5kEg0KBXRvdGFsGAIgASgFEhAKCGhhc19tb3JlGAMgASgIMoAHCg5QYXltZW50U2VydmljZRJMCg1DcmVhdGVTZXNzaW9uEhwucGF5LnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0Gh0ucGF5LnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZRI9CgpHZXRTZXNzaW9uEhkucGF5LnYxLkdldFNlc3Npb25SZXF1ZXN0Gg8ucGF5LnYxLlNlc3Npb24iA5ACARJaChBHZXRTZXNzaW9uU3RhdHVzEh8ucGF5LnYxLkdldFNlc3Npb25TdGF0dXNSZXF1ZXN0GiAucGF5LnYxLkdldFNlc3Npb25TdGF0dXNSZXNwb25zZSIDkAIBEkwKDUNhbmNlbFNlc3Npb24SHC5wYXkudjEuQ2FuY2VsU2Vzc2lvblJlcXVlc3QaHS5wYXkudjEuQ2FuY2VsU2Vzc2lvblJlc3BvbnNlEkAKDkZ1bGZpbGxTZXNzaW9uEh0ucGF5LnYxLkZ1bGZpbGxTZXNzaW9uUmVxdWVzdBoPLnBheS52MS5TZXNzaW9uEj0KCkdldFBheW1lbnQSGS5wYXkudjEuR2V0UGF5bWVudFJlcXVlc3QaDy5wYXkudjEuUGF5bWVudCIDkAIBEk4KDExpc3RTZXNzaW9ucxIbLnBheS52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GhwucGF5LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgOQAgESTgoMTGlzdFBheW1lbnRzEhsucGF5LnYxLkxpc3RQYXltZW50c1JlcXVlc3QaHC5wYXkudjEuTGlzdFBheW1lbnRzUmVzcG9uc2UiA5ACARJOCgxMaXN0RGlzcHV0ZXMSGy5wYXkudjEuTGlzdERpc3B1dGVzUmVxdWVzdBocLnBheS52MS5MaXN0RGlzcHV0ZXNSZXNwb25zZSIDkAIBEj0KDVJlZnVuZFBheW1lbnQSHC5wYXkudjEuUmVmdW5kUGF5bWVudFJlcXVlc3QaDi5wYXkudjEuUmVmdW5kEjoKCUdldFJlZnVuZBIYLnBheS52MS5HZXRSZWZ1bmRSZXF1ZXN0Gg4ucGF5LnYxLlJlZnVuZCIDkAIBEksKC0xpc3RSZWZ1bmRzEhoucGF5LnYxLkxpc3RSZWZ1bmRzUmVxdWVzdBobLnBheS52MS5MaXN0UmVmdW5kc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp, file_pay_v1_resources]);
 
 /**
  * @generated from message pay.v1.CreateSessionRequest
@@ -472,7 +472,123 @@ export const ListDisputesResponseSchema: GenMessage<ListDisputesResponse> = /*@_
   messageDesc(file_pay_v1_payment, 14);
 
 /**
- * Sessions, payments and disputes of the game the API key belongs to.
+ * @generated from message pay.v1.RefundPaymentRequest
+ */
+export type RefundPaymentRequest = Message<"pay.v1.RefundPaymentRequest"> & {
+  /**
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+
+  /**
+   * 1..what is left to refund; all of what is left when unset.
+   *
+   * @generated from field: optional int32 amount = 2;
+   */
+  amount?: number | undefined;
+
+  /**
+   * requested_by_customer (default) | duplicate | fraudulent | other
+   *
+   * @generated from field: optional string reason = 3;
+   */
+  reason?: string | undefined;
+};
+
+/**
+ * Describes the message pay.v1.RefundPaymentRequest.
+ * Use `create(RefundPaymentRequestSchema)` to create a new message.
+ */
+export const RefundPaymentRequestSchema: GenMessage<RefundPaymentRequest> = /*@__PURE__*/
+  messageDesc(file_pay_v1_payment, 15);
+
+/**
+ * @generated from message pay.v1.GetRefundRequest
+ */
+export type GetRefundRequest = Message<"pay.v1.GetRefundRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message pay.v1.GetRefundRequest.
+ * Use `create(GetRefundRequestSchema)` to create a new message.
+ */
+export const GetRefundRequestSchema: GenMessage<GetRefundRequest> = /*@__PURE__*/
+  messageDesc(file_pay_v1_payment, 16);
+
+/**
+ * @generated from message pay.v1.ListRefundsRequest
+ */
+export type ListRefundsRequest = Message<"pay.v1.ListRefundsRequest"> & {
+  /**
+   * @generated from field: optional string payment_id = 1;
+   */
+  paymentId?: string | undefined;
+
+  /**
+   * Inclusive bounds on created_at.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * 1..250; 0 means the default of 100.
+   *
+   * @generated from field: int32 limit = 4;
+   */
+  limit: number;
+
+  /**
+   * @generated from field: int32 offset = 5;
+   */
+  offset: number;
+};
+
+/**
+ * Describes the message pay.v1.ListRefundsRequest.
+ * Use `create(ListRefundsRequestSchema)` to create a new message.
+ */
+export const ListRefundsRequestSchema: GenMessage<ListRefundsRequest> = /*@__PURE__*/
+  messageDesc(file_pay_v1_payment, 17);
+
+/**
+ * @generated from message pay.v1.ListRefundsResponse
+ */
+export type ListRefundsResponse = Message<"pay.v1.ListRefundsResponse"> & {
+  /**
+   * @generated from field: repeated pay.v1.Refund refunds = 1;
+   */
+  refunds: Refund[];
+
+  /**
+   * @generated from field: int32 total = 2;
+   */
+  total: number;
+
+  /**
+   * @generated from field: bool has_more = 3;
+   */
+  hasMore: boolean;
+};
+
+/**
+ * Describes the message pay.v1.ListRefundsResponse.
+ * Use `create(ListRefundsResponseSchema)` to create a new message.
+ */
+export const ListRefundsResponseSchema: GenMessage<ListRefundsResponse> = /*@__PURE__*/
+  messageDesc(file_pay_v1_payment, 18);
+
+/**
+ * Sessions, payments, refunds and disputes of the game the API key belongs to.
  *
  * @generated from service pay.v1.PaymentService
  */
@@ -551,6 +667,33 @@ export const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof ListDisputesRequestSchema;
     output: typeof ListDisputesResponseSchema;
+  },
+  /**
+   * Gives back all or part of a succeeded payment. The refund starts `pending`; the
+   * processor settles it (`refund.succeeded` or `refund.failed`).
+   *
+   * @generated from rpc pay.v1.PaymentService.RefundPayment
+   */
+  refundPayment: {
+    methodKind: "unary";
+    input: typeof RefundPaymentRequestSchema;
+    output: typeof RefundSchema;
+  },
+  /**
+   * @generated from rpc pay.v1.PaymentService.GetRefund
+   */
+  getRefund: {
+    methodKind: "unary";
+    input: typeof GetRefundRequestSchema;
+    output: typeof RefundSchema;
+  },
+  /**
+   * @generated from rpc pay.v1.PaymentService.ListRefunds
+   */
+  listRefunds: {
+    methodKind: "unary";
+    input: typeof ListRefundsRequestSchema;
+    output: typeof ListRefundsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pay_v1_payment, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pay/v1/resources.proto.
  */
 export const file_pay_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChZwYXkvdjEvcmVzb3VyY2VzLnByb3RvEgZwYXkudjEiVAoESXRlbRINCgV0aXRsZRgBIAEoCRINCgVwcmljZRgCIAEoBRIQCghjdXJyZW5jeRgDIAEoCRISCgVpbWFnZRgEIAEoCUgAiAEBQggKBl9pbWFnZSLyBAoHU2Vzc2lvbhIKCgJpZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSFwoKcGF5bWVudF9pZBgDIAEoCUgAiAEBEg8KB2dhbWVfaWQYBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIaCgRpdGVtGAYgASgLMgwucGF5LnYxLkl0ZW0SFwoKcmV0dXJuX3VybBgHIAEoCUgBiAEBEgsKA3VybBgIIAEoCRIvCghtZXRhZGF0YRgJIAMoCzIdLnBheS52MS5TZXNzaW9uLk1ldGFkYXRhRW50cnkSLgoKZXhwaXJlc19hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHcGFpZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmFpbGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjYW5jZWxsZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGZ1bGZpbGxlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19wYXltZW50X2lkQg0KC19yZXR1cm5fdXJsIr8DCgdQYXltZW50EgoKAmlkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBmFtb3VudBgEIAEoBRIQCghjdXJyZW5jeRgFIAEoCRIOCgZtZXRob2QYBiABKAkSDwoHZGV0YWlscxgHIAEoCRIPCgdnYW1lX2lkGAggASgJEg8KB3VzZXJfaWQYCSABKAkSGQoMZmFpbHVyZV9jb2RlGAogASgJSACIAQESHAoPZmFpbHVyZV9tZXNzYWdlGAsgASgJSAGIAQESHAoPYW1vdW50X3JlY2VpdmVkGAwgASgFSAKIAQESLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc3VjY2VlZGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglmYWlsZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg8KDV9mYWlsdXJlX2NvZGVCEgoQX2ZhaWx1cmVfbWVzc2FnZUISChBfYW1vdW50X3JlY2VpdmVkIosCCgdEaXNwdXRlEgoKAmlkGAEgASgJEhcKCnBheW1lbnRfaWQYAiABKAlIAIgBARIOCgZyZWFzb24YAyABKAkSDgoGYW1vdW50GAQgASgFEhAKCGN1cnJlbmN5GAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKB2dhbWVfaWQYByABKAlIAYgBARIXCgpzZXNzaW9uX2lkGAggASgJSAKIAQESFAoHdXNlcl9pZBgJIAEoCUgDiAEBQg0KC19wYXltZW50X2lkQgoKCF9nYW1lX2lkQg0KC19zZXNzaW9uX2lkQgoKCF91c2VyX2lkYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZwYXkvdjEvcmVzb3VyY2VzLnByb3RvEgZwYXkudjEiVAoESXRlbRINCgV0aXRsZRgBIAEoCRINCgVwcmljZRgCIAEoBRIQCghjdXJyZW5jeRgDIAEoCRISCgVpbWFnZRgEIAEoCUgAiAEBQggKBl9pbWFnZSLyBAoHU2Vzc2lvbhIKCgJpZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSFwoKcGF5bWVudF9pZBgDIAEoCUgAiAEBEg8KB2dhbWVfaWQYBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIaCgRpdGVtGAYgASgLMgwucGF5LnYxLkl0ZW0SFwoKcmV0dXJuX3VybBgHIAEoCUgBiAEBEgsKA3VybBgIIAEoCRIvCghtZXRhZGF0YRgJIAMoCzIdLnBheS52MS5TZXNzaW9uLk1ldGFkYXRhRW50cnkSLgoKZXhwaXJlc19hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKY3JlYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHcGFpZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmFpbGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjYW5jZWxsZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGZ1bGZpbGxlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19wYXltZW50X2lkQg0KC19yZXR1cm5fdXJsIokECgdQYXltZW50EgoKAmlkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSDgoGc3RhdHVzGAMgASgJEg4KBmFtb3VudBgEIAEoBRIQCghjdXJyZW5jeRgFIAEoCRIOCgZtZXRob2QYBiABKAkSDwoHZGV0YWlscxgHIAEoCRIPCgdnYW1lX2lkGAggASgJEg8KB3VzZXJfaWQYCSABKAkSGQoMZmFpbHVyZV9jb2RlGAogASgJSACIAQESHAoPZmFpbHVyZV9tZXNzYWdlGAsgASgJSAGIAQESHAoPYW1vdW50X3JlY2VpdmVkGAwgASgFSAKIAQESLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc3VjY2VlZGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglmYWlsZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2Ftb3VudF9yZWZ1bmRlZBgQIAEoBRIvCgtyZWZ1bmRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDwoNX2ZhaWx1cmVfY29kZUISChBfZmFpbHVyZV9tZXNzYWdlQhIKEF9hbW91bnRfcmVjZWl2ZWQiiwIKB0Rpc3B1dGUSCgoCaWQYASABKAkSFwoKcGF5bWVudF9pZBgCIAEoCUgAiAEBEg4KBnJlYXNvbhgDIAEoCRIOCgZhbW91bnQYBCABKAUSEAoIY3VycmVuY3kYBSABKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoHZ2FtZV9pZBgHIAEoCUgBiAEBEhcKCnNlc3Npb25faWQYCCABKAlIAogBARIUCgd1c2VyX2lkGAkgASgJSAOIAQFCDQoLX3BheW1lbnRfaWRCCgoIX2dhbWVfaWRCDQoLX3Nlc3Npb25faWRCCgoIX3VzZXJfaWQiuwIKBlJlZnVuZBIKCgJpZBgBIAEoCRISCgpwYXltZW50X2lkGAIgASgJEhIKCnNlc3Npb25faWQYAyABKAkSDgoGYW1vdW50GAQgASgFEhAKCGN1cnJlbmN5GAUgASgJEg4KBnJlYXNvbhgGIAEoCRIOCgZzdGF0dXMYByABKAkSGQoMZmFpbHVyZV9jb2RlGAggASgJSACIAQESLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc3VjY2VlZGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglmYWlsZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg8KDV9mYWlsdXJlX2NvZGViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * The item a player buys. `price` is in minor units of `currency` (499 = $4.99).
@@ -243,6 +243,20 @@ export type Payment = Message<"pay.v1.Payment"> & {
    * @generated from field: google.protobuf.Timestamp failed_at = 15;
    */
   failedAt?: Timestamp | undefined;
+
+  /**
+   * What succeeded refunds gave back, in minor units (0 when nothing was refunded).
+   *
+   * @generated from field: int32 amount_refunded = 16;
+   */
+  amountRefunded: number;
+
+  /**
+   * When the last of the amount was refunded.
+   *
+   * @generated from field: google.protobuf.Timestamp refunded_at = 17;
+   */
+  refundedAt?: Timestamp | undefined;
 };
 
 /**
@@ -315,4 +329,81 @@ export type Dispute = Message<"pay.v1.Dispute"> & {
  */
 export const DisputeSchema: GenMessage<Dispute> = /*@__PURE__*/
   messageDesc(file_pay_v1_resources, 3);
+
+/**
+ * Money given back to the player for a succeeded payment, in full or in part.
+ *
+ * @generated from message pay.v1.Refund
+ */
+export type Refund = Message<"pay.v1.Refund"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+
+  /**
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+
+  /**
+   * Minor units of `currency`.
+   *
+   * @generated from field: int32 amount = 4;
+   */
+  amount: number;
+
+  /**
+   * @generated from field: string currency = 5;
+   */
+  currency: string;
+
+  /**
+   * requested_by_customer | duplicate | fraudulent | other
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * pending | succeeded | failed
+   *
+   * @generated from field: string status = 7;
+   */
+  status: string;
+
+  /**
+   * Set when failed: declined | processor_error
+   *
+   * @generated from field: optional string failure_code = 8;
+   */
+  failureCode?: string | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 9;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp succeeded_at = 10;
+   */
+  succeededAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp failed_at = 11;
+   */
+  failedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message pay.v1.Refund.
+ * Use `create(RefundSchema)` to create a new message.
+ */
+export const RefundSchema: GenMessage<Refund> = /*@__PURE__*/
+  messageDesc(file_pay_v1_resources, 4);
 

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { DisputeSchema, PaymentSchema, SessionSchema } from "./resources_pb.js";
+import type { DisputeSchema, PaymentSchema, RefundSchema, SessionSchema } from "./resources_pb.js";
 import { file_pay_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pay/v1/sandbox.proto.
  */
 export const file_pay_v1_sandbox: GenFile = /*@__PURE__*/
-  fileDesc("ChRwYXkvdjEvc2FuZGJveC5wcm90bxIGcGF5LnYxIkgKEVBheVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDgoGbWV0aG9kGAIgASgJEg8KB291dGNvbWUYAyABKAkiWgoUQ3JlYXRlRGlzcHV0ZVJlcXVlc3QSEgoKcGF5bWVudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSEwoGYW1vdW50GAMgASgFSACIAQFCCQoHX2Ftb3VudCIqChRFeHBpcmVTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJMsoBCg5TYW5kYm94U2VydmljZRI4CgpQYXlTZXNzaW9uEhkucGF5LnYxLlBheVNlc3Npb25SZXF1ZXN0Gg8ucGF5LnYxLlBheW1lbnQSPgoNQ3JlYXRlRGlzcHV0ZRIcLnBheS52MS5DcmVhdGVEaXNwdXRlUmVxdWVzdBoPLnBheS52MS5EaXNwdXRlEj4KDUV4cGlyZVNlc3Npb24SHC5wYXkudjEuRXhwaXJlU2Vzc2lvblJlcXVlc3QaDy5wYXkudjEuU2Vzc2lvbmIGcHJvdG8z", [file_pay_v1_resources]);
+  fileDesc("ChRwYXkvdjEvc2FuZGJveC5wcm90bxIGcGF5LnYxIkgKEVBheVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDgoGbWV0aG9kGAIgASgJEg8KB291dGNvbWUYAyABKAkiWgoUQ3JlYXRlRGlzcHV0ZVJlcXVlc3QSEgoKcGF5bWVudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSEwoGYW1vdW50GAMgASgFSACIAQFCCQoHX2Ftb3VudCIqChRFeHBpcmVTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJInoKE0NyZWF0ZVJlZnVuZFJlcXVlc3QSEgoKcGF5bWVudF9pZBgBIAEoCRITCgZhbW91bnQYAiABKAVIAIgBARITCgZyZWFzb24YAyABKAlIAYgBARIPCgdvdXRjb21lGAQgASgJQgkKB19hbW91bnRCCQoHX3JlYXNvbjKHAgoOU2FuZGJveFNlcnZpY2USOAoKUGF5U2Vzc2lvbhIZLnBheS52MS5QYXlTZXNzaW9uUmVxdWVzdBoPLnBheS52MS5QYXltZW50Ej4KDUNyZWF0ZURpc3B1dGUSHC5wYXkudjEuQ3JlYXRlRGlzcHV0ZVJlcXVlc3QaDy5wYXkudjEuRGlzcHV0ZRI+Cg1FeHBpcmVTZXNzaW9uEhwucGF5LnYxLkV4cGlyZVNlc3Npb25SZXF1ZXN0Gg8ucGF5LnYxLlNlc3Npb24SOwoMQ3JlYXRlUmVmdW5kEhsucGF5LnYxLkNyZWF0ZVJlZnVuZFJlcXVlc3QaDi5wYXkudjEuUmVmdW5kYgZwcm90bzM", [file_pay_v1_resources]);
 
 /**
  * @generated from message pay.v1.PaySessionRequest
@@ -92,6 +92,44 @@ export const ExpireSessionRequestSchema: GenMessage<ExpireSessionRequest> = /*@_
   messageDesc(file_pay_v1_sandbox, 2);
 
 /**
+ * @generated from message pay.v1.CreateRefundRequest
+ */
+export type CreateRefundRequest = Message<"pay.v1.CreateRefundRequest"> & {
+  /**
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+
+  /**
+   * 1..what is left to refund; all of what is left when unset.
+   *
+   * @generated from field: optional int32 amount = 2;
+   */
+  amount?: number | undefined;
+
+  /**
+   * requested_by_customer (default) | duplicate | fraudulent | other
+   *
+   * @generated from field: optional string reason = 3;
+   */
+  reason?: string | undefined;
+
+  /**
+   * succeeded | failed (default succeeded)
+   *
+   * @generated from field: string outcome = 4;
+   */
+  outcome: string;
+};
+
+/**
+ * Describes the message pay.v1.CreateRefundRequest.
+ * Use `create(CreateRefundRequestSchema)` to create a new message.
+ */
+export const CreateRefundRequestSchema: GenMessage<CreateRefundRequest> = /*@__PURE__*/
+  messageDesc(file_pay_v1_sandbox, 3);
+
+/**
  * Test helpers, available with sandbox keys only (live keys get `sandbox_only`).
  *
  * @generated from service pay.v1.SandboxService
@@ -126,6 +164,17 @@ export const SandboxService: GenService<{
     methodKind: "unary";
     input: typeof ExpireSessionRequestSchema;
     output: typeof SessionSchema;
+  },
+  /**
+   * Refunds a payment as PaymentService.RefundPayment does, with the sandbox
+   * processor's answer chosen; it settles a moment later, like every refund.
+   *
+   * @generated from rpc pay.v1.SandboxService.CreateRefund
+   */
+  createRefund: {
+    methodKind: "unary";
+    input: typeof CreateRefundRequestSchema;
+    output: typeof RefundSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pay_v1_sandbox, 0);

@@ -19,8 +19,8 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import payment_pb
-from .payment_pb import CancelSessionRequest, CancelSessionResponse, CreateSessionRequest, CreateSessionResponse, FulfillSessionRequest, GetPaymentRequest, GetSessionRequest, GetSessionStatusRequest, GetSessionStatusResponse, ListDisputesRequest, ListDisputesResponse, ListPaymentsRequest, ListPaymentsResponse, ListSessionsRequest, ListSessionsResponse
-from .resources_pb import Payment, Session
+from .payment_pb import CancelSessionRequest, CancelSessionResponse, CreateSessionRequest, CreateSessionResponse, FulfillSessionRequest, GetPaymentRequest, GetRefundRequest, GetSessionRequest, GetSessionStatusRequest, GetSessionStatusResponse, ListDisputesRequest, ListDisputesResponse, ListPaymentsRequest, ListPaymentsResponse, ListRefundsRequest, ListRefundsResponse, ListSessionsRequest, ListSessionsResponse, RefundPaymentRequest
+from .resources_pb import Payment, Refund, Session
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 class PaymentService(Protocol):
     """
-    Sessions, payments and disputes of the game the API key belongs to.
+    Sessions, payments, refunds and disputes of the game the API key belongs to.
     """
     async def create_session(self, request: CreateSessionRequest, ctx: RequestContext[CreateSessionRequest, CreateSessionResponse], /) -> CreateSessionResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
@@ -64,6 +64,19 @@ class PaymentService(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     async def list_disputes(self, request: ListDisputesRequest, ctx: RequestContext[ListDisputesRequest, ListDisputesResponse], /) -> ListDisputesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def refund_payment(self, request: RefundPaymentRequest, ctx: RequestContext[RefundPaymentRequest, Refund], /) -> Refund:
+        """
+        Gives back all or part of a succeeded payment. The refund starts `pending`; the
+        processor settles it (`refund.succeeded` or `refund.failed`).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_refund(self, request: GetRefundRequest, ctx: RequestContext[GetRefundRequest, Refund], /) -> Refund:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def list_refunds(self, request: ListRefundsRequest, ctx: RequestContext[ListRefundsRequest, ListRefundsResponse], /) -> ListRefundsResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     @classmethod
@@ -183,6 +196,39 @@ class PaymentServiceASGIApplication(ConnectASGIApplication[PaymentService]):
                     ),
                     function=svc.list_disputes,
                 ),
+                "/pay.v1.PaymentService/RefundPayment": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RefundPayment",
+                        service_name="pay.v1.PaymentService",
+                        input=RefundPaymentRequest,
+                        output=Refund,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.refund_payment,
+                ),
+                "/pay.v1.PaymentService/GetRefund": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetRefund",
+                        service_name="pay.v1.PaymentService",
+                        input=GetRefundRequest,
+                        output=Refund,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_refund,
+                ),
+                "/pay.v1.PaymentService/ListRefunds": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListRefunds",
+                        service_name="pay.v1.PaymentService",
+                        input=ListRefundsRequest,
+                        output=ListRefundsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.list_refunds,
+                ),
             },
             interceptors=interceptors,
             read_max_bytes=read_max_bytes,
@@ -198,7 +244,7 @@ class PaymentServiceASGIApplication(ConnectASGIApplication[PaymentService]):
 
 class PaymentServiceClient(ConnectClient):
     """
-    Sessions, payments and disputes of the game the API key belongs to.
+    Sessions, payments, refunds and disputes of the game the API key belongs to.
     """
     async def create_session(
         self,
@@ -396,10 +442,78 @@ class PaymentServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
             use_get=use_get,
         )
+    async def refund_payment(
+        self,
+        request: RefundPaymentRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Refund:
+        """
+        Gives back all or part of a succeeded payment. The refund starts `pending`; the
+        processor settles it (`refund.succeeded` or `refund.failed`).
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RefundPayment",
+                service_name="pay.v1.PaymentService",
+                input=RefundPaymentRequest,
+                output=Refund,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def get_refund(
+        self,
+        request: GetRefundRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> Refund:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetRefund",
+                service_name="pay.v1.PaymentService",
+                input=GetRefundRequest,
+                output=Refund,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    async def list_refunds(
+        self,
+        request: ListRefundsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> ListRefundsResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListRefunds",
+                service_name="pay.v1.PaymentService",
+                input=ListRefundsRequest,
+                output=ListRefundsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
 
 class PaymentServiceSync(Protocol):
     """
-    Sessions, payments and disputes of the game the API key belongs to.
+    Sessions, payments, refunds and disputes of the game the API key belongs to.
     """
     def create_session(self, request: CreateSessionRequest, ctx: RequestContext[CreateSessionRequest, CreateSessionResponse], /) -> CreateSessionResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
@@ -430,6 +544,19 @@ class PaymentServiceSync(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     def list_disputes(self, request: ListDisputesRequest, ctx: RequestContext[ListDisputesRequest, ListDisputesResponse], /) -> ListDisputesResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def refund_payment(self, request: RefundPaymentRequest, ctx: RequestContext[RefundPaymentRequest, Refund], /) -> Refund:
+        """
+        Gives back all or part of a succeeded payment. The refund starts `pending`; the
+        processor settles it (`refund.succeeded` or `refund.failed`).
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_refund(self, request: GetRefundRequest, ctx: RequestContext[GetRefundRequest, Refund], /) -> Refund:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def list_refunds(self, request: ListRefundsRequest, ctx: RequestContext[ListRefundsRequest, ListRefundsResponse], /) -> ListRefundsResponse:
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     @classmethod
@@ -547,6 +674,39 @@ class PaymentServiceWSGIApplication(ConnectWSGIApplication):
                     ),
                     function=service.list_disputes,
                 ),
+                "/pay.v1.PaymentService/RefundPayment": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RefundPayment",
+                        service_name="pay.v1.PaymentService",
+                        input=RefundPaymentRequest,
+                        output=Refund,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.refund_payment,
+                ),
+                "/pay.v1.PaymentService/GetRefund": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetRefund",
+                        service_name="pay.v1.PaymentService",
+                        input=GetRefundRequest,
+                        output=Refund,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_refund,
+                ),
+                "/pay.v1.PaymentService/ListRefunds": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListRefunds",
+                        service_name="pay.v1.PaymentService",
+                        input=ListRefundsRequest,
+                        output=ListRefundsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.list_refunds,
+                ),
             },
             interceptors=interceptors,
             read_max_bytes=read_max_bytes,
@@ -562,7 +722,7 @@ class PaymentServiceWSGIApplication(ConnectWSGIApplication):
 
 class PaymentServiceClientSync(ConnectClientSync):
     """
-    Sessions, payments and disputes of the game the API key belongs to.
+    Sessions, payments, refunds and disputes of the game the API key belongs to.
     """
     def create_session(
         self,
@@ -753,6 +913,74 @@ class PaymentServiceClientSync(ConnectClientSync):
                 service_name="pay.v1.PaymentService",
                 input=ListDisputesRequest,
                 output=ListDisputesResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    def refund_payment(
+        self,
+        request: RefundPaymentRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Refund:
+        """
+        Gives back all or part of a succeeded payment. The refund starts `pending`; the
+        processor settles it (`refund.succeeded` or `refund.failed`).
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RefundPayment",
+                service_name="pay.v1.PaymentService",
+                input=RefundPaymentRequest,
+                output=Refund,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def get_refund(
+        self,
+        request: GetRefundRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> Refund:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetRefund",
+                service_name="pay.v1.PaymentService",
+                input=GetRefundRequest,
+                output=Refund,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    def list_refunds(
+        self,
+        request: ListRefundsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> ListRefundsResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListRefunds",
+                service_name="pay.v1.PaymentService",
+                input=ListRefundsRequest,
+                output=ListRefundsResponse,
                 idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
                 stream_type=StreamType.UNARY,
             ),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from protobuf import DescFile
     from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
-    from .resources_pb import Dispute, Item, Payment, Session
+    from .resources_pb import Dispute, Item, Payment, Refund, Session
 
 
 _CreateSessionRequestFields: TypeAlias = Literal["game_id", "user_id", "item", "return_url", "metadata", "expires_at"]
@@ -675,9 +675,177 @@ class ListDisputesResponse(Message[_ListDisputesResponseFields]):
         total: int
         has_more: bool
 
+_RefundPaymentRequestFields: TypeAlias = Literal["payment_id", "amount", "reason"]
+
+class RefundPaymentRequest(Message[_RefundPaymentRequestFields]):
+    """
+    ```proto
+    message pay.v1.RefundPaymentRequest
+    ```
+
+    Attributes:
+        payment_id:
+            ```proto
+            string payment_id = 1;
+            ```
+        amount:
+            1..what is left to refund; all of what is left when unset.
+
+            ```proto
+            optional int32 amount = 2;
+            ```
+        reason:
+            requested_by_customer (default) | duplicate | fraudulent | other
+
+            ```proto
+            optional string reason = 3;
+            ```
+    """
+
+    __slots__ = ("payment_id", "amount", "reason")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            payment_id: str = "",
+            amount: int | None = None,
+            reason: str | None = None,
+        ) -> None:
+            pass
+
+        payment_id: str
+        amount: int
+        reason: str
+
+_GetRefundRequestFields: TypeAlias = Literal["id"]
+
+class GetRefundRequest(Message[_GetRefundRequestFields]):
+    """
+    ```proto
+    message pay.v1.GetRefundRequest
+    ```
+
+    Attributes:
+        id:
+            ```proto
+            string id = 1;
+            ```
+    """
+
+    __slots__ = ("id",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            id: str = "",
+        ) -> None:
+            pass
+
+        id: str
+
+_ListRefundsRequestFields: TypeAlias = Literal["payment_id", "from", "to", "limit", "offset"]
+
+class ListRefundsRequest(Message[_ListRefundsRequestFields]):
+    """
+    ```proto
+    message pay.v1.ListRefundsRequest
+    ```
+
+    Attributes:
+        payment_id:
+            ```proto
+            optional string payment_id = 1;
+            ```
+        from_:
+            Inclusive bounds on created_at.
+
+            ```proto
+            optional google.protobuf.Timestamp from = 2;
+            ```
+        to:
+            ```proto
+            optional google.protobuf.Timestamp to = 3;
+            ```
+        limit:
+            1..250; 0 means the default of 100.
+
+            ```proto
+            int32 limit = 4;
+            ```
+        offset:
+            ```proto
+            int32 offset = 5;
+            ```
+    """
+
+    __slots__ = ("payment_id", "from_", "to", "limit", "offset")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            payment_id: str | None = None,
+            from_: Timestamp | None = None,
+            to: Timestamp | None = None,
+            limit: int = 0,
+            offset: int = 0,
+        ) -> None:
+            pass
+
+        payment_id: str
+        from_: Timestamp | None
+        to: Timestamp | None
+        limit: int
+        offset: int
+
+_ListRefundsResponseFields: TypeAlias = Literal["refunds", "total", "has_more"]
+
+class ListRefundsResponse(Message[_ListRefundsResponseFields]):
+    """
+    ```proto
+    message pay.v1.ListRefundsResponse
+    ```
+
+    Attributes:
+        refunds:
+            ```proto
+            repeated pay.v1.Refund refunds = 1;
+            ```
+        total:
+            ```proto
+            int32 total = 2;
+            ```
+        has_more:
+            ```proto
+            bool has_more = 3;
+            ```
+    """
+
+    __slots__ = ("refunds", "total", "has_more")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            refunds: list[Refund] | None = None,
+            total: int = 0,
+            has_more: bool = False,
+        ) -> None:
+            pass
+
+        refunds: list[Refund]
+        total: int
+        has_more: bool
+
 
 _DESC = file_desc(
-    b'\n\x14pay/v1/payment.proto\x12\x06pay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pay/v1/resources.proto"\xdd\x02\n\x14CreateSessionRequest\x12\x17\n\x07game_id\x18\x01 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\x02 \x01(\tR\x06userId\x12 \n\x04item\x18\x03 \x01(\x0b2\x0c.pay.v1.ItemR\x04item\x12"\n\nreturn_url\x18\x04 \x01(\tH\x00R\treturnUrl\x88\x01\x01\x12F\n\x08metadata\x18\x05 \x03(\x0b2*.pay.v1.CreateSessionRequest.MetadataEntryR\x08metadata\x129\n\nexpires_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n\x0b_return_url"y\n\x15CreateSessionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x1f\n\x0bpayment_url\x18\x04 \x01(\tR\npaymentUrl"B\n\x11GetSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"H\n\x17GetSessionStatusRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"a\n\x18GetSessionStatusResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status"E\n\x14CancelSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"\x17\n\x15CancelSessionResponse"F\n\x15FulfillSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"B\n\x11GetPaymentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\npayment_id\x18\x02 \x01(\tR\tpaymentId"\xcc\x02\n\x13ListSessionsRequest\x12\x1c\n\x07game_id\x18\x01 \x01(\tH\x00R\x06gameId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tH\x01R\x06userId\x88\x01\x01\x12\x1b\n\x06status\x18\x03 \x01(\tH\x02R\x06status\x88\x01\x01\x12.\n\x04from\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x06 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x07 \x01(\x05R\x06offset\x12!\n\tfulfilled\x18\x08 \x01(\x08H\x03R\tfulfilled\x88\x01\x01B\n\n\x08_game_idB\n\n\x08_user_idB\t\n\x07_statusB\x0c\n\n_fulfilled"t\n\x14ListSessionsResponse\x12+\n\x08sessions\x18\x01 \x03(\x0b2\x0f.pay.v1.SessionR\x08sessions\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xf3\x01\n\x13ListPaymentsRequest\x12\x1c\n\x07game_id\x18\x01 \x01(\tH\x00R\x06gameId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tH\x01R\x06userId\x88\x01\x01\x12.\n\x04from\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x06 \x01(\x05R\x06offsetB\n\n\x08_game_idB\n\n\x08_user_id"t\n\x14ListPaymentsResponse\x12+\n\x08payments\x18\x01 \x03(\x0b2\x0f.pay.v1.PaymentR\x08payments\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xd2\x01\n\x13ListDisputesRequest\x12"\n\npayment_id\x18\x01 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x05 \x01(\x05R\x06offsetB\r\n\x0b_payment_id"t\n\x14ListDisputesResponse\x12+\n\x08disputes\x18\x01 \x03(\x0b2\x0f.pay.v1.DisputeR\x08disputes\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore2\xb8\x05\n\x0ePaymentService\x12L\n\rCreateSession\x12\x1c.pay.v1.CreateSessionRequest\x1a\x1d.pay.v1.CreateSessionResponse\x12=\n\nGetSession\x12\x19.pay.v1.GetSessionRequest\x1a\x0f.pay.v1.Session"\x03\x90\x02\x01\x12Z\n\x10GetSessionStatus\x12\x1f.pay.v1.GetSessionStatusRequest\x1a .pay.v1.GetSessionStatusResponse"\x03\x90\x02\x01\x12L\n\rCancelSession\x12\x1c.pay.v1.CancelSessionRequest\x1a\x1d.pay.v1.CancelSessionResponse\x12@\n\x0eFulfillSession\x12\x1d.pay.v1.FulfillSessionRequest\x1a\x0f.pay.v1.Session\x12=\n\nGetPayment\x12\x19.pay.v1.GetPaymentRequest\x1a\x0f.pay.v1.Payment"\x03\x90\x02\x01\x12N\n\x0cListSessions\x12\x1b.pay.v1.ListSessionsRequest\x1a\x1c.pay.v1.ListSessionsResponse"\x03\x90\x02\x01\x12N\n\x0cListPayments\x12\x1b.pay.v1.ListPaymentsRequest\x1a\x1c.pay.v1.ListPaymentsResponse"\x03\x90\x02\x01\x12N\n\x0cListDisputes\x12\x1b.pay.v1.ListDisputesRequest\x1a\x1c.pay.v1.ListDisputesResponse"\x03\x90\x02\x01b\x06proto3',
+    b'\n\x14pay/v1/payment.proto\x12\x06pay.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pay/v1/resources.proto"\xdd\x02\n\x14CreateSessionRequest\x12\x17\n\x07game_id\x18\x01 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\x02 \x01(\tR\x06userId\x12 \n\x04item\x18\x03 \x01(\x0b2\x0c.pay.v1.ItemR\x04item\x12"\n\nreturn_url\x18\x04 \x01(\tH\x00R\treturnUrl\x88\x01\x01\x12F\n\x08metadata\x18\x05 \x03(\x0b2*.pay.v1.CreateSessionRequest.MetadataEntryR\x08metadata\x129\n\nexpires_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n\x0b_return_url"y\n\x15CreateSessionResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x1f\n\x0bpayment_url\x18\x04 \x01(\tR\npaymentUrl"B\n\x11GetSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"H\n\x17GetSessionStatusRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"a\n\x18GetSessionStatusResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status"E\n\x14CancelSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"\x17\n\x15CancelSessionResponse"F\n\x15FulfillSessionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId"B\n\x11GetPaymentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\npayment_id\x18\x02 \x01(\tR\tpaymentId"\xcc\x02\n\x13ListSessionsRequest\x12\x1c\n\x07game_id\x18\x01 \x01(\tH\x00R\x06gameId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tH\x01R\x06userId\x88\x01\x01\x12\x1b\n\x06status\x18\x03 \x01(\tH\x02R\x06status\x88\x01\x01\x12.\n\x04from\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x06 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x07 \x01(\x05R\x06offset\x12!\n\tfulfilled\x18\x08 \x01(\x08H\x03R\tfulfilled\x88\x01\x01B\n\n\x08_game_idB\n\n\x08_user_idB\t\n\x07_statusB\x0c\n\n_fulfilled"t\n\x14ListSessionsResponse\x12+\n\x08sessions\x18\x01 \x03(\x0b2\x0f.pay.v1.SessionR\x08sessions\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xf3\x01\n\x13ListPaymentsRequest\x12\x1c\n\x07game_id\x18\x01 \x01(\tH\x00R\x06gameId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x02 \x01(\tH\x01R\x06userId\x88\x01\x01\x12.\n\x04from\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x06 \x01(\x05R\x06offsetB\n\n\x08_game_idB\n\n\x08_user_id"t\n\x14ListPaymentsResponse\x12+\n\x08payments\x18\x01 \x03(\x0b2\x0f.pay.v1.PaymentR\x08payments\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xd2\x01\n\x13ListDisputesRequest\x12"\n\npayment_id\x18\x01 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x05 \x01(\x05R\x06offsetB\r\n\x0b_payment_id"t\n\x14ListDisputesResponse\x12+\n\x08disputes\x18\x01 \x03(\x0b2\x0f.pay.v1.DisputeR\x08disputes\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\x85\x01\n\x14RefundPaymentRequest\x12\x1d\n\npayment_id\x18\x01 \x01(\tR\tpaymentId\x12\x1b\n\x06amount\x18\x02 \x01(\x05H\x00R\x06amount\x88\x01\x01\x12\x1b\n\x06reason\x18\x03 \x01(\tH\x01R\x06reason\x88\x01\x01B\t\n\x07_amountB\t\n\x07_reason""\n\x10GetRefundRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\xd1\x01\n\x12ListRefundsRequest\x12"\n\npayment_id\x18\x01 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x05 \x01(\x05R\x06offsetB\r\n\x0b_payment_id"p\n\x13ListRefundsResponse\x12(\n\x07refunds\x18\x01 \x03(\x0b2\x0e.pay.v1.RefundR\x07refunds\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore2\x80\x07\n\x0ePaymentService\x12L\n\rCreateSession\x12\x1c.pay.v1.CreateSessionRequest\x1a\x1d.pay.v1.CreateSessionResponse\x12=\n\nGetSession\x12\x19.pay.v1.GetSessionRequest\x1a\x0f.pay.v1.Session"\x03\x90\x02\x01\x12Z\n\x10GetSessionStatus\x12\x1f.pay.v1.GetSessionStatusRequest\x1a .pay.v1.GetSessionStatusResponse"\x03\x90\x02\x01\x12L\n\rCancelSession\x12\x1c.pay.v1.CancelSessionRequest\x1a\x1d.pay.v1.CancelSessionResponse\x12@\n\x0eFulfillSession\x12\x1d.pay.v1.FulfillSessionRequest\x1a\x0f.pay.v1.Session\x12=\n\nGetPayment\x12\x19.pay.v1.GetPaymentRequest\x1a\x0f.pay.v1.Payment"\x03\x90\x02\x01\x12N\n\x0cListSessions\x12\x1b.pay.v1.ListSessionsRequest\x1a\x1c.pay.v1.ListSessionsResponse"\x03\x90\x02\x01\x12N\n\x0cListPayments\x12\x1b.pay.v1.ListPaymentsRequest\x1a\x1c.pay.v1.ListPaymentsResponse"\x03\x90\x02\x01\x12N\n\x0cListDisputes\x12\x1b.pay.v1.ListDisputesRequest\x1a\x1c.pay.v1.ListDisputesResponse"\x03\x90\x02\x01\x12=\n\rRefundPayment\x12\x1c.pay.v1.RefundPaymentRequest\x1a\x0e.pay.v1.Refund\x12:\n\tGetRefund\x12\x18.pay.v1.GetRefundRequest\x1a\x0e.pay.v1.Refund"\x03\x90\x02\x01\x12K\n\x0bListRefunds\x12\x1a.pay.v1.ListRefundsRequest\x1a\x1b.pay.v1.ListRefundsResponse"\x03\x90\x02\x01b\x06proto3',
     [
         timestamp_pb.desc(),
         resources_pb.desc(),
@@ -698,6 +866,10 @@ _DESC = file_desc(
         "ListPaymentsResponse": ListPaymentsResponse,
         "ListDisputesRequest": ListDisputesRequest,
         "ListDisputesResponse": ListDisputesResponse,
+        "RefundPaymentRequest": RefundPaymentRequest,
+        "GetRefundRequest": GetRefundRequest,
+        "ListRefundsRequest": ListRefundsRequest,
+        "ListRefundsResponse": ListRefundsResponse,
     },
 )
 

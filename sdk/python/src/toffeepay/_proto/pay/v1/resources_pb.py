@@ -199,7 +199,7 @@ class Session(Message[_SessionFields]):
         expired_at: Timestamp | None
         fulfilled_at: Timestamp | None
 
-_PaymentFields: TypeAlias = Literal["id", "session_id", "status", "amount", "currency", "method", "details", "game_id", "user_id", "failure_code", "failure_message", "amount_received", "created_at", "succeeded_at", "failed_at"]
+_PaymentFields: TypeAlias = Literal["id", "session_id", "status", "amount", "currency", "method", "details", "game_id", "user_id", "failure_code", "failure_message", "amount_received", "created_at", "succeeded_at", "failed_at", "amount_refunded", "refunded_at"]
 
 class Payment(Message[_PaymentFields]):
     """
@@ -280,9 +280,21 @@ class Payment(Message[_PaymentFields]):
             ```proto
             optional google.protobuf.Timestamp failed_at = 15;
             ```
+        amount_refunded:
+            What succeeded refunds gave back, in minor units (0 when nothing was refunded).
+
+            ```proto
+            int32 amount_refunded = 16;
+            ```
+        refunded_at:
+            When the last of the amount was refunded.
+
+            ```proto
+            optional google.protobuf.Timestamp refunded_at = 17;
+            ```
     """
 
-    __slots__ = ("id", "session_id", "status", "amount", "currency", "method", "details", "game_id", "user_id", "failure_code", "failure_message", "amount_received", "created_at", "succeeded_at", "failed_at")
+    __slots__ = ("id", "session_id", "status", "amount", "currency", "method", "details", "game_id", "user_id", "failure_code", "failure_message", "amount_received", "created_at", "succeeded_at", "failed_at", "amount_refunded", "refunded_at")
 
     if TYPE_CHECKING:
 
@@ -304,6 +316,8 @@ class Payment(Message[_PaymentFields]):
             created_at: Timestamp | None = None,
             succeeded_at: Timestamp | None = None,
             failed_at: Timestamp | None = None,
+            amount_refunded: int = 0,
+            refunded_at: Timestamp | None = None,
         ) -> None:
             pass
 
@@ -322,6 +336,8 @@ class Payment(Message[_PaymentFields]):
         created_at: Timestamp | None
         succeeded_at: Timestamp | None
         failed_at: Timestamp | None
+        amount_refunded: int
+        refunded_at: Timestamp | None
 
 _DisputeFields: TypeAlias = Literal["id", "payment_id", "reason", "amount", "currency", "created_at", "game_id", "session_id", "user_id"]
 
@@ -406,9 +422,107 @@ class Dispute(Message[_DisputeFields]):
         session_id: str
         user_id: str
 
+_RefundFields: TypeAlias = Literal["id", "payment_id", "session_id", "amount", "currency", "reason", "status", "failure_code", "created_at", "succeeded_at", "failed_at"]
+
+class Refund(Message[_RefundFields]):
+    """
+    Money given back to the player for a succeeded payment, in full or in part.
+
+    ```proto
+    message pay.v1.Refund
+    ```
+
+    Attributes:
+        id:
+            ```proto
+            string id = 1;
+            ```
+        payment_id:
+            ```proto
+            string payment_id = 2;
+            ```
+        session_id:
+            ```proto
+            string session_id = 3;
+            ```
+        amount:
+            Minor units of `currency`.
+
+            ```proto
+            int32 amount = 4;
+            ```
+        currency:
+            ```proto
+            string currency = 5;
+            ```
+        reason:
+            requested_by_customer | duplicate | fraudulent | other
+
+            ```proto
+            string reason = 6;
+            ```
+        status:
+            pending | succeeded | failed
+
+            ```proto
+            string status = 7;
+            ```
+        failure_code:
+            Set when failed: declined | processor_error
+
+            ```proto
+            optional string failure_code = 8;
+            ```
+        created_at:
+            ```proto
+            optional google.protobuf.Timestamp created_at = 9;
+            ```
+        succeeded_at:
+            ```proto
+            optional google.protobuf.Timestamp succeeded_at = 10;
+            ```
+        failed_at:
+            ```proto
+            optional google.protobuf.Timestamp failed_at = 11;
+            ```
+    """
+
+    __slots__ = ("id", "payment_id", "session_id", "amount", "currency", "reason", "status", "failure_code", "created_at", "succeeded_at", "failed_at")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            id: str = "",
+            payment_id: str = "",
+            session_id: str = "",
+            amount: int = 0,
+            currency: str = "",
+            reason: str = "",
+            status: str = "",
+            failure_code: str | None = None,
+            created_at: Timestamp | None = None,
+            succeeded_at: Timestamp | None = None,
+            failed_at: Timestamp | None = None,
+        ) -> None:
+            pass
+
+        id: str
+        payment_id: str
+        session_id: str
+        amount: int
+        currency: str
+        reason: str
+        status: str
+        failure_code: str
+        created_at: Timestamp | None
+        succeeded_at: Timestamp | None
+        failed_at: Timestamp | None
+
 
 _DESC = file_desc(
-    b'\n\x16pay/v1/resources.proto\x12\x06pay.v1\x1a\x1fgoogle/protobuf/timestamp.proto"s\n\x04Item\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12\x14\n\x05price\x18\x02 \x01(\x05R\x05price\x12\x1a\n\x08currency\x18\x03 \x01(\tR\x08currency\x12\x19\n\x05image\x18\x04 \x01(\tH\x00R\x05image\x88\x01\x01B\x08\n\x06_image"\x92\x06\n\x07Session\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12"\n\npayment_id\x18\x03 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12\x17\n\x07game_id\x18\x04 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\x05 \x01(\tR\x06userId\x12 \n\x04item\x18\x06 \x01(\x0b2\x0c.pay.v1.ItemR\x04item\x12"\n\nreturn_url\x18\x07 \x01(\tH\x01R\treturnUrl\x88\x01\x01\x12\x10\n\x03url\x18\x08 \x01(\tR\x03url\x129\n\x08metadata\x18\t \x03(\x0b2\x1d.pay.v1.Session.MetadataEntryR\x08metadata\x129\n\nexpires_at\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n\ncreated_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x123\n\x07paid_at\x18\x0c \x01(\x0b2\x1a.google.protobuf.TimestampR\x06paidAt\x127\n\tfailed_at\x18\r \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAt\x12=\n\x0ccancelled_at\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bcancelledAt\x129\n\nexpired_at\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiredAt\x12=\n\x0cfulfilled_at\x18\x10 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bfulfilledAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n\x0b_payment_idB\r\n\x0b_return_url"\xd8\x04\n\x07Payment\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x12\x16\n\x06method\x18\x06 \x01(\tR\x06method\x12\x18\n\x07details\x18\x07 \x01(\tR\x07details\x12\x17\n\x07game_id\x18\x08 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\t \x01(\tR\x06userId\x12&\n\x0cfailure_code\x18\n \x01(\tH\x00R\x0bfailureCode\x88\x01\x01\x12,\n\x0ffailure_message\x18\x0b \x01(\tH\x01R\x0efailureMessage\x88\x01\x01\x12,\n\x0famount_received\x18\x0c \x01(\x05H\x02R\x0eamountReceived\x88\x01\x01\x129\n\ncreated_at\x18\r \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n\x0csucceeded_at\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bsucceededAt\x127\n\tfailed_at\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAtB\x0f\n\r_failure_codeB\x12\n\x10_failure_messageB\x12\n\x10_amount_received"\xda\x02\n\x07Dispute\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12"\n\npayment_id\x18\x02 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x129\n\ncreated_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1c\n\x07game_id\x18\x07 \x01(\tH\x01R\x06gameId\x88\x01\x01\x12"\n\nsession_id\x18\x08 \x01(\tH\x02R\tsessionId\x88\x01\x01\x12\x1c\n\x07user_id\x18\t \x01(\tH\x03R\x06userId\x88\x01\x01B\r\n\x0b_payment_idB\n\n\x08_game_idB\r\n\x0b_session_idB\n\n\x08_user_idb\x06proto3',
+    b'\n\x16pay/v1/resources.proto\x12\x06pay.v1\x1a\x1fgoogle/protobuf/timestamp.proto"s\n\x04Item\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12\x14\n\x05price\x18\x02 \x01(\x05R\x05price\x12\x1a\n\x08currency\x18\x03 \x01(\tR\x08currency\x12\x19\n\x05image\x18\x04 \x01(\tH\x00R\x05image\x88\x01\x01B\x08\n\x06_image"\x92\x06\n\x07Session\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n\x06status\x18\x02 \x01(\tR\x06status\x12"\n\npayment_id\x18\x03 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12\x17\n\x07game_id\x18\x04 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\x05 \x01(\tR\x06userId\x12 \n\x04item\x18\x06 \x01(\x0b2\x0c.pay.v1.ItemR\x04item\x12"\n\nreturn_url\x18\x07 \x01(\tH\x01R\treturnUrl\x88\x01\x01\x12\x10\n\x03url\x18\x08 \x01(\tR\x03url\x129\n\x08metadata\x18\t \x03(\x0b2\x1d.pay.v1.Session.MetadataEntryR\x08metadata\x129\n\nexpires_at\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n\ncreated_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x123\n\x07paid_at\x18\x0c \x01(\x0b2\x1a.google.protobuf.TimestampR\x06paidAt\x127\n\tfailed_at\x18\r \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAt\x12=\n\x0ccancelled_at\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bcancelledAt\x129\n\nexpired_at\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\texpiredAt\x12=\n\x0cfulfilled_at\x18\x10 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bfulfilledAt\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\r\n\x0b_payment_idB\r\n\x0b_return_url"\xbe\x05\n\x07Payment\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nsession_id\x18\x02 \x01(\tR\tsessionId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x12\x16\n\x06method\x18\x06 \x01(\tR\x06method\x12\x18\n\x07details\x18\x07 \x01(\tR\x07details\x12\x17\n\x07game_id\x18\x08 \x01(\tR\x06gameId\x12\x17\n\x07user_id\x18\t \x01(\tR\x06userId\x12&\n\x0cfailure_code\x18\n \x01(\tH\x00R\x0bfailureCode\x88\x01\x01\x12,\n\x0ffailure_message\x18\x0b \x01(\tH\x01R\x0efailureMessage\x88\x01\x01\x12,\n\x0famount_received\x18\x0c \x01(\x05H\x02R\x0eamountReceived\x88\x01\x01\x129\n\ncreated_at\x18\r \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n\x0csucceeded_at\x18\x0e \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bsucceededAt\x127\n\tfailed_at\x18\x0f \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAt\x12\'\n\x0famount_refunded\x18\x10 \x01(\x05R\x0eamountRefunded\x12;\n\x0brefunded_at\x18\x11 \x01(\x0b2\x1a.google.protobuf.TimestampR\nrefundedAtB\x0f\n\r_failure_codeB\x12\n\x10_failure_messageB\x12\n\x10_amount_received"\xda\x02\n\x07Dispute\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12"\n\npayment_id\x18\x02 \x01(\tH\x00R\tpaymentId\x88\x01\x01\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x129\n\ncreated_at\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1c\n\x07game_id\x18\x07 \x01(\tH\x01R\x06gameId\x88\x01\x01\x12"\n\nsession_id\x18\x08 \x01(\tH\x02R\tsessionId\x88\x01\x01\x12\x1c\n\x07user_id\x18\t \x01(\tH\x03R\x06userId\x88\x01\x01B\r\n\x0b_payment_idB\n\n\x08_game_idB\r\n\x0b_session_idB\n\n\x08_user_id"\xa6\x03\n\x06Refund\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\npayment_id\x18\x02 \x01(\tR\tpaymentId\x12\x1d\n\nsession_id\x18\x03 \x01(\tR\tsessionId\x12\x16\n\x06amount\x18\x04 \x01(\x05R\x06amount\x12\x1a\n\x08currency\x18\x05 \x01(\tR\x08currency\x12\x16\n\x06reason\x18\x06 \x01(\tR\x06reason\x12\x16\n\x06status\x18\x07 \x01(\tR\x06status\x12&\n\x0cfailure_code\x18\x08 \x01(\tH\x00R\x0bfailureCode\x88\x01\x01\x129\n\ncreated_at\x18\t \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n\x0csucceeded_at\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\x0bsucceededAt\x127\n\tfailed_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\x08failedAtB\x0f\n\r_failure_codeb\x06proto3',
     [
         timestamp_pb.desc(),
     ],
@@ -417,6 +531,7 @@ _DESC = file_desc(
         "Session": Session,
         "Payment": Payment,
         "Dispute": Dispute,
+        "Refund": Refund,
     },
 )
 

@@ -19,8 +19,8 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import sandbox_pb
-from .resources_pb import Dispute, Payment, Session
-from .sandbox_pb import CreateDisputeRequest, ExpireSessionRequest, PaySessionRequest
+from .resources_pb import Dispute, Payment, Refund, Session
+from .sandbox_pb import CreateDisputeRequest, CreateRefundRequest, ExpireSessionRequest, PaySessionRequest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -50,6 +50,13 @@ class SandboxService(Protocol):
     async def expire_session(self, request: ExpireSessionRequest, ctx: RequestContext[ExpireSessionRequest, Session], /) -> Session:
         """
         Moves a pending session past its expiry now.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def create_refund(self, request: CreateRefundRequest, ctx: RequestContext[CreateRefundRequest, Refund], /) -> Refund:
+        """
+        Refunds a payment as PaymentService.RefundPayment does, with the sandbox
+        processor's answer chosen; it settles a moment later, like every refund.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -103,6 +110,17 @@ class SandboxServiceASGIApplication(ConnectASGIApplication[SandboxService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.expire_session,
+                ),
+                "/pay.v1.SandboxService/CreateRefund": Endpoint.unary(
+                    method=MethodInfo(
+                        name="CreateRefund",
+                        service_name="pay.v1.SandboxService",
+                        input=CreateRefundRequest,
+                        output=Refund,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.create_refund,
                 ),
             },
             interceptors=interceptors,
@@ -190,6 +208,30 @@ class SandboxServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def create_refund(
+        self,
+        request: CreateRefundRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Refund:
+        """
+        Refunds a payment as PaymentService.RefundPayment does, with the sandbox
+        processor's answer chosen; it settles a moment later, like every refund.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreateRefund",
+                service_name="pay.v1.SandboxService",
+                input=CreateRefundRequest,
+                output=Refund,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class SandboxServiceSync(Protocol):
     """
@@ -210,6 +252,13 @@ class SandboxServiceSync(Protocol):
     def expire_session(self, request: ExpireSessionRequest, ctx: RequestContext[ExpireSessionRequest, Session], /) -> Session:
         """
         Moves a pending session past its expiry now.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def create_refund(self, request: CreateRefundRequest, ctx: RequestContext[CreateRefundRequest, Refund], /) -> Refund:
+        """
+        Refunds a payment as PaymentService.RefundPayment does, with the sandbox
+        processor's answer chosen; it settles a moment later, like every refund.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -261,6 +310,17 @@ class SandboxServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.expire_session,
+                ),
+                "/pay.v1.SandboxService/CreateRefund": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="CreateRefund",
+                        service_name="pay.v1.SandboxService",
+                        input=CreateRefundRequest,
+                        output=Refund,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.create_refund,
                 ),
             },
             interceptors=interceptors,
@@ -342,6 +402,30 @@ class SandboxServiceClientSync(ConnectClientSync):
                 service_name="pay.v1.SandboxService",
                 input=ExpireSessionRequest,
                 output=Session,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def create_refund(
+        self,
+        request: CreateRefundRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> Refund:
+        """
+        Refunds a payment as PaymentService.RefundPayment does, with the sandbox
+        processor's answer chosen; it settles a moment later, like every refund.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="CreateRefund",
+                service_name="pay.v1.SandboxService",
+                input=CreateRefundRequest,
+                output=Refund,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -134,9 +134,61 @@ class ExpireSessionRequest(Message[_ExpireSessionRequestFields]):
 
         session_id: str
 
+_CreateRefundRequestFields: TypeAlias = Literal["payment_id", "amount", "reason", "outcome"]
+
+class CreateRefundRequest(Message[_CreateRefundRequestFields]):
+    """
+    ```proto
+    message pay.v1.CreateRefundRequest
+    ```
+
+    Attributes:
+        payment_id:
+            ```proto
+            string payment_id = 1;
+            ```
+        amount:
+            1..what is left to refund; all of what is left when unset.
+
+            ```proto
+            optional int32 amount = 2;
+            ```
+        reason:
+            requested_by_customer (default) | duplicate | fraudulent | other
+
+            ```proto
+            optional string reason = 3;
+            ```
+        outcome:
+            succeeded | failed (default succeeded)
+
+            ```proto
+            string outcome = 4;
+            ```
+    """
+
+    __slots__ = ("payment_id", "amount", "reason", "outcome")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            payment_id: str = "",
+            amount: int | None = None,
+            reason: str | None = None,
+            outcome: str = "",
+        ) -> None:
+            pass
+
+        payment_id: str
+        amount: int
+        reason: str
+        outcome: str
+
 
 _DESC = file_desc(
-    b'\n\x14pay/v1/sandbox.proto\x12\x06pay.v1\x1a\x16pay/v1/resources.proto"d\n\x11PaySessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12\x18\n\x07outcome\x18\x03 \x01(\tR\x07outcome"u\n\x14CreateDisputeRequest\x12\x1d\n\npayment_id\x18\x01 \x01(\tR\tpaymentId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n\x06amount\x18\x03 \x01(\x05H\x00R\x06amount\x88\x01\x01B\t\n\x07_amount"5\n\x14ExpireSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId2\xca\x01\n\x0eSandboxService\x128\n\nPaySession\x12\x19.pay.v1.PaySessionRequest\x1a\x0f.pay.v1.Payment\x12>\n\rCreateDispute\x12\x1c.pay.v1.CreateDisputeRequest\x1a\x0f.pay.v1.Dispute\x12>\n\rExpireSession\x12\x1c.pay.v1.ExpireSessionRequest\x1a\x0f.pay.v1.Sessionb\x06proto3',
+    b'\n\x14pay/v1/sandbox.proto\x12\x06pay.v1\x1a\x16pay/v1/resources.proto"d\n\x11PaySessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12\x18\n\x07outcome\x18\x03 \x01(\tR\x07outcome"u\n\x14CreateDisputeRequest\x12\x1d\n\npayment_id\x18\x01 \x01(\tR\tpaymentId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n\x06amount\x18\x03 \x01(\x05H\x00R\x06amount\x88\x01\x01B\t\n\x07_amount"5\n\x14ExpireSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId"\x9e\x01\n\x13CreateRefundRequest\x12\x1d\n\npayment_id\x18\x01 \x01(\tR\tpaymentId\x12\x1b\n\x06amount\x18\x02 \x01(\x05H\x00R\x06amount\x88\x01\x01\x12\x1b\n\x06reason\x18\x03 \x01(\tH\x01R\x06reason\x88\x01\x01\x12\x18\n\x07outcome\x18\x04 \x01(\tR\x07outcomeB\t\n\x07_amountB\t\n\x07_reason2\x87\x02\n\x0eSandboxService\x128\n\nPaySession\x12\x19.pay.v1.PaySessionRequest\x1a\x0f.pay.v1.Payment\x12>\n\rCreateDispute\x12\x1c.pay.v1.CreateDisputeRequest\x1a\x0f.pay.v1.Dispute\x12>\n\rExpireSession\x12\x1c.pay.v1.ExpireSessionRequest\x1a\x0f.pay.v1.Session\x12;\n\x0cCreateRefund\x12\x1b.pay.v1.CreateRefundRequest\x1a\x0e.pay.v1.Refundb\x06proto3',
     [
         resources_pb.desc(),
     ],
@@ -144,6 +196,7 @@ _DESC = file_desc(
         "PaySessionRequest": PaySessionRequest,
         "CreateDisputeRequest": CreateDisputeRequest,
         "ExpireSessionRequest": ExpireSessionRequest,
+        "CreateRefundRequest": CreateRefundRequest,
     },
 )
 
