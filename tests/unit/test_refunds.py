@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
@@ -200,7 +201,7 @@ def test_a_succeeded_refund_is_a_refunded_callback_for_what_was_given_back() -> 
     done = refund(150).settle(RefundOutcome(), NOW)
     body = {"event": events.REFUND_SUCCEEDED, "data": events.refund_data(done, payment(), session(), "pending")}
     secret = new_secret()
-    fields = dict(parse_qsl(legacy.form_body(body, "site_7", secret).decode(), strict_parsing=True))
+    fields = dict(parse_qsl(legacy.form_body(body, "site_7", secret, int(time.time())).decode(), strict_parsing=True))
     assert {k: fields[k] for k in ("transaction_id", "status", "amount", "paid_amount", "currency")} == {
         "transaction_id": "re_1",
         "status": "REFUNDED",
@@ -215,7 +216,7 @@ def test_a_succeeded_refund_is_a_refunded_callback_for_what_was_given_back() -> 
     )
     assert toffeepay.LegacyCallback.verify(fields, secret) == fields
     with pytest.raises(ValueError):
-        legacy.form_fields({"event": events.REFUND_FAILED, "data": body["data"]}, "s")
+        legacy.form_fields({"event": events.REFUND_FAILED, "data": body["data"]}, "s", int(time.time()))
 
 
 # The processors' pure mappings
