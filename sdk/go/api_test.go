@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -467,3 +468,63 @@ func TestRateLimitedAndKeyInUseAreNotRetried(t *testing.T) {
 		}
 	}
 }
+
+func TestReturnTokenFromThePaymentPage(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	session, err := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: player(), Item: item, ReturnURL: "mygame://payment-complete?from=go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The player cancels on the payment page, a browser's way: the page, its CSRF cookie and form.
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	page, err := browser.Get(session.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindSubmatch(html)
+	action := regexp.MustCompile(`<form method="post" action="([^"]+)" class="cancel">`).FindSubmatch(html)
+	if csrf == nil || action == nil {
+		t.Fatalf("no cancel form in %s", html)
+	}
+	form := url.Values{"csrf_token": {string(csrf[1])}}
+	cancel, _ := http.NewRequest(http.MethodPost, string(action[1]), strings.NewReader(form.Encode()))
+	cancel.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range page.Cookies() {
+		cancel.AddCookie(c)
+	}
+	answer, err := browser.Do(cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer.Body.Close()
+	back, err := url.Parse(answer.Header.Get("Location"))
+	if answer.StatusCode != http.StatusSeeOther || err != nil || back.Query().Get("session_id") != session.ID {
+		t.Fatalf("%d to %q", answer.StatusCode, answer.Header.Get("Location"))
+	}
+	token := back.Query().Get("token")
+	keys, err := http.Get(tp.BaseURL() + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, _ := io.ReadAll(keys.Body)
+	keys.Body.Close()
+	claims, err := toffeepay.VerifyReturnToken(token, jwks, game)
+	if err != nil || claims.SessionID != session.ID || claims.GameID != game || claims.Status != "cancelled" || claims.ExpiresAt-claims.IssuedAt != 600 {
+		t.Fatalf("claims %+v %v", claims, err)
+	}
+	for reason, err := range map[string]error{
+		"wrong_game":  second(toffeepay.VerifyReturnToken(token, jwks, "other_game")),
+		"expired":     second(toffeepay.VerifyReturnTokenAt(token, jwks, game, time.Unix(claims.ExpiresAt, 0))),
+		"unknown_key": second(toffeepay.VerifyReturnToken(token, []byte(`{"keys": []}`), game)),
+	} {
+		var refused *toffeepay.SignatureVerificationError
+		if !errors.As(err, &refused) || refused.Reason != reason {
+			t.Fatalf("want %s, got %v", reason, err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

@@ -12,6 +12,7 @@ import {
   InvalidRequestError,
   NotFoundError,
   PermissionDeniedError,
+  ReturnToken,
   ToffeePay,
   ToffeePayError,
   Webhook,
@@ -168,6 +169,34 @@ describe("against toffeepay serve", { skip }, () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
+  });
+
+  test("a return token from the payment page, verified with the served JWKS", async () => {
+    const tp = client();
+    const session = await tp.sessions.create({ gameId: GAME, userId: player(), item: ITEM, returnUrl: "mygame://payment-complete?from=node" });
+    // The player cancels on the payment page, a browser's way: the page, its CSRF cookie and form.
+    const page = await fetch(session.url);
+    const cookie = page.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+    const html = await page.text();
+    const csrf = /name="csrf_token" value="([^"]+)"/.exec(html)[1];
+    const action = /<form method="post" action="([^"]+)" class="cancel">/.exec(html)[1];
+    const answer = await fetch(new URL(action, session.url), {
+      method: "POST",
+      redirect: "manual",
+      headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ csrf_token: csrf }),
+    });
+    assert.equal(answer.status, 303);
+    const back = new URL(answer.headers.get("location"));
+    assert.equal(back.searchParams.get("session_id"), session.id);
+    const token = back.searchParams.get("token");
+    const jwks = await (await fetch(`${BASE_URL}/.well-known/jwks.json`)).json();
+    const claims = ReturnToken.verify(token, jwks, { gameId: GAME });
+    assert.deepEqual([claims.sessionId, claims.gameId, claims.status], [session.id, GAME, "cancelled"]);
+    assert.equal(claims.exp - claims.iat, 600);
+    assert.throws(() => ReturnToken.verify(token, jwks, { gameId: "other_game" }), (e) => e.reason === "wrong_game");
+    assert.throws(() => ReturnToken.verify(token, jwks, { gameId: GAME, now: claims.exp }), (e) => e.reason === "expired");
+    assert.throws(() => ReturnToken.verify(token, { keys: [] }, { gameId: GAME }), (e) => e.reason === "unknown_key");
   });
 
   for (const failFirst of ["before", "after"]) {
