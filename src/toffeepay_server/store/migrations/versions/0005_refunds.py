@@ -1,14 +1,14 @@
 """refunds: the refunds table, and what a payment had refunded
 
 Revision ID: refunds
-Revises: idempotency_owner
+Revises: return_tokens
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "refunds"
-down_revision = "idempotency_owner"
+down_revision = "return_tokens"
 branch_labels = None
 depends_on = None
 
