@@ -528,3 +528,63 @@ func TestReturnTokenFromThePaymentPage(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+func TestRefunds(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	settled := func(id string) *toffeepay.Refund {
+		for i := 0; i < 200; i++ {
+			refund, err := tp.Refunds.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if refund.Status != "pending" {
+				return refund
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("refund %s still pending", id)
+		return nil
+	}
+	userID := player()
+	session, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: userID, Item: item})
+	payment, err := tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: session.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := tp.Refunds.Create(ctx, &toffeepay.RefundPaymentRequest{PaymentID: payment.ID, Amount: toffeepay.Int32(100), Reason: "duplicate"})
+	if err != nil || part.SessionID != session.ID || part.Amount != 100 || part.Reason != "duplicate" {
+		t.Fatalf("part %+v %v", part, err)
+	}
+	if got := settled(part.ID); got.Status != "succeeded" || got.SucceededAt == nil {
+		t.Fatalf("part settled %+v", got)
+	}
+	_, err = tp.Refunds.Create(ctx, &toffeepay.RefundPaymentRequest{PaymentID: payment.ID, Amount: toffeepay.Int32(400)})
+	apiError(t, err, "invalid_refund_amount", toffeepay.CodeInvalidArgument)
+	failing, err := tp.Sandbox.CreateRefund(ctx, &toffeepay.CreateRefundRequest{PaymentID: payment.ID, Amount: toffeepay.Int32(50), Outcome: "failed"})
+	if err != nil || settled(failing.ID).Status != "failed" {
+		t.Fatalf("failing refund %+v %v", failing, err)
+	}
+	rest, err := tp.Refunds.Create(ctx, &toffeepay.RefundPaymentRequest{PaymentID: payment.ID})
+	if err != nil || rest.Amount != 399 || settled(rest.ID).Status != "succeeded" {
+		t.Fatalf("rest %+v %v", rest, err)
+	}
+	if got, _ := tp.Payments.Get(ctx, payment.ID); got.AmountRefunded != 499 || got.RefundedAt == nil {
+		t.Fatalf("payment after refunds %+v", got)
+	}
+	page, err := tp.Refunds.List(ctx, &toffeepay.ListRefundsRequest{PaymentID: payment.ID, Limit: 2})
+	if err != nil || page.Total != 3 || len(page.Data) != 2 {
+		t.Fatalf("refunds %+v %v", page, err)
+	}
+	var ids []string
+	for it := page.Iter(); it.Next(ctx); {
+		ids = append(ids, it.Value().ID)
+	}
+	if strings.Join(ids, ",") != strings.Join([]string{rest.ID, failing.ID, part.ID}, ",") {
+		t.Fatalf("walked %v", ids)
+	}
+	declined, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: userID, Item: item})
+	failed, _ := tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: declined.ID, Outcome: "card_declined"})
+	_, err = tp.Refunds.Create(ctx, &toffeepay.RefundPaymentRequest{PaymentID: failed.ID})
+	apiError(t, err, "payment_not_refundable", toffeepay.CodeFailedPrecondition)
+}

@@ -23,6 +23,7 @@ type Client struct {
 	Services
 	Sessions *Sessions
 	Payments *Payments
+	Refunds  *Refunds
 	Disputes *Disputes
 	Webhooks *Webhooks
 	Sandbox  *Sandbox
@@ -47,6 +48,7 @@ func NewClient(apiKey string, opts ...Option) *Client {
 		Services: s,
 		Sessions: &Sessions{rpc: s.PaymentService},
 		Payments: &Payments{rpc: s.PaymentService},
+		Refunds:  &Refunds{rpc: s.PaymentService},
 		Disputes: &Disputes{rpc: s.PaymentService},
 		Webhooks: &Webhooks{rpc: s.WebhookService},
 		Sandbox:  &Sandbox{rpc: s.SandboxService},
@@ -111,6 +113,30 @@ func (p *Payments) List(ctx context.Context, req *ListPaymentsRequest, opts ...C
 		r.Offset = at
 		return p.rpc.ListPayments(ctx, &r, opts...)
 	}, func(a *ListPaymentsResponse) ([]Payment, int32, bool) { return a.Payments, a.Total, a.HasMore })
+}
+
+// Refunds: money given back for a succeeded payment, in full or in part.
+type Refunds struct{ rpc *PaymentServiceClient }
+
+// Create refunds a succeeded payment (Amount: all of what is left when nil). The refund starts
+// pending; the processor settles it (refund.succeeded or refund.failed). Refusals:
+// "payment_not_refundable", "invalid_refund_amount".
+func (r *Refunds) Create(ctx context.Context, req *RefundPaymentRequest, opts ...CallOption) (*Refund, error) {
+	return r.rpc.RefundPayment(ctx, req, opts...)
+}
+
+// Get returns one refund.
+func (r *Refunds) Get(ctx context.Context, id string, opts ...CallOption) (*Refund, error) {
+	return r.rpc.GetRefund(ctx, &GetRefundRequest{ID: id}, opts...)
+}
+
+// List returns a page of refunds, newest first.
+func (r *Refunds) List(ctx context.Context, req *ListRefundsRequest, opts ...CallOption) (*Page[Refund], error) {
+	q := copyOf(req)
+	return listPage(ctx, q.Offset, func(ctx context.Context, at int32) (*ListRefundsResponse, error) {
+		q.Offset = at
+		return r.rpc.ListRefunds(ctx, &q, opts...)
+	}, func(a *ListRefundsResponse) ([]Refund, int32, bool) { return a.Refunds, a.Total, a.HasMore })
 }
 
 // Disputes reported by the processor.
@@ -180,6 +206,12 @@ func (s *Sandbox) PaySession(ctx context.Context, req *PaySessionRequest, opts .
 // CreateDispute reports a dispute against a payment, as a processor would.
 func (s *Sandbox) CreateDispute(ctx context.Context, req *CreateDisputeRequest, opts ...CallOption) (*Dispute, error) {
 	return s.rpc.CreateDispute(ctx, req, opts...)
+}
+
+// CreateRefund refunds a payment as Refunds.Create does, with the sandbox processor's answer
+// chosen (Outcome: succeeded or failed); it settles a moment later, like every refund.
+func (s *Sandbox) CreateRefund(ctx context.Context, req *CreateRefundRequest, opts ...CallOption) (*Refund, error) {
+	return s.rpc.CreateRefund(ctx, req, opts...)
 }
 
 // ExpireSession moves a pending session past its expiry now.

@@ -8,9 +8,10 @@ import {
   type CreateSessionRequestSchema,
   type ListDisputesRequestSchema,
   type ListPaymentsRequestSchema,
+  type ListRefundsRequestSchema,
   type ListSessionsRequestSchema,
 } from "./gen/pay/v1/payment_pb.js";
-import type { Dispute, Payment, Session } from "./gen/pay/v1/resources_pb.js";
+import type { Dispute, Payment, Refund, Session } from "./gen/pay/v1/resources_pb.js";
 import { SandboxService } from "./gen/pay/v1/sandbox_pb.js";
 import {
   WebhookService,
@@ -114,6 +115,31 @@ export class Payments {
   }
 }
 
+/** `client.refunds`: money given back for a succeeded payment, in full or in part. */
+export class Refunds {
+  constructor(
+    private readonly t: ApiTransport,
+    private readonly rpc: Client<typeof PaymentService>,
+  ) {}
+
+  /**
+   * Refunds a succeeded payment (`amount`: all of what is left when unset). The refund starts
+   * `pending`; the processor settles it. Refusals: `payment_not_refundable`, `invalid_refund_amount`.
+   */
+  create(paymentId: string, params: { amount?: number; reason?: string } = {}, options?: CallOptions): Promise<Refund> {
+    return this.rpc.refundPayment({ paymentId, ...params }, this.t.options(options));
+  }
+
+  get(id: string, options?: CallOptions): Promise<Refund> {
+    return this.rpc.getRefund({ id }, this.t.options(options));
+  }
+
+  list(params: ListParams<typeof ListRefundsRequestSchema> = {}, options?: CallOptions): Promise<Page<Refund>> {
+    const request = dated(params);
+    return page((offset) => this.rpc.listRefunds({ ...request, offset }, this.t.options(options)), (a) => a.refunds, params.offset);
+  }
+}
+
 /** `client.disputes`: list. */
 export class Disputes {
   constructor(
@@ -186,6 +212,11 @@ export class Sandbox {
     return this.rpc.createDispute({ paymentId, reason: "fraudulent", ...params }, this.t.options(options));
   }
 
+  /** Refunds as `refunds.create` does, with the sandbox's answer chosen: `outcome` succeeded or failed. */
+  createRefund(paymentId: string, params: { amount?: number; reason?: string; outcome?: string } = {}, options?: CallOptions): Promise<Refund> {
+    return this.rpc.createRefund({ paymentId, ...params }, this.t.options(options));
+  }
+
   /** Moves a pending session past its expiry now. */
   expireSession(sessionId: string, options?: CallOptions): Promise<Session> {
     return this.rpc.expireSession({ sessionId }, this.t.options(options));
@@ -205,6 +236,7 @@ export class Sandbox {
 export class ToffeePay {
   readonly sessions: Sessions;
   readonly payments: Payments;
+  readonly refunds: Refunds;
   readonly disputes: Disputes;
   readonly webhooks: Webhooks;
   readonly sandbox: Sandbox;
@@ -227,6 +259,7 @@ export class ToffeePay {
     };
     this.sessions = new Sessions(this.transport, this.rpc.payment);
     this.payments = new Payments(this.transport, this.rpc.payment);
+    this.refunds = new Refunds(this.transport, this.rpc.payment);
     this.disputes = new Disputes(this.transport, this.rpc.payment);
     this.webhooks = new Webhooks(this.transport, this.rpc.webhook);
     this.sandbox = new Sandbox(this.transport, this.rpc.sandbox);

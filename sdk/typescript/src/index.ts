@@ -1,5 +1,5 @@
 /** ToffeePay for Node game servers. */
-export { ToffeePay, Sessions, Payments, Disputes, Webhooks, Sandbox, type Params } from "./client.js";
+export { ToffeePay, Sessions, Payments, Refunds, Disputes, Webhooks, Sandbox, type Params } from "./client.js";
 export { type ClientOptions, type CallOptions, DEFAULT_BASE_URL } from "./transport.js";
 export { Page } from "./pagination.js";
 export {

@@ -125,6 +125,37 @@ describe("against toffeepay serve", { skip }, () => {
     assert.equal((await tp.sandbox.expireSession(expiring.id)).status, "expired");
   });
 
+  test("refunds: part of a payment, a sandbox refund that fails, the rest; refusals", async () => {
+    const tp = client();
+    const settled = async (id) => {
+      for (let i = 0; i < 200; i++) {
+        const refund = await tp.refunds.get(id);
+        if (refund.status !== "pending") return refund;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`refund ${id} still pending`);
+    };
+    const userId = player();
+    const session = await tp.sessions.create({ gameId: GAME, userId, item: ITEM });
+    const payment = await tp.sandbox.paySession(session.id);
+    const part = await tp.refunds.create(payment.id, { amount: 100, reason: "duplicate" });
+    assert.deepEqual([part.paymentId, part.sessionId, part.amount, part.currency, part.reason], [payment.id, session.id, 100, "USD", "duplicate"]);
+    assert.equal((await settled(part.id)).status, "succeeded");
+    await assert.rejects(tp.refunds.create(payment.id, { amount: 400 }), (e) => e instanceof InvalidRequestError && e.reason === "invalid_refund_amount");
+    const failing = await tp.sandbox.createRefund(payment.id, { amount: 50, outcome: "failed" });
+    assert.equal((await settled(failing.id)).status, "failed");
+    const rest = await tp.refunds.create(payment.id);
+    assert.equal(rest.amount, 399);
+    assert.equal((await settled(rest.id)).status, "succeeded");
+    assert.equal((await tp.payments.get(payment.id)).amountRefunded, 499);
+    const refunds = await tp.refunds.list({ paymentId: payment.id, limit: 2 });
+    assert.equal(refunds.total, 3);
+    assert.deepEqual((await refunds.all()).map((r) => r.id), [rest.id, failing.id, part.id]);
+    const declined = await tp.sessions.create({ gameId: GAME, userId, item: ITEM });
+    const failed = await tp.sandbox.paySession(declined.id, { outcome: "card_declined" });
+    await assert.rejects(tp.refunds.create(failed.id), (e) => e instanceof FailedPreconditionError && e.reason === "payment_not_refundable");
+  });
+
   test("a webhook received by a Node server and verified", async () => {
     const tp = client();
     const received = [];
