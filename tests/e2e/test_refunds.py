@@ -229,6 +229,13 @@ def test_bad_refund_requests_are_refused_with_their_reason(srv: Server, api: Api
     api.refused("PaymentService/RefundPayment", {}, "invalid_argument", "invalid_argument")
     api.refused("PaymentService/RefundPayment", {"payment_id": "pay_nope"}, "not_found", "not_found")
     api.refused("PaymentService/GetRefund", {"id": "re_nope"}, "not_found", "not_found")
+    for rpc, body in (
+        ("PaymentService/RefundPayment", {"payment_id": "pay_\u0000x"}),
+        ("PaymentService/GetRefund", {"id": "re_\u0000x"}),
+        ("PaymentService/ListRefunds", {"payment_id": "pay_\u0007"}),
+    ):
+        error = api.refused(rpc, body, "invalid_argument", "invalid_argument")
+        assert "control characters" in error["message"]
     api.refused(
         "SandboxService/CreateRefund",
         {"payment_id": payment_id, "outcome": "maybe"},

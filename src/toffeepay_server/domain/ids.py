@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 
 from typeid import TypeID
+
+from .errors import DomainError, Reason
 
 SESSION = "sess"
 PAYMENT = "pay"
@@ -31,3 +34,13 @@ def new_event_id() -> str:
 def has_prefix(value: str, prefix: str) -> bool:
     head, sep, tail = value.partition("_")
     return bool(sep) and head == prefix and len(tail) == 26
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def requested_id(value: str, name: str) -> str:
+    """An id named in a request: control characters are refused (they name no object on any engine)."""
+    if _CONTROL.search(value):
+        raise DomainError(Reason.INVALID_ARGUMENT, f"{name} contains control characters")
+    return value

@@ -63,6 +63,7 @@ async def payment_to_refund(ctx: ServiceContext, principal: Principal, payment_i
     """The caller's payment a refund is asked for (`not_found` for another game's or mode's)."""
     if not payment_id:
         raise DomainError(Reason.INVALID_ARGUMENT, "payment_id is required")
+    ids.requested_id(payment_id, "payment_id")
     async with ctx.db.read() as conn:
         payment = await payment_store.get_payment(
             conn, payment_id, game_id=principal.game_id, mode=principal.mode.value
@@ -168,6 +169,7 @@ async def pending_refunds(ctx: ServiceContext, processor: str, limit: int = 200)
 async def get_refund(ctx: ServiceContext, principal: Principal, refund_id: str) -> Refund:
     if not refund_id:
         raise DomainError(Reason.INVALID_ARGUMENT, "id is required")
+    ids.requested_id(refund_id, "id")
     async with ctx.db.read() as conn:
         refund = await store.get_refund(conn, refund_id, game_id=principal.game_id, mode=principal.mode.value)
     if refund is None:
@@ -178,6 +180,8 @@ async def get_refund(ctx: ServiceContext, principal: Principal, refund_id: str) 
 async def list_refunds(
     ctx: ServiceContext, principal: Principal, *, payment_id: str | None, page: Page
 ) -> tuple[list[Refund], int]:
+    if payment_id is not None:
+        ids.requested_id(payment_id, "payment_id")
     async with ctx.db.read() as conn:
         return await store.list_refunds(
             conn,
