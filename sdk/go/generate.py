@@ -6,9 +6,10 @@ types_gen.go and services_gen.go beside this file; `make generate` runs it and
 
 Mapping (proto3 JSON, field names as in the proto): string/bool/int32/double as themselves,
 int64 as a JSON string, enums as their names, Timestamp as *time.Time, Struct as
-map[string]any, maps and repeated fields as Go maps and slices, other messages by value.
-Optional numbers and bools are pointers (their zero is meaningful); in an Update* request
-every field but `id` is a pointer, since only the fields that are set change.
+map[string]any, maps and repeated fields as Go maps and slices. Other messages are pointers
+(whether one is sent matters), except the few always present, like a session's Item, which
+are values. Optional numbers and bools are pointers (their zero is meaningful); in an Update*
+request every field but `id` is a pointer, since only the fields that are set change.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = "pay.v1"
+# Messages always present where they appear, so a struct field of them is a value, not a pointer.
+VALUE_MESSAGES = {".pay.v1.Item"}
 INITIALISMS = {"id": "ID", "url": "URL", "http": "HTTP", "json": "JSON", "api": "API", "uuid": "UUID", "jwks": "JWKS"}
 SCALARS = {
     "TYPE_STRING": "string",
@@ -100,9 +103,11 @@ class Generator:
         )
         update = parent["name"].startswith("Update") and field["name"] != "id"
         if kind == "TYPE_MESSAGE":
-            if name == ".google.protobuf.Timestamp" or update:
-                return f"*{element}", string_tag
-            return element, string_tag
+            # Struct and Value map to Go maps and interfaces, which are nil-able already.
+            plain = name in WELL_KNOWN and name != ".google.protobuf.Timestamp"
+            if plain or (name in VALUE_MESSAGES and not update):
+                return element, string_tag
+            return f"*{element}", string_tag
         if update or (field.get("proto3Optional") and kind not in ("TYPE_STRING", "TYPE_BYTES", "TYPE_ENUM")):
             return f"*{element}", string_tag
         return element, string_tag

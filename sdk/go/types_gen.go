@@ -322,7 +322,7 @@ type CreateEndpointRequest struct {
 
 // CreateEndpointResponse is the message pay.v1.CreateEndpointResponse.
 type CreateEndpointResponse struct {
-	Endpoint Endpoint `json:"endpoint,omitempty"`
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
 	// whsec_...: shown once.
 	Secret string `json:"secret,omitempty"`
 }
