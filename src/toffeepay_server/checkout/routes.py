@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -30,7 +31,7 @@ from ..processors.base import Instructions, Processors
 from ..services import checkout, return_tokens, sessions
 from ..services.context import ServiceContext
 from ..services.secrets import installation_secret
-from . import assets
+from . import assets, qr
 from .csrf import FIELD, Csrf, derive_key
 from .headers import BASE_HEADERS, page_headers
 from .locales import preferred_locale
@@ -45,6 +46,13 @@ _PAYMENT_STATE = {
     PaymentStatus.FAILED: SessionStatus.FAILED.value,
 }
 _GONE = {SessionStatus.CANCELLED.value, SessionStatus.EXPIRED.value}
+# The QR image: nothing in it may run or load, and a game's own web page may show it.
+_QR_HEADERS = {
+    **BASE_HEADERS,
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    "Cache-Control": "no-store",
+}
 
 
 def page_state(view: checkout.Checkout) -> str:
@@ -92,6 +100,7 @@ class CheckoutPages:
             Route(f"{assets.PREFIX}/{{name}}", self.assets.serve, methods=["GET"]),
             Route(page, self.page, methods=["GET"]),
             Route(f"{page}/status", self.status, methods=["GET"]),
+            Route(f"{page}/qr.svg", self.qr_code, methods=["GET"]),
             Route(f"{page}/pay", self.pay, methods=["POST"]),
             Route(f"{page}/cancel", self.cancel, methods=["POST"]),
         ]
@@ -143,6 +152,7 @@ class CheckoutPages:
             pay_url=self._url(session.id, "pay"),
             cancel_url=self._url(session.id, "cancel"),
             wallets=self.processors.wallets(session.mode),
+            qr_svg=Markup(qr.inline_svg(self.ctx.page_url(session.id))),
             headers=page_headers(image=session.image, return_url=session.return_url),
         )
         if new:
@@ -156,6 +166,17 @@ class CheckoutPages:
         except DomainError:
             return JSONResponse({"status": "not_found"}, status_code=404, headers=page_headers())
         return JSONResponse({"status": page_state(view)}, headers=page_headers())
+
+    async def qr_code(self, request: Request) -> Response:
+        """The page's URL as a QR code (SVG), for a game on a PC or console to show; 404 and 410 as the page."""
+        session_id = _session_id(request)
+        try:
+            view = await checkout.load(self.ctx, session_id)
+        except DomainError:
+            return self._not_found(request)
+        if page_state(view) in _GONE:
+            return self._render(request, "gone.html", 410, view=view, state=page_state(view))
+        return Response(qr.svg_document(self.ctx.page_url(session_id)), media_type="image/svg+xml", headers=_QR_HEADERS)
 
     # Forms
 
