@@ -33,6 +33,7 @@ from .api.webhook_service import WebhookService
 from .checkout import return_keys
 from .checkout.routes import CheckoutPages
 from .config import Settings
+from .dashboard.routes import Dashboard
 from .events.background import Background
 from .logs import configure_logging
 from .observability import metrics
@@ -143,6 +144,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
         Route("/readyz", readyz),
         Route("/", root),
         return_keys.route(ctx),
+        *Dashboard(ctx, settings).routes(),
         *checkout.routes(),
     ]
     if stripe:

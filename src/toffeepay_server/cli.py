@@ -20,9 +20,10 @@ from rich.table import Table
 
 from .config import ConfigError, Settings, parse_address
 from .devtools.commands import register as register_devtools
+from .domain.accounts import Role
 from .domain.errors import DomainError
 from .domain.keys import Mode
-from .services import games, return_tokens, webhooks
+from .services import accounts, games, return_tokens, webhooks
 from .services.context import ServiceContext, run_with_context
 from .store.migrate import upgrade
 
@@ -33,6 +34,8 @@ games_app = typer.Typer(help="Register games.", no_args_is_help=True)
 keys_app = typer.Typer(help="Roll, revoke and list API keys.", no_args_is_help=True)
 app.add_typer(games_app, name="games")
 app.add_typer(keys_app, name="keys")
+users_app = typer.Typer(help="Dashboard accounts and their roles in games.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 webhooks_app = typer.Typer(help="Register webhook endpoints and rotate their secrets.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
 tokens_app = typer.Typer(help="The keys that sign return tokens (published at /.well-known/jwks.json).")
@@ -103,7 +106,8 @@ def serve(
     settings = _settings()
     if sandbox_game:
         key = _run(settings, lambda ctx: _dev_sandbox_key(ctx, sandbox_game))
-        _print_dev_banner(settings, sandbox_game, key)
+        first = _run(settings, lambda ctx: _dev_first_operator(ctx, sandbox_game))
+        _print_dev_banner(settings, sandbox_game, key, first)
     with _metrics(settings, public=(host, port), workers=True):
         Granian(
             "toffeepay_server.app:app_from_env",
@@ -174,9 +178,23 @@ async def _dev_sandbox_key(ctx: ServiceContext, game_id: str) -> str:
     return key
 
 
-def _print_dev_banner(settings: Settings, game_id: str, key: str) -> None:
+async def _dev_first_operator(ctx: ServiceContext, game_id: str) -> accounts.FirstOperator | None:
+    """On first start, an operator account for the dashboard (shown once, like the keys)."""
+    return await accounts.ensure_first_operator(ctx)
+
+
+def _print_dev_banner(settings: Settings, game_id: str, key: str, first: accounts.FirstOperator | None = None) -> None:
     console.print(f"\n[bold]ToffeePay[/bold] is starting on [cyan]{settings.public_url}[/cyan]")
-    console.print(f"Sandbox game [bold]{game_id}[/bold], API key: [green]{key}[/green]\n")
+    console.print(f"Sandbox game [bold]{game_id}[/bold], API key: [green]{key}[/green]")
+    if first is not None:
+        console.print(
+            f"Dashboard: [cyan]{settings.public_url}/dashboard[/cyan]  "
+            f"email [green]{first.email}[/green]  password [green]{first.password}[/green] (shown only this once)",
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"Dashboard: [cyan]{settings.public_url}/dashboard[/cyan]")
+    console.print()
     console.print("Create a payment session:\n")
     print(
         f"curl -s {settings.public_url}/pay.v1.PaymentService/CreateSession \\\n"
@@ -428,6 +446,45 @@ def tokens_keys(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         return
     for i, key in enumerate(published["keys"]):
         console.print(f"{key['kid']}  {'signing' if i == 0 else 'verification only'}")
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (required).")
+    ] = False,
+    operator: Annotated[
+        bool, typer.Option("--operator", help="An operator sees every game and registers games.")
+    ] = False,
+) -> None:
+    """Create a dashboard account (passwords are read from stdin, never from the command line)."""
+    import sys
+
+    if not password_stdin:
+        err.print("[red]error:[/red] give the password on standard input with --password-stdin")
+        raise typer.Exit(2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = _run(_settings(), lambda ctx: accounts.create_user(ctx, email, password, operator=operator))
+    console.print(f"Account [bold]{user.email}[/bold] created{' (operator)' if operator else ''}.")
+
+
+@users_app.command("grant")
+def users_grant(
+    email: str,
+    game_id: str,
+    role: Annotated[Role, typer.Option(help="owner, developer or viewer.")],
+) -> None:
+    """Give an account a role in a game (replacing the role it had there)."""
+    _run(_settings(), lambda ctx: accounts.grant(ctx, email, game_id, role))
+    console.print(f"{email} is now {role.value} of {game_id}.")
+
+
+@users_app.command("revoke")
+def users_revoke(email: str, game_id: str) -> None:
+    """Take an account's role in a game away."""
+    _run(_settings(), lambda ctx: accounts.revoke(ctx, email, game_id))
+    console.print(f"{email} has no role in {game_id} any more.")
 
 
 def main() -> None:

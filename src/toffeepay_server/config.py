@@ -96,6 +96,11 @@ class Settings:
     stripe_api_base: str | None = None
     # Where GET /metrics is served (host:port), apart from the public port; None: no metrics.
     metrics_address: str | None = None
+    # Dashboard: a signed-in session ends after this long without a request (seconds), and
+    # sign-in attempts are limited per email and per client address (`limits` notation).
+    dashboard_idle_timeout: float = 12 * 3600
+    dashboard_signin_limit: str = "5/minute;30/hour"
+    dashboard_signin_address_limit: str = "30/minute;300/hour"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -123,5 +128,8 @@ class Settings:
             stripe_webhook_secret=_secret(env.get("TOFFEEPAY_STRIPE_WEBHOOK_SECRET")),
             stripe_api_base=(env.get("TOFFEEPAY_STRIPE_API_BASE") or "").rstrip("/") or None,
             metrics_address=env.get("TOFFEEPAY_METRICS_ADDRESS") or None,
+            dashboard_idle_timeout=float(env.get("TOFFEEPAY_DASHBOARD_IDLE_TIMEOUT") or 12 * 3600),
+            dashboard_signin_limit=env.get("TOFFEEPAY_DASHBOARD_SIGNIN_LIMIT") or "5/minute;30/hour",
+            dashboard_signin_address_limit=env.get("TOFFEEPAY_DASHBOARD_SIGNIN_ADDRESS_LIMIT") or "30/minute;300/hour",
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -39,6 +39,10 @@ def test_migrate_from_empty_and_again(empty_db: str, tmp_path) -> None:
         "deliveries",
         "delivery_attempts",
         "idempotency_keys",
+        "users",
+        "memberships",
+        "dashboard_sessions",
+        "audit_log",
     ):
         assert sql(empty_db, f"SELECT COUNT(*) FROM {table}") == [(0,)]
 
@@ -147,6 +151,16 @@ def test_sandbox_game_banner_prints_a_working_command(empty_db: str, tmp_path) -
         created = json.loads(result.stdout)
         assert created["id"].startswith("sess_")
         assert server.api(key).ok("PaymentService/GetSession", {"id": created["id"]})["game_id"] == "space_shooter"
+        # The first operator account, printed beside the key, signs in to the dashboard.
+        email, password = re.search(r"email (\S+)\s+password (\S+)", output).groups()
+        dashboard = httpx.Client(base_url=server.url)
+        form = dashboard.get("/dashboard/sign-in")
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form.text).group(1)
+        signed_in = dashboard.post(
+            "/dashboard/sign-in", data={"csrf_token": token, "email": email, "password": password}
+        )
+        assert signed_in.status_code == 303
+        assert dashboard.get("/dashboard/space_shooter/sandbox/").status_code == 200
     finally:
         server.stop()
     # A second start reuses the saved key.

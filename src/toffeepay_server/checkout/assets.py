@@ -23,8 +23,11 @@ class Asset:
 
 
 class Assets:
-    def __init__(self) -> None:
-        folder = resources.files(__package__).joinpath("static")
+    """The files of a package's `static/` folder, served under `prefix` (the payment page's by default)."""
+
+    def __init__(self, package: str = __package__ or "", prefix: str = PREFIX) -> None:
+        self.prefix = prefix
+        folder = resources.files(package).joinpath("static")
         self.files: dict[str, Asset] = {}
         for entry in folder.iterdir():
             suffix = "." + entry.name.rpartition(".")[2]
@@ -33,7 +36,7 @@ class Assets:
                 self.files[entry.name] = Asset(body, _TYPES[suffix], hashlib.sha256(body).hexdigest()[:12])
 
     def url(self, name: str) -> str:
-        return f"{PREFIX}/{name}?v={self.files[name].version}"
+        return f"{self.prefix}/{name}?v={self.files[name].version}"
 
     async def serve(self, request: Request) -> Response:
         asset = self.files.get(request.path_params["name"])

@@ -17,6 +17,7 @@ REFUND = "re"
 API_KEY = "key"
 ENDPOINT = "we"
 DELIVERY = "dlv"
+USER = "usr"
 
 IdFactory = Callable[[str], str]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from ..domain import ids
 from ..domain.errors import DomainError, Reason
@@ -65,15 +66,23 @@ async def add_key(ctx: ServiceContext, game_id: str, mode: Mode) -> str:
         return await _issue_key(ctx, uow.conn, game_id, mode)
 
 
-async def revoke_key(ctx: ServiceContext, key_or_id: str) -> int:
-    """Revoke one key, named by its id (`key_...`) or by the secret key itself."""
+async def revoke_key(ctx: ServiceContext, key_or_id: str, *, game_id: str | None = None) -> int:
+    """Revoke one key, named by its id (`key_...`) or by the secret key itself (of `game_id` when given)."""
     async with ctx.db.transaction() as uow:
         if mode_of(key_or_id) is not None:
             record = await store.key_by_hash(uow.conn, hash_key(key_or_id))
             if record is None:
                 raise DomainError(Reason.NOT_FOUND, "no such key")
             key_or_id = record.id
-        return await store.revoke_keys(uow.conn, ctx.clock(), key_id=key_or_id)
+        return await store.revoke_keys(uow.conn, ctx.clock(), key_id=key_or_id, game_id=game_id)
+
+
+async def get_key(ctx: ServiceContext, game_id: str, key_id: str) -> store.KeyRecord:
+    async with ctx.db.read() as conn:
+        found = [k for k in await store.keys_of(conn, game_id) if k.id == key_id]
+    if not found:
+        raise DomainError(Reason.NOT_FOUND, f"no key {key_id!r} in game {game_id!r}")
+    return found[0]
 
 
 async def list_keys(ctx: ServiceContext, game_id: str) -> list[store.KeyRecord]:
@@ -95,4 +104,17 @@ async def authenticate(ctx: ServiceContext, key: str) -> Principal | None:
     # The lookup is by hash, so timing reveals nothing about the key itself.
     if record is None or record.revoked_at is not None:
         return None
+    now = ctx.clock()
+    stale = record.last_used_at is None or now - record.last_used_at >= KEY_USE_RESOLUTION
+    # The last use is shown to people, so once a minute is enough (and one write per process).
+    if stale and _touched.get(record.id, _NEVER) <= now - KEY_USE_RESOLUTION:
+        _touched[record.id] = now
+        async with ctx.db.transaction() as uow:
+            await store.touch_key(uow.conn, record.id, now)
     return Principal(record.id, record.game_id, record.mode)
+
+
+KEY_USE_RESOLUTION = timedelta(minutes=1)
+_NEVER = datetime.min.replace(tzinfo=UTC)
+# Keys this process recorded a use of, and when: concurrent requests write it once.
+_touched: dict[str, datetime] = {}

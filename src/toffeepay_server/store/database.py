@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util.concurrency import await_
 
 from ..domain.events import Event
-from . import tables
+from . import audit, tables
 from .sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -270,6 +270,10 @@ class Database:
             uow = UnitOfWork(conn, self.dialect)
             yield uow
             await uow.flush_events()
+            if entry := audit.take_pending():
+                await audit.insert_entry(conn, entry)
+        if entry:
+            entry.written = True
         if uow.events:
             for watcher in self._commit_watchers:
                 watcher(uow.events)

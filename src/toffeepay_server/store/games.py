@@ -21,6 +21,7 @@ class KeyRecord:
     display_prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    last_used_at: datetime | None = None
 
 
 def _key(row) -> KeyRecord:  # type: ignore[no-untyped-def]
@@ -32,6 +33,7 @@ def _key(row) -> KeyRecord:  # type: ignore[no-untyped-def]
         display_prefix=row.display_prefix,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
     )
 
 
@@ -72,6 +74,10 @@ async def key_by_hash(conn: AsyncConnection, key_hash: str) -> KeyRecord | None:
     return _key(row) if row else None
 
 
+async def touch_key(conn: AsyncConnection, key_id: str, now: datetime) -> None:
+    await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+
+
 async def keys_of(conn: AsyncConnection, game_id: str) -> list[KeyRecord]:
     rows = await conn.execute(select(api_keys).where(api_keys.c.game_id == game_id).order_by(api_keys.c.created_at))
     return [_key(r) for r in rows]
@@ -85,6 +91,7 @@ async def revoke_keys(
     game_id: str | None = None,
     mode: Mode | None = None,
 ) -> int:
+    """Revoke the active keys matching every given filter; returns how many."""
     stmt = update(api_keys).where(api_keys.c.revoked_at.is_(None)).values(revoked_at=now)
     if key_id is not None:
         stmt = stmt.where(api_keys.c.id == key_id)

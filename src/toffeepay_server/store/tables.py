@@ -38,6 +38,8 @@ api_keys = Table(
     Column("display_prefix", String(20), nullable=False),
     Column("created_at", Instant, nullable=False),
     Column("revoked_at", Instant),
+    # Recorded at most once a minute per key, for the dashboard.
+    Column("last_used_at", Instant),
     Index("ix_api_keys_game_mode", "game_id", "mode"),
 )
 
@@ -269,4 +271,57 @@ processor_notifications = Table(
     Column("processor", String(16), primary_key=True),
     Column("notification_id", String(255), primary_key=True),
     Column("received_at", Instant, nullable=False),
+)
+
+# Dashboard accounts, their roles per game, their signed-in sessions, and the audit log.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    # Argon2id, in the PHC string format (parameters and salt included).
+    Column("password_hash", String(255), nullable=False),
+    Column("operator", Boolean, nullable=False),
+    Column("created_at", Instant, nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", String(40), ForeignKey("users.id"), primary_key=True),
+    Column("game_id", String(64), ForeignKey("games.game_id"), primary_key=True),
+    # viewer | developer | owner
+    Column("role", String(16), nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Index("ix_memberships_game", "game_id"),
+)
+
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    # SHA-256 of the cookie's token: the token itself is never stored.
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("last_seen_at", Instant, nullable=False),
+    Column("address", String(64)),
+    Index("ix_dashboard_sessions_user", "user_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", Instant, nullable=False),
+    # Who: the account's email, or "command line" for the operator's CLI.
+    Column("actor", String(254), nullable=False),
+    Column("user_id", String(40)),
+    Column("game_id", String(64)),
+    Column("mode", String(8)),
+    Column("action", String(64), nullable=False),
+    Column("target", String(255)),
+    Column("details", JsonText, nullable=False),
+    # From where: the client address of the request.
+    Column("address", String(64)),
+    Index("ix_audit_game", "game_id", "id"),
 )

@@ -1,0 +1,1 @@
+"""The studio dashboard at `<public URL>/dashboard`: server-rendered pages over the services."""

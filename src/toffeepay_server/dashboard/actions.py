@@ -1,0 +1,251 @@
+"""The dashboard's forms (POST): sign-in and out, and every change, each checked for CSRF and role.
+
+A change runs inside `audit.recording(...)`, so its audit entry commits in the same
+transaction as the change itself. A request beyond the account's role is refused (403)
+before anything is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..api.rate_limit import RateLimiter
+from ..checkout.csrf import Csrf
+from ..config import Settings
+from ..domain.accounts import Action, key_action, parse_role
+from ..domain.errors import DomainError, Reason
+from ..services import accounts, audit, games, webhooks
+from .pages import Pages
+from .web import Refused, Web, field, page, read_form, safe_next
+
+SIGN_IN = "dashboard-sign-in"
+
+
+class Actions:
+    def __init__(self, web: Web, pages: Pages, settings: Settings) -> None:
+        self.web = web
+        self.pages = pages
+        self.ctx = web.ctx
+        self.email_limit = RateLimiter(settings.dashboard_signin_limit, settings.rate_limit_storage)
+        self.address_limit = RateLimiter(settings.dashboard_signin_address_limit, settings.rate_limit_storage)
+        self._signin_csrf: Csrf | None = None
+
+    # Signing in and out
+
+    async def signin_csrf(self) -> Csrf:
+        if self._signin_csrf is None:
+            key = hmac.new(await self.web.csrf_key(), b"sign-in", hashlib.sha256).digest()
+            self._signin_csrf = Csrf(key, secure=self.web.secure)
+        return self._signin_csrf
+
+    async def _sign_in_page(self, request: Request, *, status: int = 200, error: str | None = None) -> Response:
+        csrf = await self.signin_csrf()
+        nonce, new = csrf.nonce(request.cookies.get(csrf.cookie))
+        response = await self.web.render(
+            request,
+            "sign_in.html",
+            status=status,
+            error=error,
+            csrf_token=csrf.token(nonce, SIGN_IN),
+            next=safe_next(request.query_params.get("next"), self.web.base),
+        )
+        if new:
+            response.set_cookie(**csrf.cookie_args(nonce))  # type: ignore[arg-type]
+        return response
+
+    @page
+    async def sign_in_form(self, request: Request) -> Response:
+        return await self._sign_in_page(request)
+
+    @page
+    async def sign_in(self, request: Request) -> Response:
+        form = await read_form(request)
+        csrf = await self.signin_csrf()
+        if form is None or not csrf.valid(
+            request.cookies.get(csrf.cookie), field(form, "csrf_token"), SIGN_IN, request.headers.get("sec-fetch-site")
+        ):
+            return await self._sign_in_page(request, status=403, error="This form has expired. Please try again.")
+        email = field(form, "email").lower()
+        address = request.client.host if request.client else "unknown"
+        wait = self.address_limit.retry_after(f"address:{address}") or self.email_limit.retry_after(f"email:{email}")
+        if wait is not None:
+            response = await self._sign_in_page(
+                request, status=429, error=f"Too many sign-in attempts. Try again in {wait} seconds."
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
+        token = await accounts.sign_in(self.ctx, email, (form.get("password") or [""])[0], address=address)
+        if token is None:
+            return await self._sign_in_page(request, status=401, error="That email and password do not match.")
+        response = self.web.see(safe_next(field(form, "next"), self.web.base))
+        response.set_cookie(**self.web.cookie_args(token))
+        return response
+
+    @page
+    async def sign_out(self, request: Request) -> Response:
+        token = self.web.token(request)
+        await self.web.form(request, token)
+        await accounts.sign_out(self.ctx, token, idle=self.web.idle)
+        response = self.web.see(f"{self.web.base}/sign-in")
+        response.delete_cookie(self.web.cookie, path="/", secure=self.web.secure, httponly=True, samesite="lax")
+        return response
+
+    # Webhooks
+
+    @page
+    async def add_endpoint(self, request: Request) -> Response:
+        scope = await self.web.scope(request)
+        form = await self.web.form(request, scope.token)
+        scope.require(Action.MANAGE_WEBHOOKS)
+        url = field(form, "url")
+        with audit.recording(
+            self.ctx,
+            self.web.actor(request, scope.account),
+            "webhook.endpoint_added",
+            game_id=scope.game_id,
+            mode=scope.mode.value,
+            target=url[:255],
+        ):
+            endpoint, secret = await webhooks.create_endpoint(
+                self.ctx,
+                game_id=scope.game_id,
+                mode=scope.mode,
+                url=url,
+                format=field(form, "format"),
+                events=[t for t in form.get("events", []) if t],
+                description=field(form, "description") or None,
+            )
+        request.path_params["endpoint_id"] = endpoint.id
+        return await self.pages.endpoint_page(request, scope, secret=secret)
+
+    @page
+    async def endpoint_action(self, request: Request) -> Response:
+        scope = await self.web.scope(request)
+        form = await self.web.form(request, scope.token)
+        scope.require(Action.MANAGE_WEBHOOKS)
+        endpoint_id = request.path_params["endpoint_id"]
+        action = request.path_params["action"]
+        actor = self.web.actor(request, scope.account)
+        scoped = {"game_id": scope.game_id, "mode": scope.mode.value, "target": endpoint_id}
+        if action == "rotate":
+            try:
+                overlap = int(field(form, "overlap") or 86400)
+            except ValueError:
+                raise DomainError(Reason.INVALID_ARGUMENT, "overlap must be a number of seconds") from None
+            with audit.recording(
+                self.ctx, actor, "webhook.secret_rotated", **scoped, details={"overlap_seconds": overlap}
+            ):
+                secret, until = await webhooks.rotate_secret(
+                    self.ctx, endpoint_id, scope.principal, overlap_seconds=overlap
+                )
+            return await self.pages.endpoint_page(request, scope, secret=secret, secret_until=until)
+        if action in ("disable", "enable"):
+            with audit.recording(self.ctx, actor, f"webhook.endpoint_{action}d", **scoped):
+                await webhooks.update_endpoint(self.ctx, scope.principal, endpoint_id, enabled=action == "enable")
+        elif action == "resend":
+            event_id = field(form, "event_id")
+            with audit.recording(self.ctx, actor, "webhook.event_resent", **scoped, details={"event_id": event_id}):
+                await webhooks.resend_event(self.ctx, scope.principal, event_id, endpoint_id)
+        else:
+            raise Refused(404, "Page not found.")
+        return self.web.see(scope.url("webhooks", endpoint_id))
+
+    @page
+    async def resend_event(self, request: Request) -> Response:
+        """Resend one event to every endpoint that wants it (from the event's page)."""
+        scope = await self.web.scope(request)
+        await self.web.form(request, scope.token)
+        scope.require(Action.MANAGE_WEBHOOKS)
+        event_id = request.path_params["event_id"]
+        with audit.recording(
+            self.ctx,
+            self.web.actor(request, scope.account),
+            "webhook.event_resent",
+            game_id=scope.game_id,
+            mode=scope.mode.value,
+            target=event_id,
+        ):
+            await webhooks.resend_event(self.ctx, scope.principal, event_id, None)
+        return self.web.see(scope.url("events", event_id))
+
+    # API keys
+
+    @page
+    async def roll_key(self, request: Request) -> Response:
+        scope = await self.web.scope(request)
+        await self.web.form(request, scope.token)
+        scope.require(key_action(scope.mode))
+        with audit.recording(
+            self.ctx,
+            self.web.actor(request, scope.account),
+            "api_key.rolled",
+            game_id=scope.game_id,
+            mode=scope.mode.value,
+        ):
+            key = await games.roll_key(self.ctx, scope.game_id, scope.mode)
+        records = [k for k in await games.list_keys(self.ctx, scope.game_id) if k.mode is scope.mode]
+        return await self.web.render(
+            request, "keys.html", scope=scope, nav="keys", keys=records, may_manage=True, new_key=key
+        )
+
+    @page
+    async def revoke_key(self, request: Request) -> Response:
+        scope = await self.web.scope(request)
+        form = await self.web.form(request, scope.token)
+        scope.require(key_action(scope.mode))
+        key = await games.get_key(self.ctx, scope.game_id, field(form, "key"))
+        if key.mode is not scope.mode:
+            raise DomainError(Reason.NOT_FOUND, "no such key in this mode")
+        with audit.recording(
+            self.ctx,
+            self.web.actor(request, scope.account),
+            "api_key.revoked",
+            game_id=scope.game_id,
+            mode=scope.mode.value,
+            target=f"{key.id} ({key.display_prefix}…)",
+        ):
+            await games.revoke_key(self.ctx, key.id, game_id=scope.game_id)
+        return self.web.see(scope.url("keys"))
+
+    # Members and games
+
+    @page
+    async def grant(self, request: Request) -> Response:
+        scope = await self.web.scope(request)
+        form = await self.web.form(request, scope.token)
+        scope.require(Action.MANAGE_MEMBERS)
+        await accounts.grant(
+            self.ctx,
+            field(form, "email"),
+            scope.game_id,
+            parse_role(field(form, "role")),
+            actor=self.web.actor(request, scope.account),
+        )
+        return self.web.see(scope.url("members"))
+
+    @page
+    async def revoke_member(self, request: Request) -> Response:
+        scope = await self.web.scope(request)
+        form = await self.web.form(request, scope.token)
+        scope.require(Action.MANAGE_MEMBERS)
+        await accounts.revoke(
+            self.ctx, field(form, "email"), scope.game_id, actor=self.web.actor(request, scope.account)
+        )
+        return self.web.see(scope.url("members"))
+
+    @page
+    async def register_game(self, request: Request) -> Response:
+        account, token = await self.web.account(request)
+        form = await self.web.form(request, token)
+        if not account.operator:
+            raise Refused(403, "Only operators register games.", "Nothing was changed.")
+        game_id = field(form, "game_id")
+        with audit.recording(
+            self.ctx, self.web.actor(request, account), "game.registered", game_id=game_id[:64], target=game_id[:64]
+        ):
+            created = await games.create_game(self.ctx, game_id)
+        return await self.pages.games_page(request, created=created)

@@ -1,0 +1,279 @@
+"""What the dashboard reads beyond the API's own lists: daily totals, timelines, health.
+
+Every function takes the principal of a game and mode, so a page never sees another
+game's or the other mode's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from ..domain.errors import DomainError, Reason
+from ..domain.keys import Principal
+from ..domain.listing import Page
+from ..domain.payments import Dispute, Payment, PaymentStatus
+from ..domain.sessions import Session
+from ..domain.webhooks import Endpoint
+from ..store import reports as store
+from ..store import webhooks as webhooks_store
+from .context import ServiceContext
+from .sessions import get_session
+
+HEALTH_WINDOW = timedelta(hours=24)
+NEW_DISPUTES = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    day: date
+    created: int
+    paid: int
+    disputes: int
+    # currency -> amount in minor units
+    revenue: dict[str, int]
+
+    @property
+    def dispute_rate(self) -> float:
+        return self.disputes / self.paid if self.paid else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    days: list[Day]
+    currencies: list[str]
+
+    @property
+    def created(self) -> int:
+        return sum(d.created for d in self.days)
+
+    @property
+    def paid(self) -> int:
+        return sum(d.paid for d in self.days)
+
+    @property
+    def disputes(self) -> int:
+        return sum(d.disputes for d in self.days)
+
+    @property
+    def dispute_rate(self) -> float:
+        return self.disputes / self.paid if self.paid else 0.0
+
+    def revenue(self, currency: str) -> int:
+        return sum(d.revenue.get(currency, 0) for d in self.days)
+
+
+def _day_number(value: date) -> int:
+    return (value - date(1970, 1, 1)).days
+
+
+async def overview(ctx: ServiceContext, principal: Principal, *, days: int = 30) -> Overview:
+    """Per UTC day, the last `days` days up to today: sessions created, paid, revenue, disputes."""
+    today = ctx.clock().astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    scope = {"game_id": principal.game_id, "mode": principal.mode.value, "since": since}
+    async with ctx.db.read() as conn:
+        created = await store.sessions_per_day(conn, **scope)
+        paid = await store.payments_per_day(conn, **scope)
+        disputed = await store.disputes_per_day(conn, **scope)
+    paid_count: dict[int, int] = {}
+    revenue: dict[int, dict[str, int]] = {}
+    for day, currency, count, amount in paid:
+        paid_count[day] = paid_count.get(day, 0) + count
+        revenue.setdefault(day, {})[currency] = amount
+    result = []
+    for offset in range(days):
+        value = first + timedelta(days=offset)
+        n = _day_number(value)
+        result.append(Day(value, created.get(n, 0), paid_count.get(n, 0), disputed.get(n, 0), revenue.get(n, {})))
+    currencies = sorted({c for _d, c, _n, _a in paid})
+    return Overview(result, currencies)
+
+
+async def list_payments(
+    ctx: ServiceContext, principal: Principal, *, status: str | None, user_id: str | None, page: Page
+) -> tuple[list[Payment], int]:
+    parsed = None
+    if status:
+        try:
+            parsed = PaymentStatus(status)
+        except ValueError:
+            raise DomainError(Reason.INVALID_STATUS, "status must be processing, succeeded or failed") from None
+    async with ctx.db.read() as conn:
+        return await store.list_payments(
+            conn,
+            game_id=principal.game_id,
+            mode=principal.mode.value,
+            status=parsed,
+            user_id=user_id,
+            created_from=page.created_from,
+            created_to=page.created_to,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+
+async def list_disputes(
+    ctx: ServiceContext, principal: Principal, *, user_id: str | None, page: Page
+) -> tuple[list[Dispute], int]:
+    async with ctx.db.read() as conn:
+        return await store.list_disputes(
+            conn,
+            game_id=principal.game_id,
+            mode=principal.mode.value,
+            user_id=user_id,
+            created_from=page.created_from,
+            created_to=page.created_to,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    event_id: str
+    endpoint_id: str
+    url: str
+    at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    response_excerpt: str | None
+    event_type: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    id: str
+    type: str
+    sequence: int | None
+    created_at: datetime
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+def _attempt(row: Any) -> Attempt:
+    return Attempt(
+        event_id=row.event_id,
+        endpoint_id=row.endpoint_id,
+        url=row.url,
+        at=row.attempted_at,
+        status_code=row.status_code,
+        latency_ms=row.latency_ms,
+        error=row.error,
+        response_excerpt=row.response_excerpt,
+        event_type=getattr(row, "type", None),
+    )
+
+
+async def timeline(ctx: ServiceContext, principal: Principal, session_id: str) -> tuple[Session, list[TimelineEvent]]:
+    """A session and every event about it (in sequence), each with its delivery attempts."""
+    session = await get_session(ctx, principal, session_id)
+    async with ctx.db.read() as conn:
+        rows = await store.session_events(conn, session.id)
+        attempts = await store.attempts_of_events(conn, [r.id for r in rows])
+    by_event: dict[str, list[Attempt]] = {}
+    for row in attempts:
+        by_event.setdefault(row.event_id, []).append(_attempt(row))
+    return session, [TimelineEvent(r.id, r.type, r.sequence, r.created_at, by_event.get(r.id, [])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    endpoint: Endpoint
+    attempts_24h: int
+    succeeded_24h: int
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    failing_since: datetime | None
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded_24h / self.attempts_24h if self.attempts_24h else None
+
+    @property
+    def failing(self) -> bool:
+        return self.failing_since is not None
+
+
+def _instant(micros: int | None) -> datetime | None:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros)) if micros is not None else None
+
+
+async def endpoint_health(ctx: ServiceContext, principal: Principal) -> list[Health]:
+    """The game's endpoints in this mode with their delivery health: failing since the first
+    failure after their last success, and their success rate over the last 24 hours."""
+    since = ctx.clock() - HEALTH_WINDOW
+    async with ctx.db.read() as conn:
+        endpoints = await webhooks_store.list_endpoints(conn, game_id=principal.game_id, mode=principal.mode.value)
+        stats = {r.endpoint_id: r for r in await store.endpoint_attempt_stats(conn, [e.id for e in endpoints], since)}
+        result = []
+        for endpoint in endpoints:
+            row = stats.get(endpoint.id)
+            last_ok = row.last_ok if row else None
+            last_failed = row.last_failed if row else None
+            failing_since = None
+            if last_failed is not None and (last_ok is None or last_failed > last_ok):
+                failing_since = await store.first_failure_after(conn, endpoint.id, last_ok or -1)
+            result.append(
+                Health(
+                    endpoint,
+                    int(row.recent or 0) if row else 0,
+                    int(row.recent_ok or 0) if row else 0,
+                    _instant(last_ok),
+                    _instant(last_failed),
+                    _instant(failing_since),
+                )
+            )
+    return result
+
+
+async def endpoint_attempts(
+    ctx: ServiceContext, principal: Principal, endpoint_id: str, *, limit: int = 50
+) -> tuple[Endpoint, list[Attempt]]:
+    async with ctx.db.read() as conn:
+        endpoint = await webhooks_store.get_endpoint(
+            conn, endpoint_id, game_id=principal.game_id, mode=principal.mode.value
+        )
+        if endpoint is None:
+            raise DomainError(Reason.NOT_FOUND, f"no webhook endpoint {endpoint_id!r}")
+        rows = await store.attempts_of_endpoint(conn, endpoint_id, limit)
+    return endpoint, [_attempt(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    failing: list[Health]
+    new_disputes: list[Dispute]
+    new_disputes_total: int
+
+
+async def needs_attention(ctx: ServiceContext, principal: Principal) -> Attention:
+    """Failing endpoints and the disputes of the last 7 days."""
+    health = await endpoint_health(ctx, principal)
+    recent = Page(5, 0, ctx.clock() - NEW_DISPUTES, None)
+    disputes, total = await list_disputes(ctx, principal, user_id=None, page=recent)
+    return Attention([h for h in health if h.failing and h.endpoint.enabled], disputes, total)
+
+
+async def get_dispute(ctx: ServiceContext, principal: Principal, dispute_id: str) -> Dispute:
+    async with ctx.db.read() as conn:
+        dispute = await store.get_dispute(conn, dispute_id, game_id=principal.game_id, mode=principal.mode.value)
+    if dispute is None:
+        raise DomainError(Reason.NOT_FOUND, f"no dispute {dispute_id!r}")
+    return dispute
+
+
+async def event(ctx: ServiceContext, principal: Principal, event_id: str) -> tuple[dict[str, Any], list[Attempt]]:
+    """An event's body as sent, and every attempt to deliver it."""
+    async with ctx.db.read() as conn:
+        body = await store.event_body(conn, event_id[:64], game_id=principal.game_id, mode=principal.mode.value)
+        if body is None:
+            raise DomainError(Reason.NOT_FOUND, f"no event {event_id[:64]!r} (events are kept 30 days)")
+        rows = await store.attempts_of_events(conn, [event_id])
+    return body, [_attempt(r) for r in rows]
