@@ -1,14 +1,14 @@
 """dashboard accounts, memberships, sessions, audit log; last use of API keys
 
 Revision ID: dashboard
-Revises: return_tokens, refunds
+Revises: refunds
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "dashboard"
-down_revision = ("return_tokens", "refunds")
+down_revision = "refunds"
 branch_labels = None
 depends_on = None
 
