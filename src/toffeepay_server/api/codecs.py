@@ -11,7 +11,9 @@ from connectrpc.errors import ConnectError
 from protobuf import Message
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
-from ..domain.errors import Reason
+from ..domain.errors import DomainError, Reason
+from .fields import check_request
+from .json_depth import TOO_DEEP, too_deep
 
 # A field named in a decode error, e.g. "for field pay.v1.Item.price".
 _FIELD = re.compile(r"for field [\w.]+\.(\w+)\b")
@@ -30,6 +32,14 @@ _TIMESTAMP_KEYS = {"from": "from", "to": "to", "expires_at": "expires_at", "expi
 
 def _refusal(reason: Reason, message: str) -> ConnectError:
     return ConnectError(Code.INVALID_ARGUMENT, f"{reason.value}: {message}")
+
+
+def _checked(message: Any) -> Any:
+    try:
+        check_request(message)
+    except DomainError as exc:
+        raise _refusal(exc.reason, exc.detail) from None
+    return message
 
 
 def _bad_timestamp_field(data: bytes | bytearray) -> str | None:
@@ -85,10 +95,13 @@ class JsonCodec:
     def decode(self, data: bytes | bytearray, message_class: type[Any]) -> Any:
         if not data.strip():
             data = b"{}"
+        if too_deep(data):
+            raise _refusal(Reason.INVALID_ARGUMENT, TOO_DEEP)
         try:
-            return message_class.from_json(data, ignore_unknown_fields=False)
+            message = message_class.from_json(data, ignore_unknown_fields=False)
         except Exception as exc:
             raise json_decode_error(exc, data) from None
+        return _checked(message)
 
 
 class BinaryCodec:
@@ -100,12 +113,13 @@ class BinaryCodec:
 
     def decode(self, data: bytes | bytearray, message_class: type[Any]) -> Any:
         try:
-            return message_class.from_binary(data)
+            message = message_class.from_binary(data)
         except Exception as exc:
-            message = str(exc)
-            match = _FIELD.search(message)
+            text = str(exc)
+            match = _FIELD.search(text)
             reason = _FIELD_REASON.get(match.group(1), Reason.INVALID_ARGUMENT) if match else Reason.INVALID_ARGUMENT
-            raise _refusal(reason, f"malformed protobuf message: {message[:200]}") from None
+            raise _refusal(reason, f"malformed protobuf message: {text[:200]}") from None
+        return _checked(message)
 
 
 CODECS = [BinaryCodec(), JsonCodec()]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import filetype
 
 from .errors import DomainError, Reason
+from .urls import NON_ASCII_DIGITS, has_non_ascii_digits
 
 MAX_IMAGE_BYTES = 300 * 1024
 MAX_IMAGE_URL = 2048
@@ -32,6 +33,8 @@ def check_image(image: str) -> str:
         host = parts.hostname
     except ValueError:
         raise _refuse("image URL is not a valid URL") from None
+    if has_non_ascii_digits(parts.netloc):
+        raise _refuse(NON_ASCII_DIGITS.format(name="image URL"))
     if parts.scheme.lower() != "https" or not host:
         raise _refuse("image must be a data:image/...;base64 URL or an https:// URL")
     return image

@@ -10,6 +10,7 @@ from enum import StrEnum
 from . import money
 from .errors import DomainError, Reason
 from .images import check_image
+from .text import check_text
 from .urls import check_return_url
 
 DEFAULT_LIFETIME = timedelta(minutes=30)
@@ -141,7 +142,7 @@ def _require(value: str, name: str, max_len: int) -> str:
         raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is required")
     if len(value) > max_len:
         raise DomainError(Reason.INVALID_ARGUMENT, f"{name} is longer than {max_len} characters")
-    return value
+    return check_text(value, name)
 
 
 def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
@@ -157,6 +158,8 @@ def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
                 Reason.INVALID_METADATA,
                 f"metadata value of {key!r} is longer than {MAX_METADATA_VALUE} characters",
             )
+        check_text(key, f"metadata key {key[:50]!r}", Reason.INVALID_METADATA)
+        check_text(value, f"metadata value of {key[:50]!r}", Reason.INVALID_METADATA)
     return dict(metadata)
 
 

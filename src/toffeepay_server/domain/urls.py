@@ -10,6 +10,12 @@ from .errors import DomainError, Reason
 MAX_RETURN_URL = 2048
 _FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "blob", "about"})
 _LOCAL_HOSTS = frozenset({"localhost"})
+NON_ASCII_DIGITS = "{name} has digits other than 0-9 in its host or port"
+
+
+def has_non_ascii_digits(netloc: str) -> bool:
+    """Digits other than 0-9 (fullwidth, Arabic-Indic...) in a host or port: Python reads them, browsers do not."""
+    return any(not ch.isascii() and ch.isdigit() for ch in netloc)
 
 
 def is_local_host(host: str) -> bool:
@@ -25,12 +31,14 @@ def is_local_host(host: str) -> bool:
 def check_return_url(url: str, *, live: bool) -> str:
     if len(url) > MAX_RETURN_URL:
         raise DomainError(Reason.INVALID_RETURN_URL, f"return_url is longer than {MAX_RETURN_URL} characters")
-    if any(ord(ch) < 0x20 or ch.isspace() for ch in url):
+    if any(ord(ch) < 0x20 or ch.isspace() or 0x7F <= ord(ch) <= 0x9F for ch in url):
         raise DomainError(Reason.INVALID_RETURN_URL, "return_url contains whitespace or control characters")
     try:
         parts = urlsplit(url)
     except ValueError:
         raise DomainError(Reason.INVALID_RETURN_URL, "return_url is not a valid URL") from None
+    if has_non_ascii_digits(parts.netloc):
+        raise DomainError(Reason.INVALID_RETURN_URL, NON_ASCII_DIGITS.format(name="return_url"))
     scheme = parts.scheme.lower()
     if not scheme:
         raise DomainError(

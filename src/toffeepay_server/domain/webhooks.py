@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 from . import events
 from .errors import DomainError, Reason
-from .urls import is_local_host
+from .text import check_text
+from .urls import NON_ASCII_DIGITS, has_non_ascii_digits, is_local_host
 
 JSON = "json"
 LEGACY_FORM = "legacy_form"
@@ -124,7 +125,7 @@ def check_event_types(types: Iterable[str]) -> tuple[str, ...]:
 def check_description(value: str | None) -> str | None:
     if value is not None and len(value) > MAX_DESCRIPTION:
         raise DomainError(Reason.INVALID_ARGUMENT, f"description is longer than {MAX_DESCRIPTION} characters")
-    return value
+    return value if value is None else check_text(value, "description")
 
 
 def check_overlap(seconds: int | None) -> timedelta:
@@ -193,6 +194,8 @@ def check_url(url: str, *, private: bool) -> str:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
         raise DomainError(Reason.INVALID_URL, "url is not a valid URL") from None
+    if has_non_ascii_digits(parts.netloc):
+        raise DomainError(Reason.INVALID_URL, NON_ASCII_DIGITS.format(name="url"))
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         raise DomainError(
