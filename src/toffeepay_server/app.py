@@ -25,9 +25,10 @@ from .api.codecs import CODECS
 from .api.edge import ConnectEdge, is_rpc_path
 from .api.errors import ErrorInterceptor
 from .api.gateway import ApiGateway
+from .api.guard import RequestGuard
 from .api.health_service import HealthService
 from .api.payment_service import PaymentService
-from .api.rate_limit import RateLimiter
+from .api.rate_limit import RateLimiter, parse_networks
 from .api.sandbox_service import SandboxService
 from .api.webhook_service import WebhookService
 from .checkout import return_keys
@@ -44,6 +45,7 @@ from .processors.stripe.adapter import StripeProcessor
 from .processors.stripe.notifications import StripeNotifications
 from .services import operations
 from .services.context import ServiceContext
+from .serving import stop_with_parent
 from .store.migrate import head_revisions
 from .web import not_found, root
 
@@ -105,6 +107,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
     webhook_app = connect(WebhookServiceASGIApplication, WebhookService(ctx))
     sandbox_app = connect(SandboxServiceASGIApplication, SandboxService(ctx, processors))
     services = {payment_app.path: payment_app, webhook_app.path: webhook_app, sandbox_app.path: sandbox_app}
+    public_limiter = RateLimiter(settings.public_rate_limit, settings.rate_limit_storage, namespace="address")
     gateway = ApiGateway(
         _route(services),
         ctx,
@@ -113,6 +116,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
         idempotency_wait=settings.idempotency_wait,
         idempotency_lease=timedelta(seconds=settings.idempotency_lease),
         rate_limiter=RateLimiter(settings.rate_limit, settings.rate_limit_storage),
+        public_limiter=public_limiter,
     )
     health_app = connect(HealthServiceASGIApplication, HealthService())
 
@@ -153,7 +157,16 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
     web.state.ctx = ctx
     descs = (PaymentServiceDesc.desc(), WebhookServiceDesc.desc(), SandboxServiceDesc.desc(), HealthServiceDesc.desc())
     edge = ConnectEdge(known=_rpc_paths(*descs), reads=_rpc_paths(*descs, mutating=False))
-    return RequestIds(Router({path: gateway for path in services}, {health_app.path: health_app}, web, edge))
+    router = Router({path: gateway for path in services}, {health_app.path: health_app}, web, edge)
+    guard = RequestGuard(
+        router,
+        max_body=settings.max_request_bytes,
+        body_timeout=settings.request_body_timeout,
+        public_limiter=public_limiter,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        hsts=settings.public_url.startswith("https://"),
+    )
+    return RequestIds(guard)
 
 
 def _route(services: dict[str, Any]) -> Any:
@@ -165,4 +178,5 @@ def _route(services: dict[str, Any]) -> Any:
 
 def app_from_env() -> RequestIds:
     """The factory `toffeepay serve` hands to granian (each worker builds its own app)."""
+    stop_with_parent()
     return create_app(Settings.from_env())

@@ -25,6 +25,7 @@ from .domain.errors import DomainError
 from .domain.keys import Mode
 from .services import accounts, games, return_tokens, webhooks
 from .services.context import ServiceContext, run_with_context
+from .serving import port_in_use
 from .store.migrate import upgrade
 
 app = typer.Typer(
@@ -103,6 +104,12 @@ def serve(
     if not os.environ.get("TOFFEEPAY_PUBLIC_URL"):
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         os.environ["TOFFEEPAY_PUBLIC_URL"] = f"http://{shown}:{port}"
+    if (error := port_in_use(host, port)) is not None:
+        console.print(
+            f"[red]cannot listen on {host}:{port}: {error.strerror or error}[/red] "
+            "(another server is using this port; stop it or choose another with --port)"
+        )
+        raise typer.Exit(1)
     settings = _settings()
     if sandbox_game:
         key = _run(settings, lambda ctx: _dev_sandbox_key(ctx, sandbox_game))
@@ -119,6 +126,8 @@ def serve(
             log_access=False,
             log_dictconfig=granian_logging(),
             workers_kill_timeout=30,
+            # A worker that dies (whatever killed it) is replaced at once; granian logs the exit.
+            respawn_failed_workers=True,
         ).serve()
 
 

@@ -83,6 +83,13 @@ class Settings:
     rate_limit: str = "1000/second"
     # Where counters live: memory:// (per process) or redis://host:port to share them across processes.
     rate_limit_storage: str = "memory://"
+    # Per client address, for requests without a valid API key (unknown keys, the payment
+    # page and its forms, processor notifications).
+    public_rate_limit: str = "100/second"
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client; nobody else's is believed.
+    trusted_proxies: tuple[str, ...] = ()
+    # A request body must have arrived this many seconds after its headers (else 408).
+    request_body_timeout: float = 10.0
     # Signs the payment page's forms; when unset, one is generated and kept in the database.
     secret_key: str | None = field(default=None, repr=False)
     # How long the sandbox processor keeps a payment page's payment `processing`.
@@ -121,6 +128,9 @@ class Settings:
             idempotency_lease=float(env.get("TOFFEEPAY_IDEMPOTENCY_LEASE") or 60.0),
             rate_limit=env.get("TOFFEEPAY_RATE_LIMIT") or "1000/second",
             rate_limit_storage=env.get("TOFFEEPAY_RATE_LIMIT_STORAGE") or "memory://",
+            public_rate_limit=env.get("TOFFEEPAY_PUBLIC_RATE_LIMIT") or "100/second",
+            trusted_proxies=tuple(p.strip() for p in env.get("TOFFEEPAY_TRUSTED_PROXIES", "").split(",") if p.strip()),
+            request_body_timeout=float(env.get("TOFFEEPAY_REQUEST_BODY_TIMEOUT") or 10.0),
             secret_key=env.get("TOFFEEPAY_SECRET_KEY") or None,
             sandbox_settle_seconds=float(env.get("TOFFEEPAY_SANDBOX_SETTLE_SECONDS") or 1.0),
             fulfillment_grace=parse_duration(env.get("TOFFEEPAY_FULFILLMENT_GRACE") or "10m"),

@@ -25,11 +25,11 @@ def test_expired_windows_are_dropped_when_too_many_are_kept(monkeypatch) -> None
     assert windows.hit("c", 10, 1, 11.6) == 12.0
 
 
-def test_the_limiter_counts_each_limit_and_says_when_to_retry() -> None:
+async def test_the_limiter_counts_each_limit_and_says_when_to_retry() -> None:
     limiter = RateLimiter("2/minute;100/hour")
     assert limiter.local is not None
-    assert [limiter.retry_after("key_1") for _ in range(2)] == [None, None]
-    wait = limiter.retry_after("key_1")
+    assert [await limiter.retry_after("key_1") for _ in range(2)] == [None, None]
+    wait = await limiter.retry_after("key_1")
     assert wait is not None and 1 <= wait <= 60
-    assert limiter.retry_after("key_2") is None
-    assert RateLimiter("off").retry_after("key_1") is None
+    assert await limiter.retry_after("key_2") is None
+    assert await RateLimiter("off").retry_after("key_1") is None

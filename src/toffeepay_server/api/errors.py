@@ -20,6 +20,7 @@ from connectrpc.errors import ConnectError
 from toffeepay._proto.google.rpc.error_details_pb import ErrorInfo
 
 from ..domain.errors import DomainError, Reason
+from ..store.database import is_outage
 
 log = structlog.get_logger("toffeepay.api")
 
@@ -37,6 +38,11 @@ CONNECT_CODE: dict[Reason, Code] = {
     Reason.IDEMPOTENCY_KEY_IN_USE: Code.ABORTED,
     Reason.RATE_LIMITED: Code.RESOURCE_EXHAUSTED,
     Reason.REQUEST_TOO_LARGE: Code.RESOURCE_EXHAUSTED,
+    Reason.REQUEST_TIMEOUT: Code.DEADLINE_EXCEEDED,
+    # Connect itself answers `unimplemented` (501) to an unknown Content-Encoding; a body the
+    # server cannot read is the client's mistake, so it is refused as bad input (400).
+    Reason.UNSUPPORTED_ENCODING: Code.INVALID_ARGUMENT,
+    Reason.UNAVAILABLE: Code.UNAVAILABLE,
     Reason.INTERNAL: Code.INTERNAL,
     Reason.UNKNOWN_METHOD: Code.UNIMPLEMENTED,
     Reason.METHOD_NOT_ALLOWED: Code.UNIMPLEMENTED,
@@ -92,7 +98,14 @@ class ErrorInterceptor:
             raise to_connect(exc, request_id) from None
         except ConnectError:
             raise
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                log.warning("database unavailable", method=ctx.method.name, request_id=request_id)
+                raise ConnectError(
+                    Code.UNAVAILABLE,
+                    "unavailable: the service is unavailable for a moment, retry shortly",
+                    details=[error_info(Reason.UNAVAILABLE.value, request_id)],
+                ) from None
             log.exception("unexpected error", method=ctx.method.name, request_id=request_id)
             raise ConnectError(
                 Code.INTERNAL,

@@ -18,15 +18,21 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from connectrpc.code import Code
 
 from ..domain.errors import DomainError, Reason
+from ..observability.request_id import request_id_of
 from ..services import games
 from ..services.context import ServiceContext
 from ..store import idempotency as store
+from ..store.database import is_outage
 from . import auth
 from .errors import connect_code
-from .rate_limit import RateLimiter
+from .guard import CLIENT_ADDRESS
+from .rate_limit import RateLimiter, client_address
+
+log = structlog.get_logger("toffeepay.api")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -42,6 +48,7 @@ _HTTP_STATUS = {
     Code.ABORTED: 409,
     Code.RESOURCE_EXHAUSTED: 429,
     Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
 }
 IDEMPOTENCY_LEASE = timedelta(seconds=60)
 # Not replayed (the client may fix its request and retry): only successes are stored.
@@ -50,6 +57,10 @@ _NOT_STORED_HEADERS = {b"x-request-id", b"content-length", b"date", b"server"}
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _Incomplete(Exception):
     pass
 
 
@@ -74,7 +85,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise asyncio.CancelledError
+            raise _Incomplete
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -131,6 +142,7 @@ class ApiGateway:
         idempotency_wait: float = 10.0,
         idempotency_lease: timedelta = IDEMPOTENCY_LEASE,
         rate_limiter: RateLimiter | None = None,
+        public_limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.ctx = ctx
@@ -139,6 +151,8 @@ class ApiGateway:
         self.idempotency_wait = idempotency_wait
         self.idempotency_lease = idempotency_lease
         self.rate_limiter = rate_limiter or RateLimiter("off")
+        # Requests without a valid key count against their client address.
+        self.public_limiter = public_limiter or RateLimiter("off")
         # Wakes waiters in this process at once; other processes are polled.
         self._finished: dict[tuple[str, str], asyncio.Event] = {}
 
@@ -150,10 +164,31 @@ class ApiGateway:
         # The request id (request header and answer header) is set by RequestIds, in front of every route.
         extra: list[tuple[bytes, bytes]] = []
 
+        started = False
+
         async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
+
+        try:
+            await self._serve(scope, receive, send_with_id, headers)
+        except Exception as exc:
+            request_id = request_id_of(scope) or ""
+            # Whatever went wrong here, the client gets a Connect error, never a bare 500
+            # nor the exception's text: the request id is what it can quote.
+            if is_outage(exc):
+                log.warning("database unavailable", request_id=request_id, error=type(exc).__name__)
+                error = DomainError(Reason.UNAVAILABLE, "the service is unavailable for a moment, retry shortly")
+            else:
+                log.exception("unexpected error in the API gateway", request_id=request_id)
+                error = DomainError(Reason.INTERNAL, f"unexpected error, request id {request_id}")
+            if not started:
+                await send_error(send_with_id, error)
+
+    async def _serve(self, scope: Scope, receive: Receive, send_with_id: Send, headers: dict[str, str]) -> None:
 
         try:
             length = int(headers.get("content-length") or 0)
@@ -167,6 +202,14 @@ class ApiGateway:
 
         principal = await games.authenticate(self.ctx, auth.bearer_key(headers.get("authorization")) or "")
         if principal is None:
+            address = scope.get(CLIENT_ADDRESS) or client_address(scope, ())
+            if (wait := await self.public_limiter.retry_after(address)) is not None:
+                await send_error(
+                    send_with_id,
+                    DomainError(Reason.RATE_LIMITED, f"too many requests without a valid API key, retry in {wait} s"),
+                    headers=[(b"retry-after", str(wait).encode())],
+                )
+                return
             await send_error(
                 send_with_id,
                 DomainError(
@@ -177,7 +220,7 @@ class ApiGateway:
             )
             return
         auth.set_principal(principal)
-        if (wait := self.rate_limiter.retry_after(principal.api_key_id)) is not None:
+        if (wait := await self.rate_limiter.retry_after(principal.api_key_id)) is not None:
             await send_error(
                 send_with_id,
                 DomainError(Reason.RATE_LIMITED, f"too many requests for this API key, retry in {wait} s"),
@@ -190,6 +233,11 @@ class ApiGateway:
         except _TooLarge:
             await send_error(
                 send_with_id, DomainError(Reason.REQUEST_TOO_LARGE, "request body is larger than 1 MiB"), status=413
+            )
+            return
+        except _Incomplete:
+            await send_error(
+                send_with_id, DomainError(Reason.INVALID_ARGUMENT, "the request body ended early or is broken")
             )
             return
         receive = _replay_receive(body, receive)

@@ -10,8 +10,9 @@ submission finds the payment already under way and just shows it.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
+import structlog
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
@@ -25,7 +26,7 @@ from ..domain.keys import Mode
 from ..domain.money import format_amount
 from ..domain.payments import PaymentStatus, parse_method
 from ..domain.sessions import Session, SessionStatus
-from ..domain.urls import with_session_id
+from ..domain.urls import is_local_host, with_session_id
 from ..processors import flow
 from ..processors.base import Instructions, Processors
 from ..services import checkout, return_tokens, sessions
@@ -79,12 +80,18 @@ async def _read_form(request: Request) -> dict[str, str] | None:
         return None
 
 
+log = structlog.get_logger("toffeepay.checkout")
+
+
 class CheckoutPages:
     def __init__(self, ctx: ServiceContext, processors: Processors, settings: Settings) -> None:
         self.ctx = ctx
         self.processors = processors
         self.secret_key = settings.secret_key
         self.secure = settings.public_url.startswith("https://")
+        # A live card form only where the card data cannot travel in clear: behind https,
+        # or on this machine's loopback (tests, a developer's own server).
+        self.live_allowed = self.secure or is_local_host(urlsplit(settings.public_url).hostname or "")
         self.assets = assets.Assets()
         self.templates = Environment(
             loader=PackageLoader("toffeepay_server.checkout", "templates"),
@@ -140,6 +147,8 @@ class CheckoutPages:
         if state != SessionStatus.PENDING.value:
             next_url = await self._return_to(session) if session.return_url else None
             return self._render(request, "outcome.html", 200, view=view, state=state, next_url=next_url)
+        if not self._may_take_cards(session.mode):
+            return self._insecure(request)
         csrf = await self.csrf()
         nonce, new = csrf.nonce(request.cookies.get(csrf.cookie))
         response = self._render(
@@ -187,6 +196,8 @@ class CheckoutPages:
             return refused
         try:
             view = await checkout.load(self.ctx, session_id)
+            if not self._may_take_cards(view.session.mode):
+                return self._insecure(request)
             processor = self.processors.for_mode(view.session.mode)
             instructions = Instructions(
                 parse_method(form.get("method", "")), {k: form[k] for k in PROCESSOR_FIELDS if k in form}
@@ -240,6 +251,18 @@ class CheckoutPages:
         """The return_url with `session_id` and a signed `token` of the outcome."""
         assert session.return_url is not None
         return with_session_id(session.return_url, session.id, await return_tokens.issue(self.ctx, session))
+
+    def _may_take_cards(self, mode: str) -> bool:
+        return mode != Mode.LIVE.value or self.live_allowed
+
+    def _insecure(self, request: Request) -> Response:
+        log.warning("live payment page refused: TOFFEEPAY_PUBLIC_URL is not https", public_url=self.ctx.public_url)
+        return self._message(
+            request,
+            503,
+            "Payments are not available on this address.",
+            "This payment page must be served over https. No payment was made.",
+        )
 
     # Rendering
 

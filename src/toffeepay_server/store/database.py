@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 import zlib
@@ -17,6 +19,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
@@ -35,6 +38,17 @@ def insert_unless_present(dialect: str, table: Any, **values: Any) -> Any:
     return insert_(table).values(**values).on_conflict_do_nothing()
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached right now (down, restarting, no
+    connection), as opposed to a mistake in a statement."""
+    if isinstance(exc, DisconnectionError | OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # asyncpg's own errors for a server that is starting or shutting down
+    return type(exc).__name__ in {"CannotConnectNowError", "AdminShutdownError", "ConnectionDoesNotExistError"}
+
+
 def async_url(url: str) -> str:
     """Accept the URLs operators write and pick the async driver for them."""
     parsed = make_url(url)
@@ -43,6 +57,21 @@ def async_url(url: str) -> str:
     elif parsed.drivername in ("sqlite", "sqlite+pysqlite"):
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     return parsed.render_as_string(hide_password=False)
+
+
+def create_private_sqlite_file(url: str) -> None:
+    """Create a new SQLite database file readable by its owner only (0600).
+
+    It holds API key hashes, webhook secrets and players' ids; SQLite gives its -wal and
+    -shm files the same mode. An existing file keeps the mode its operator gave it.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    if parsed.database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(parsed.database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_engine(url: str, *, begin: str, pool_size: int, inline: bool = False) -> AsyncEngine:
@@ -234,6 +263,7 @@ class Database:
         self.url = async_url(url)
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect == "sqlite":
+            create_private_sqlite_file(self.url)
             # The one writer runs inline: its statements are short and already serialised.
             # Readers keep aiosqlite's threads, so a long scan never holds up the loop.
             self.writer = _sqlite_engine(self.url, begin="BEGIN IMMEDIATE", pool_size=1, inline=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from .database import async_url
+from .database import async_url, create_private_sqlite_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -22,6 +22,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str) -> None:
     """Bring the schema to the newest revision. Safe to call from inside an event loop."""
+    create_private_sqlite_file(database_url)
     errors: list[BaseException] = []
 
     def run() -> None:

@@ -1,0 +1,56 @@
+"""The process side of `toffeepay serve`: one server per port, and no worker outliving it.
+
+Granian runs the app in worker processes that share the listening socket of its main
+process. It replaces a worker that dies (`respawn_failed_workers`), but nothing stops a
+worker whose main process was killed (SIGKILL leaves no chance to clean up): such an
+orphan would keep the port and answer with whatever code it was started with. Each worker
+therefore watches its parent and stops when it is gone. Granian also binds with
+SO_REUSEPORT, so a second server on a port in use would silently share it; `serve`
+checks the port first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import structlog
+
+log = structlog.get_logger("toffeepay")
+
+PARENT_CHECK_INTERVAL = 0.5
+# After SIGTERM a worker finishes its requests; past this it is ended at once.
+ORPHAN_GRACE = 10.0
+
+
+def port_in_use(host: str, port: int) -> OSError | None:
+    """The error binding `host:port` gives without SO_REUSEPORT (None when the port is free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR only lets a port in TIME_WAIT be reused; a listener still refuses it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def stop_with_parent(interval: float = PARENT_CHECK_INTERVAL) -> None:
+    """In a worker process: stop this process when the process that started it is gone."""
+    parent = os.getppid()
+    if parent == 1:  # started by init itself: nothing to watch
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.error("the server's main process is gone, this worker stops", worker_pid=os.getpid(), parent_pid=parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="toffeepay-parent-watch", daemon=True).start()
