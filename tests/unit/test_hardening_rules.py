@@ -112,7 +112,7 @@ def test_hosts_and_ports_with_digits_other_than_ascii_are_refused() -> None:
     with pytest.raises(DomainError, match="invalid_image"):
         check_image("https://cdn.example:\uff18\uff10/a.png")
     with pytest.raises(DomainError, match="invalid_url"):
-        check_url("https://hooks.example:\uff18\uff10/in", live=False)
+        check_url("https://hooks.example:\uff18\uff10/in", private=True)
     assert check_return_url("https://m\u00fcnchen.example/done", live=False)
 
 
