@@ -148,7 +148,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
         Route("/readyz", readyz),
         Route("/", root),
         return_keys.route(ctx),
-        *Dashboard(ctx, settings).routes(),
+        *Dashboard(ctx, settings, processors).routes(),
         *checkout.routes(),
     ]
     if stripe:

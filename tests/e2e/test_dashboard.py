@@ -42,7 +42,12 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 PASSWORD = "correct horse battery staple"
 NAV = ["Overview", "Sessions", "Payments", "Disputes", "Webhooks", "API keys", "Events", "Audit log"]
 TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
-SERVER_ENV = {"TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "sandbox", "TOFFEEPAY_RATE_LIMIT": "off"}
+SERVER_ENV = {
+    "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "sandbox",
+    "TOFFEEPAY_RATE_LIMIT": "off",
+    # A paid session not fulfilled within 2 s is overdue (and listed under "Needs attention").
+    "TOFFEEPAY_FULFILLMENT_GRACE": "2s",
+}
 
 
 def cli(server: Server, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -221,6 +226,7 @@ def test_sign_in_and_every_page_shows_the_game_data(tab: Tab, world: World, dash
     attention = tab.page.get_by_role("region", name="Needs attention")
     expect(attention).to_contain_text(world.failing["url"])
     expect(attention).to_contain_text("1 new dispute")
+    expect(attention).to_contain_text(f"1 paid session not fulfilled within the grace period: {world.paid['id']}")
     # Sessions: newest first, every status, filters and search by id.
     tab.nav("Sessions")
     rows = tab.page.locator("tbody tr")
@@ -238,6 +244,11 @@ def test_sign_in_and_every_page_shows_the_game_data(tab: Tab, world: World, dash
     tab.button("Apply").click()
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text(world.cancelled["id"])
+    tab.page.get_by_label("User id").fill("")
+    tab.page.get_by_label("Fulfilled").select_option("no")
+    tab.button("Apply").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(world.paid["id"])
     tab.page.get_by_label("Search by id").fill(world.payment["id"])
     tab.page.get_by_label("Search by id").press("Enter")
     expect(tab.page.get_by_role("heading", level=1)).to_contain_text(world.paid["id"])
@@ -246,6 +257,8 @@ def test_sign_in_and_every_page_shows_the_game_data(tab: Tab, world: World, dash
     for number, event in enumerate(["session.created", "payment.created", "payment.succeeded", "session.paid"], 1):
         expect(timeline).to_contain_text(f"#{number} {event}")
     expect(timeline).to_contain_text("#5 dispute.created")
+    expect(timeline).to_contain_text("#6 session.fulfillment_overdue")
+    expect(tab.page.locator(".facts").first).to_contain_text("Fulfillednot yet")
     expect(timeline.locator(".attempts").first).to_contain_text("delivered")
     expect(timeline).to_contain_text("500")
     tab.page.set_viewport_size(DESKTOP)
@@ -265,7 +278,7 @@ def test_sign_in_and_every_page_shows_the_game_data(tab: Tab, world: World, dash
     expect(totals).to_contain_text("Disputes1")
     expect(totals).to_contain_text("Dispute rate100.0%")
     tab.nav("Events")
-    expect(tab.page.locator("tbody tr").first).to_contain_text("dispute.created")
+    expect(tab.page.locator("tbody tr", has_text="dispute.created")).to_contain_text(world.paid["id"])
     tab.page.get_by_label("Type").select_option("session.cancelled")
     tab.button("Apply").click()
     expect(tab.page.locator("tbody tr")).to_have_count(1)
@@ -406,6 +419,9 @@ def test_a_viewer_is_refused_every_change(tab: Tab, world: World, dash: Server, 
     tab.nav("API keys")
     expect(tab.page.get_by_role("button", name="Roll key")).to_have_count(0)
     expect(tab.page.get_by_role("button", name="Revoke key")).to_have_count(0)
+    tab.page.goto(f"{base}/sessions/{world.paid['id']}")
+    expect(tab.page.get_by_role("heading", name="Payment")).to_be_visible()
+    expect(tab.page.get_by_role("button", name="Refund")).to_have_count(0)
     token = tab.csrf()  # the sign-out form's: a valid token of this session
     before = audit_count(db_url)
     keys = sql(db_url, "SELECT id, revoked_at FROM api_keys WHERE game_id = :g ORDER BY id", {"g": world.game.game_id})
@@ -420,6 +436,7 @@ def test_a_viewer_is_refused_every_change(tab: Tab, world: World, dash: Server, 
         (f"{base}/keys/revoke", {"key": key_id}),
         (f"{tab.base(world.game, 'live')}/keys/roll", {}),
         (f"{base}/members", {"email": viewer, "role": "owner"}),
+        (f"{base}/sessions/{world.paid['id']}/refund", {"amount": "1"}),
         (f"{base}/members/remove", {"email": world.owner}),
         (f"{dash.url}/dashboard/games", {"game_id": "viewer_game"}),
     ]
@@ -432,6 +449,7 @@ def test_a_viewer_is_refused_every_change(tab: Tab, world: World, dash: Server, 
         == keys
     )
     assert world.api.ok("WebhookService/ListEndpoints", {})["endpoints"] == endpoints
+    assert world.api.ok("PaymentService/ListRefunds", {})["total"] == 0
     world.api.ok("PaymentService/ListSessions", {})
     # A developer manages sandbox keys but not live ones.
     developer = new_account(dash, world.game, "developer")
@@ -535,3 +553,41 @@ def test_an_operator_registers_games_and_sees_every_game(tab: Tab, world: World,
     tab.nav("Audit log")
     expect(tab.page.locator("tbody")).to_contain_text("game.registered")
     expect(tab.page.locator("tbody")).to_contain_text(operator)
+
+
+def test_refund_a_payment_from_its_session_page(tab: Tab, dash: Server) -> None:
+    game = dash.create_game()
+    api = dash.api(game.sandbox_key)
+    session = api.create_session(game.game_id, item={"title": "Sword", "price": 1500, "currency": "USD"})
+    payment = api.ok("SandboxService/PaySession", {"session_id": session["id"], "outcome": "succeeded"})
+    tab.sign_in(new_account(dash, game, "developer"))
+    tab.page.goto(f"{tab.base(game)}/sessions/{session['id']}")
+    tab.page.get_by_label("Amount in minor units of USD").fill("500")
+    tab.page.get_by_label("Reason").select_option("duplicate")
+    tab.button("Refund").click()
+    expect(tab.page.get_by_role("table", name="Refunds of this payment")).to_contain_text("$5.00")
+    expect(tab.page.get_by_role("table", name="Refunds of this payment")).to_contain_text("duplicate")
+    refunds = api.ok("PaymentService/ListRefunds", {"payment_id": payment["id"]})["refunds"]
+    assert [(r["amount"], r["reason"]) for r in refunds] == [(500, "duplicate")]
+    # More than is left is refused, and nothing more is refunded.
+    tab.page.get_by_label("Amount in minor units of USD").fill("1001")
+    tab.button("Refund").click()
+    expect(tab.page.get_by_role("heading", level=1)).to_have_text("That did not work.")
+    assert "invalid_refund_amount" in tab.page.content()
+    assert api.ok("PaymentService/ListRefunds", {"payment_id": payment["id"]})["total"] == 1
+    # The rest, once the first settled; the page then offers no more refunds.
+    wait_until(lambda: api.ok("PaymentService/GetPayment", {"id": payment["id"]}).get("amount_refunded") == 500)
+    tab.page.goto(f"{tab.base(game)}/sessions/{session['id']}")
+    tab.button("Refund").click()
+    wait_until(lambda: api.ok("PaymentService/GetPayment", {"id": payment["id"]}).get("amount_refunded") == 1500)
+    tab.page.reload()
+    expect(tab.page.get_by_role("button", name="Refund")).to_have_count(0)
+    tab.nav("Audit log")
+    expect(tab.page.locator("tbody tr", has_text="payment.refunded")).to_have_count(2)
+
+
+def wait_until(probe: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)

@@ -18,7 +18,10 @@ from ..checkout.csrf import Csrf
 from ..config import Settings
 from ..domain.accounts import Action, key_action, parse_role
 from ..domain.errors import DomainError, Reason
-from ..services import accounts, audit, games, webhooks
+from ..domain.refunds import parse_reason
+from ..processors import flow
+from ..processors.base import Processors
+from ..services import accounts, audit, games, refunds, sessions, webhooks
 from .pages import Pages
 from .web import Refused, Web, field, page, read_form, safe_next
 
@@ -26,8 +29,9 @@ SIGN_IN = "dashboard-sign-in"
 
 
 class Actions:
-    def __init__(self, web: Web, pages: Pages, settings: Settings) -> None:
+    def __init__(self, web: Web, pages: Pages, settings: Settings, processors: Processors) -> None:
         self.web = web
+        self.processors = processors
         self.pages = pages
         self.ctx = web.ctx
         self.email_limit = RateLimiter(settings.dashboard_signin_limit, settings.rate_limit_storage)
@@ -171,6 +175,35 @@ class Actions:
         ):
             await webhooks.resend_event(self.ctx, scope.principal, event_id, None)
         return self.web.see(scope.url("events", event_id))
+
+    # Refunds
+
+    @page
+    async def refund(self, request: Request) -> Response:
+        """Refund a session's payment (all that is left, or an amount in minor units)."""
+        scope = await self.web.scope(request)
+        form = await self.web.form(request, scope.token)
+        scope.require(Action.REFUND)
+        session = await sessions.get_session(self.ctx, scope.principal, request.path_params["session_id"])
+        if session.payment_id is None:
+            raise DomainError(Reason.PAYMENT_NOT_REFUNDABLE, "this session has no payment")
+        payment = await refunds.payment_to_refund(self.ctx, scope.principal, session.payment_id)
+        raw = field(form, "amount")
+        if raw and not raw.isdigit():
+            raise DomainError(Reason.INVALID_REFUND_AMOUNT, "the amount is a whole number of minor units")
+        amount = int(raw) if raw else None
+        reason = parse_reason(field(form, "reason"))
+        with audit.recording(
+            self.ctx,
+            self.web.actor(request, scope.account),
+            "payment.refunded",
+            game_id=scope.game_id,
+            mode=scope.mode.value,
+            target=payment.id,
+            details={"amount": amount if amount is not None else "rest", "reason": reason.value},
+        ):
+            await flow.refund(self.ctx, self.processors, payment, amount=amount, reason=reason)
+        return self.web.see(scope.url("sessions", session.id))
 
     # API keys
 

@@ -16,9 +16,10 @@ from ..domain.events import EVENT_TYPES
 from ..domain.keys import Mode
 from ..domain.listing import Page
 from ..domain.payments import PaymentStatus
+from ..domain.refunds import RefundReason
 from ..domain.sessions import SessionStatus
 from ..domain.webhooks import FORMATS
-from ..services import accounts, audit, games, reports, sessions, webhooks
+from ..services import accounts, audit, games, refunds, reports, sessions, webhooks
 from ..services import payments as payment_service
 from . import charts, format
 from .web import Refused, Scope, Web, page
@@ -47,6 +48,7 @@ class Filters:
         self.type = q.get("type", "").strip()
         self.date_from = q.get("from", "").strip()
         self.date_to = q.get("to", "").strip()
+        self.fulfilled = q.get("fulfilled", "").strip()
         try:
             self.number = max(1, int(q.get("page", "1")))
         except ValueError:
@@ -63,6 +65,7 @@ class Filters:
             "type": self.type,
             "from": self.date_from,
             "to": self.date_to,
+            "fulfilled": self.fulfilled,
             "page": self.number,
         }
         values.update(changes)
@@ -190,6 +193,7 @@ class Pages:
             user_id=filters.user_id or None,
             status=filters.status or None,
             page=filters.page,
+            fulfilled={"yes": True, "no": False}.get(filters.fulfilled),
         )
         return await self.web.render(
             request,
@@ -206,9 +210,12 @@ class Pages:
     async def session(self, request: Request) -> Response:
         scope = await self.web.scope(request)
         session, timeline = await reports.timeline(self.ctx, scope.principal, request.path_params["session_id"])
-        payment = None
+        payment, found_refunds = None, []
         if session.payment_id:
             payment = await payment_service.get_payment(self.ctx, scope.principal, session.payment_id)
+            found_refunds, _ = await refunds.list_refunds(
+                self.ctx, scope.principal, payment_id=payment.id, page=Page(100, 0, None, None)
+            )
         return await self.web.render(
             request,
             "session.html",
@@ -217,6 +224,9 @@ class Pages:
             session=session,
             payment=payment,
             timeline=timeline,
+            refunds=found_refunds,
+            refund_reasons=[r.value for r in RefundReason],
+            may_refund=scope.may(Action.REFUND) and payment is not None and payment.status is PaymentStatus.SUCCEEDED,
             may_resend=scope.may(Action.MANAGE_WEBHOOKS),
         )
 

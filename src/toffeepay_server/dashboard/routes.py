@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from ..config import Settings
+from ..processors.base import Processors
 from ..services.context import ServiceContext
 from .actions import Actions
 from .assets import PREFIX
@@ -13,10 +14,10 @@ from .web import Web
 
 
 class Dashboard:
-    def __init__(self, ctx: ServiceContext, settings: Settings) -> None:
+    def __init__(self, ctx: ServiceContext, settings: Settings, processors: Processors) -> None:
         self.web = Web(ctx, settings)
         self.pages = Pages(self.web)
-        self.actions = Actions(self.web, self.pages, settings)
+        self.actions = Actions(self.web, self.pages, settings, processors)
 
     def routes(self) -> list[BaseRoute]:
         pages, actions = self.pages, self.actions
@@ -35,6 +36,7 @@ class Dashboard:
             Route(f"{game}/", pages.overview, methods=get),
             Route(f"{game}/sessions", pages.sessions, methods=get),
             Route(f"{game}/sessions/{{session_id}}", pages.session, methods=get),
+            Route(f"{game}/sessions/{{session_id}}/refund", actions.refund, methods=post),
             Route(f"{game}/payments", pages.payments, methods=get),
             Route(f"{game}/disputes", pages.disputes, methods=get),
             Route(f"{game}/events", pages.events, methods=get),

@@ -18,6 +18,7 @@ from ..domain.sessions import Session
 from ..domain.webhooks import Endpoint
 from ..store import reports as store
 from ..store import webhooks as webhooks_store
+from . import fulfilment
 from .context import ServiceContext
 from .sessions import get_session
 
@@ -251,14 +252,21 @@ class Attention:
     failing: list[Health]
     new_disputes: list[Dispute]
     new_disputes_total: int
+    unfulfilled: list[Session]
+    unfulfilled_total: int
 
 
 async def needs_attention(ctx: ServiceContext, principal: Principal) -> Attention:
-    """Failing endpoints and the disputes of the last 7 days."""
+    """Failing endpoints, paid sessions not fulfilled past the grace period, the disputes of the last 7 days."""
     health = await endpoint_health(ctx, principal)
     recent = Page(5, 0, ctx.clock() - NEW_DISPUTES, None)
     disputes, total = await list_disputes(ctx, principal, user_id=None, page=recent)
-    return Attention([h for h in health if h.failing and h.endpoint.enabled], disputes, total)
+    unfulfilled, unfulfilled_total = await fulfilment.needs_attention(
+        ctx, principal.game_id, principal.mode.value, limit=5
+    )
+    return Attention(
+        [h for h in health if h.failing and h.endpoint.enabled], disputes, total, unfulfilled, unfulfilled_total
+    )
 
 
 async def get_dispute(ctx: ServiceContext, principal: Principal, dispute_id: str) -> Dispute:
