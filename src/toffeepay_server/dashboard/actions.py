@@ -34,8 +34,10 @@ class Actions:
         self.processors = processors
         self.pages = pages
         self.ctx = web.ctx
-        self.email_limit = RateLimiter(settings.dashboard_signin_limit, settings.rate_limit_storage)
-        self.address_limit = RateLimiter(settings.dashboard_signin_address_limit, settings.rate_limit_storage)
+        self.email_limit = RateLimiter(settings.dashboard_signin_limit, settings.rate_limit_storage, namespace="signin")
+        self.address_limit = RateLimiter(
+            settings.dashboard_signin_address_limit, settings.rate_limit_storage, namespace="signin"
+        )
         self._signin_csrf: Csrf | None = None
 
     # Signing in and out
@@ -75,7 +77,9 @@ class Actions:
             return await self._sign_in_page(request, status=403, error="This form has expired. Please try again.")
         email = field(form, "email").lower()
         address = request.client.host if request.client else "unknown"
-        wait = self.address_limit.retry_after(f"address:{address}") or self.email_limit.retry_after(f"email:{email}")
+        wait = await self.address_limit.retry_after(f"address:{address}")
+        if wait is None:
+            wait = await self.email_limit.retry_after(f"email:{email}")
         if wait is not None:
             response = await self._sign_in_page(
                 request, status=429, error=f"Too many sign-in attempts. Try again in {wait} seconds."
