@@ -51,6 +51,17 @@ def srv(
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def srv2(
+    db_url: str, srv: Server, stripe_proxy: PendingRefundsProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A second server process on the same database, as behind a load balancer."""
+    env = {**stripe_env(stripe_proxy.url), "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "sandbox"}
+    server = Server(db_url, tmp_path_factory.mktemp("refunds-2"), env=env).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def game(srv: Server) -> Game:
     return srv.create_game()
@@ -257,24 +268,25 @@ def test_bad_refund_requests_are_refused_with_their_reason(srv: Server, api: Api
 # Concurrency and idempotency
 
 
-def test_twenty_concurrent_refunds_never_add_up_to_more_than_was_paid(api: Api, game: Game) -> None:
+def test_twenty_concurrent_refunds_never_add_up_to_more_than_was_paid(api: Api, game: Game, srv2: Server) -> None:
     _session_id, payment_id = paid(api, game)
     start = threading.Barrier(20)
     answers: list[httpx.Response] = []
     lock = threading.Lock()
 
-    def ask() -> None:
+    def ask(base_url: str) -> None:
         with httpx.Client(timeout=60) as client:
             start.wait()
             answer = client.post(
-                f"{api.base_url}/pay.v1.PaymentService/RefundPayment",
+                f"{base_url}/pay.v1.PaymentService/RefundPayment",
                 json={"payment_id": payment_id, "amount": 30},
                 headers={"Authorization": f"Bearer {api.key}"},
             )
         with lock:
             answers.append(answer)
 
-    threads = [threading.Thread(target=ask) for _ in range(20)]
+    # Half to each of two server processes on the one database.
+    threads = [threading.Thread(target=ask, args=((api.base_url, srv2.url)[i % 2],)) for i in range(20)]
     for t in threads:
         t.start()
     for t in threads:
