@@ -1,21 +1,26 @@
 """The TypeScript and Go SDKs' own test suites against a real `toffeepay serve`, on each engine.
 
 The suites read the server and a fresh game's keys from TOFFEEPAY_TEST_* variables; they also
-run the shared verification vectors of sdk/testdata. `make sdk-deps` installs the toolchains.
+run the shared verification vectors of sdk/testdata. The complete game servers printed in
+docs/sdk-typescript.md and docs/sdk-go.md run here too, as printed but for their addresses.
+`make sdk-deps` installs the toolchains.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import ENGINES, make_database
-from tests.support import Server
+from tests.support import Game, Server, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +68,88 @@ def test_go_sdk(sdk_server: Server) -> None:
         ROOT / "sdk" / "go",
         {"GOPROXY": "off", "GOFLAGS": "-mod=readonly"},
     )
+
+
+def doc_block(doc: str, fence: str, start: str) -> str:
+    """The code block of a doc that starts with `start`, as printed."""
+    blocks = re.findall(rf"```{fence}\n(.*?)```", (ROOT / "docs" / doc).read_text(), re.S)
+    [code] = [b for b in blocks if b.startswith(start)]
+    return code
+
+
+@pytest.fixture(scope="module")
+def space_shooter(sdk_server: Server) -> Game:
+    """The docs' game."""
+    return sdk_server.create_game("space_shooter")
+
+
+def sell_and_grant(server: Server, game: Game, command: list[str], cwd: Path, port: int) -> None:
+    """Run a documented game server: buy through it, pay, and wait for it to grant and fulfil."""
+    api = server.api(game.sandbox_key)
+    endpoint = api.ok(
+        "WebhookService/CreateEndpoint", {"url": f"http://127.0.0.1:{port}/webhooks", "events": ["session.paid"]}
+    )
+    env = {**os.environ, "TOFFEEPAY_API_KEY": game.sandbox_key, "TOFFEEPAY_WEBHOOK_SECRET": endpoint["secret"]}
+    game_server = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                bought = httpx.post(f"http://127.0.0.1:{port}/buy", json={"user_id": "player_42"}, timeout=10)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or game_server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert bought.status_code == 200, bought.text
+        session_id = bought.json()["session_id"]
+        assert bought.json()["payment_url"] == f"{server.url}/{session_id}"
+        api.ok("SandboxService/PaySession", {"session_id": session_id})
+        # The signed session.paid reaches the game server, which grants and then fulfils.
+        deadline = time.monotonic() + 30
+        while "fulfilled_at" not in (session := api.ok("PaymentService/GetSession", {"id": session_id})):
+            if time.monotonic() > deadline or game_server.poll() is not None:
+                pytest.fail(f"not fulfilled: {session}")
+            time.sleep(0.1)
+        # A forged webhook is refused.
+        forged = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks", content=b"{}", headers={"X-ToffeePay-Signature": "t=1,v1=00"}
+        )
+        assert forged.status_code == 400
+    finally:
+        game_server.terminate()
+        output, _ = game_server.communicate(timeout=10)
+        api.ok("WebhookService/DeleteEndpoint", {"id": endpoint["endpoint"]["id"]})
+    assert output.count(f"granted 50 Gold Coins to player_42 (session {session_id})") == 1, output
+
+
+def test_the_typescript_doc_game_server(sdk_server: Server, space_shooter: Game, tmp_path: Path) -> None:
+    sdk = ROOT / "sdk" / "typescript"
+    subprocess.run(["npm", "run", "build", "--silent"], cwd=sdk, check=True, timeout=300)
+    code = doc_block("sdk-typescript.md", "js", 'import { createServer } from "node:http";')
+    port = free_port()
+    code = code.replace("http://127.0.0.1:8000", sdk_server.url).replace(
+        'listen(3000, "127.0.0.1")', f'listen({port}, "127.0.0.1")'
+    )
+    (tmp_path / "game_server.mjs").write_text(code)
+    (tmp_path / "package.json").write_text('{"type": "module"}')
+    (tmp_path / "node_modules" / "@toffeepay").mkdir(parents=True)
+    (tmp_path / "node_modules" / "@toffeepay" / "sdk").symlink_to(sdk)
+    sell_and_grant(sdk_server, space_shooter, ["node", "game_server.mjs"], tmp_path, port)
+
+
+def test_the_go_doc_game_server(sdk_server: Server, space_shooter: Game, tmp_path: Path) -> None:
+    go = shutil.which("go") or "/usr/lib/go/bin/go"
+    code = doc_block("sdk-go.md", "go", "package main")
+    port = free_port()
+    code = code.replace("http://127.0.0.1:8000", sdk_server.url).replace('"127.0.0.1:3000"', f'"127.0.0.1:{port}"')
+    (tmp_path / "main.go").write_text(code)
+    (tmp_path / "go.mod").write_text(
+        f"module example.com/game\n\ngo 1.19\n\nrequire toffeepay.dev/sdk/go v0.0.0\n\n"
+        f"replace toffeepay.dev/sdk/go => {ROOT / 'sdk' / 'go'}\n"
+    )
+    env = {**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+    subprocess.run([go, "build", "-o", "game", "."], cwd=tmp_path, env=env, check=True, timeout=300)
+    sell_and_grant(sdk_server, space_shooter, [str(tmp_path / "game")], tmp_path, port)
