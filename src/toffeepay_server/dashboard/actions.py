@@ -34,9 +34,11 @@ class Actions:
         self.processors = processors
         self.pages = pages
         self.ctx = web.ctx
-        self.email_limit = RateLimiter(settings.dashboard_signin_limit, settings.rate_limit_storage, namespace="signin")
+        self.email_limit = RateLimiter(
+            settings.dashboard_signin_limit, settings.rate_limit_storage, namespace="dashboard_sign_in_email"
+        )
         self.address_limit = RateLimiter(
-            settings.dashboard_signin_address_limit, settings.rate_limit_storage, namespace="signin"
+            settings.dashboard_signin_address_limit, settings.rate_limit_storage, namespace="dashboard_sign_in_address"
         )
         self._signin_csrf: Csrf | None = None
 
@@ -76,10 +78,8 @@ class Actions:
         ):
             return await self._sign_in_page(request, status=403, error="This form has expired. Please try again.")
         email = field(form, "email").lower()
-        address = request.client.host if request.client else "unknown"
-        wait = await self.address_limit.retry_after(f"address:{address}")
-        if wait is None:
-            wait = await self.email_limit.retry_after(f"email:{email}")
+        address = self.web.address(request)
+        wait = await self.address_limit.retry_after(address) or await self.email_limit.retry_after(email)
         if wait is not None:
             response = await self._sign_in_page(
                 request, status=429, error=f"Too many sign-in attempts. Try again in {wait} seconds."
