@@ -211,8 +211,10 @@ class PendingRefundsProxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 answer = httpx.request(self.command, f"{target}{self.path}", content=body, headers=headers, timeout=10)
                 status, content = answer.status_code, answer.content
-                if proxy.pending and self.command == "POST" and self.path == "/v1/refunds" and status == 200:
-                    content = json.dumps({**answer.json(), "status": "pending"}).encode()
+                if self.command == "POST" and self.path == "/v1/refunds" and status == 200:
+                    proxy.refund_keys[answer.json()["id"]] = self.headers.get("Idempotency-Key", "")
+                    if proxy.pending:
+                        content = json.dumps({**answer.json(), "status": "pending"}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(content)))
@@ -225,6 +227,8 @@ class PendingRefundsProxy:
                 pass
 
         self.pending = False
+        # The Idempotency-Key each Stripe Refund was created with, by its id.
+        self.refund_keys: dict[str, str] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

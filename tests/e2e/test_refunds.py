@@ -482,7 +482,9 @@ def live_events(live: Api, session_id: str) -> list[dict[str, Any]]:
     return sorted((e for e in listed if e["data"].get("session_id") == session_id), key=lambda e: e["data"]["sequence"])
 
 
-def test_a_stripe_refund_goes_through_stripes_refunds_api(srv: Server, localstripe: LocalStripe, game: Game) -> None:
+def test_a_stripe_refund_goes_through_stripes_refunds_api(
+    srv: Server, localstripe: LocalStripe, stripe_proxy: PendingRefundsProxy, game: Game
+) -> None:
     live = srv.api(game.live_key)
     session_id, payment_id = pay_live(live, game)
     made = refund(live, payment_id, amount=199)
@@ -493,6 +495,8 @@ def test_a_stripe_refund_goes_through_stripes_refunds_api(srv: Server, localstri
     at_stripe = localstripe.get(f"/v1/refunds/{stripe_refund_id}")
     assert (at_stripe["amount"], at_stripe["payment_intent"], at_stripe["status"]) == (199, intent_id, "succeeded")
     assert at_stripe["metadata"]["refund_id"] == made["id"] and at_stripe["metadata"]["payment_id"] == payment_id
+    # One idempotency key per refund: a retried call is answered by Stripe, never paid out twice.
+    assert stripe_proxy.refund_keys[stripe_refund_id] == f"toffeepay:{made['id']}:refund"
     assert live.ok("PaymentService/GetPayment", {"id": payment_id})["amount_refunded"] == 199
     assert [e["event"] for e in live_events(live, session_id)][-2:] == ["refund.created", "refund.succeeded"]
     live.refused(
@@ -549,3 +553,17 @@ def test_a_pending_stripe_refund_is_settled_by_stripes_signed_notification(
         ("refund.succeeded", held["id"]),
         ("refund.failed", declined["id"]),
     ]
+
+
+def test_a_stripe_payment_is_refunded_only_where_stripe_is_configured(
+    db_url: str, srv: Server, game: Game, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _session_id, payment_id = pay_live(srv.api(game.live_key), game)
+    unconfigured = Server(db_url, tmp_path_factory.mktemp("no-stripe")).start()
+    try:
+        unconfigured.api(game.live_key).refused(
+            "PaymentService/RefundPayment", {"payment_id": payment_id}, "processor_unavailable", "failed_precondition"
+        )
+    finally:
+        unconfigured.stop()
+    assert srv.api(game.live_key).ok("PaymentService/ListRefunds", {})["total"] == 0
