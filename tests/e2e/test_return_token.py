@@ -14,11 +14,11 @@ import httpx
 import pytest
 import toffeepay
 
-from tests.e2e.test_checkout import RETURN_URL, Tab, browser, choose, open_session, returned
+from tests.e2e.test_checkout import RETURN_URL, Tab, browser, choose, open_session, returned, slow_server
 from tests.support import Api, Game, Server
 
 pytestmark = pytest.mark.browser
-__all__ = ["browser"]  # the Chromium fixture, shared with the checkout tests
+__all__ = ["browser", "slow_server"]  # fixtures shared with the checkout tests
 
 
 @pytest.fixture
@@ -130,3 +130,12 @@ def test_rotation_keeps_the_old_key_for_its_tokens(browser: Any, game: Game, ser
     assert refused(after, old_keys, game.game_id) == "unknown_key"
     listed = json.loads(server.cli("tokens", "keys", "--json").stdout)
     assert listed == new_keys
+
+
+def test_every_process_of_an_installation_signs_with_the_same_keys(
+    browser: Any, game: Game, server: Server, slow_server: Server
+) -> None:
+    """A second server on the same database publishes the same keys, and its tokens verify with either's."""
+    assert jwks(slow_server) == jwks(server)
+    _session, token = pay_in_browser(browser, slow_server, game)
+    assert toffeepay.ReturnToken.verify(token, jwks(server), game_id=game.game_id)["status"] == "paid"
