@@ -83,13 +83,6 @@ async def send_refusal(
     await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return value
-    return None
-
-
 def inflated(body: bytes, encoding: str, limit: int) -> bytes:
     """The content of a body sent with `Content-Encoding: gzip` (or none), at most `limit` bytes."""
     if encoding.strip().lower() != "gzip":
@@ -148,43 +141,66 @@ class RequestGuard:
         path: str = scope["path"]
         if has_control(path):
             raise _Refused(Reason.INVALID_ARGUMENT, "the request path contains control characters")
-        api = path.startswith(API_PREFIX)
+        raw_headers = scope.get("headers", ())
+        headers = dict(raw_headers)  # ASGI header names are lowercase
         address = client_address(scope, self.trusted_proxies)
         scope[CLIENT_ADDRESS] = address
-        if api:
-            _check_api_headers(scope)
+        if path.startswith(API_PREFIX):
+            _check_api_headers(raw_headers, headers)
         elif path not in self.unlimited_paths and (wait := await self.public_limiter.retry_after(address)) is not None:
             raise _Refused(
                 Reason.RATE_LIMITED,
                 f"too many requests from this address, retry in {wait} s",
                 [(b"retry-after", str(wait).encode())],
             )
-        length = _content_length(scope)
+        length = _content_length(headers.get(b"content-length"))
         if length is not None and length > self.max_body:
             raise _Refused(Reason.REQUEST_TOO_LARGE, f"request body is larger than {self.max_body} bytes")
         body = await self._read_body(receive, started + self.body_timeout)
         if length is not None and len(body) != length:
             raise _Refused(Reason.INVALID_ARGUMENT, f"request body has {len(body)} bytes, Content-Length says {length}")
-        content_type = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
-        if body and not content_type.endswith(b"proto"):
-            encoding = (_header(scope, b"content-encoding") or b"").decode("latin-1")
+        if body and not headers.get(b"content-type", b"").split(b";")[0].strip().lower().endswith(b"proto"):
+            encoding = headers.get(b"content-encoding", b"").decode("latin-1")
             if too_deep(inflated(body, encoding, self.max_body)):
                 raise _Refused(Reason.INVALID_ARGUMENT, TOO_DEEP)
         return body
 
     async def _read_body(self, receive: Receive, deadline: float) -> bytes:
+        """The whole body, or _Refused when it is not all there by `deadline` (loop time).
+
+        One timer for the whole body (cheaper than a timeout per chunk): when it fires it
+        cancels this task, and the cancellation becomes a 408.
+        """
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = loop.call_at(deadline, expire)
+        try:
+            return await self._read_all(receive)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            task.uncancel()
+            raise _Refused(
+                Reason.REQUEST_TIMEOUT,
+                f"the request body did not arrive within {self.body_timeout:g} s of its headers",
+            ) from None
+        finally:
+            timer.cancel()
+
+    async def _read_all(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise _Refused(
-                    Reason.REQUEST_TIMEOUT,
-                    f"the request body did not arrive within {self.body_timeout:g} s of its headers",
-                ) from None
+                message = await receive()
             except Exception:  # the server could not read the body off the connection
                 raise _Refused(Reason.INVALID_ARGUMENT, "the request body could not be read") from None
             if message["type"] == "http.disconnect":
@@ -197,23 +213,19 @@ class RequestGuard:
                 raise _Refused(Reason.REQUEST_TOO_LARGE, f"request body is larger than {self.max_body} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks)
-            if loop.time() >= deadline:
-                raise _Refused(
-                    Reason.REQUEST_TIMEOUT,
-                    f"the request body did not arrive within {self.body_timeout:g} s of its headers",
-                )
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _check_api_headers(scope: Scope) -> None:
-    for name, value in scope.get("headers", ()):
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            shown = name.decode("latin-1").lower()[:64]
-            reason = _HEADER_REASON.get(shown, Reason.INVALID_ARGUMENT)
-            raise _Refused(reason, f"header {shown} is not valid UTF-8") from None
-    encoding = (_header(scope, b"content-encoding") or b"").decode("utf-8").strip().lower()
+def _check_api_headers(raw_headers: Sequence[tuple[bytes, bytes]], headers: dict[bytes, bytes]) -> None:
+    if not b"".join(value for _, value in raw_headers).isascii():
+        for name, value in raw_headers:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                shown = name.decode("latin-1").lower()[:64]
+                reason = _HEADER_REASON.get(shown, Reason.INVALID_ARGUMENT)
+                raise _Refused(reason, f"header {shown} is not valid UTF-8") from None
+    encoding = headers.get(b"content-encoding", b"").decode("utf-8").strip().lower()
     if encoding not in READABLE_ENCODINGS:
         raise _Refused(
             Reason.UNSUPPORTED_ENCODING,
@@ -221,8 +233,7 @@ def _check_api_headers(scope: Scope) -> None:
         )
 
 
-def _content_length(scope: Scope) -> int | None:
-    value = _header(scope, b"content-length")
+def _content_length(value: bytes | None) -> int | None:
     if value is None:
         return None
     try:
