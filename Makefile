@@ -51,6 +51,8 @@ lint: $(STAMP) go
 	cd sdk/go && GOPROXY=off GOFLAGS=-mod=readonly go vet ./...
 	$(BIN)/buf lint
 	$(BIN)/lint-imports
+	$(BIN)/mypy src/toffeepay_server
+	$(BIN)/mypy --strict --no-warn-unused-configs sdk/python/src/toffeepay sdk/python/examples/game_server.py
 
 ## Regenerate the code made from proto/ (Python and TypeScript by buf, Go by sdk/go/generate.py)
 ## and the shared verification vectors; all of it is committed.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from protobuf import Oneof
 from protobuf.wkt.google.protobuf.struct_pb import ListValue, Struct, Value
@@ -43,8 +43,9 @@ def one_id(request: object, alias: str) -> str:
     return value
 
 
-def optional(message: object, name: str) -> str | None:
-    return getattr(message, name) if message.has_field(name) else None  # type: ignore[attr-defined]
+def optional(message: Any, name: str) -> Any:
+    """A field that may be absent (proto3 `optional`): its value, or None when unset."""
+    return getattr(message, name) if message.has_field(name) else None
 
 
 def session(s: Session, page_url: str) -> pb.Session:
@@ -123,15 +124,21 @@ def dispute(d: Dispute) -> pb.Dispute:
 def json_value(value: Any) -> Value:
     """A JSON value as a protobuf Value; integers stay integers, so JSON shows 499, not 499.0."""
     if isinstance(value, bool):
-        return Value(kind=Oneof(field="bool_value", value=value))
+        flag: Oneof[Literal["bool_value"], bool] = Oneof(field="bool_value", value=value)
+        return Value(kind=flag)
     if isinstance(value, int | float):
-        return Value(kind=Oneof(field="number_value", value=value))
+        number: Oneof[Literal["number_value"], float] = Oneof(field="number_value", value=value)
+        return Value(kind=number)
     if isinstance(value, str):
-        return Value(kind=Oneof(field="string_value", value=value))
+        text: Oneof[Literal["string_value"], str] = Oneof(field="string_value", value=value)
+        return Value(kind=text)
     if isinstance(value, dict):
-        return Value(kind=Oneof(field="struct_value", value=struct(value)))
+        nested: Oneof[Literal["struct_value"], Struct] = Oneof(field="struct_value", value=struct(value))
+        return Value(kind=nested)
     if isinstance(value, list):
-        return Value(kind=Oneof(field="list_value", value=ListValue(values=[json_value(v) for v in value])))
+        items = ListValue(values=[json_value(v) for v in value])
+        listed: Oneof[Literal["list_value"], ListValue] = Oneof(field="list_value", value=items)
+        return Value(kind=listed)
     return Value.from_python(None)
 
 

@@ -28,9 +28,9 @@ class PaymentService:
         if not request.game_id:
             raise DomainError(Reason.INVALID_ARGUMENT, "game_id is required")
         sessions.check_game(principal, request.game_id)
-        if not request.has_field("item"):
-            raise DomainError(Reason.INVALID_ARGUMENT, "item is required")
         item = request.item
+        if item is None:
+            raise DomainError(Reason.INVALID_ARGUMENT, "item is required")
         new = new_session(
             game_id=request.game_id,
             user_id=request.user_id,

@@ -50,7 +50,7 @@ class WebhookService:
             _id(request),
             url=convert.optional(request, "url"),
             format=convert.optional(request, "format"),
-            events=list(request.filter.events) if request.has_field("filter") else None,
+            events=list(request.filter.events) if request.filter is not None else None,
             enabled=convert.optional(request, "enabled"),
             description=convert.optional(request, "description"),
         )

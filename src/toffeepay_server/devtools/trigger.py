@@ -7,11 +7,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from toffeepay import ToffeePay
+from toffeepay.types import ItemParams, SandboxOutcome
 
 from ..domain import events
 
 # The sandbox outcome of the payment each payment-bearing event needs.
-_PAYMENT_OUTCOME = {
+_PAYMENT_OUTCOME: dict[str, SandboxOutcome] = {
     events.PAYMENT_CREATED: "succeeded",
     events.PAYMENT_SUCCEEDED: "succeeded",
     events.SESSION_PAID: "succeeded",
@@ -32,7 +33,7 @@ _REFUND_OUTCOME = {
 }
 # How long to wait for the sandbox to settle a refund (it does so a moment later).
 SETTLE_TIMEOUT = 30.0
-ITEM = {"title": "50 Gold Coins", "price": 499, "currency": "USD"}
+ITEM: ItemParams = {"title": "50 Gold Coins", "price": 499, "currency": "USD"}
 USER_ID = "toffeepay_cli"
 
 

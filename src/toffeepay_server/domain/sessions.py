@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from . import money
 from .errors import DomainError, Reason
@@ -96,12 +97,8 @@ class Session:
     def transition(self, target: SessionStatus, at: datetime) -> Session:
         if target not in TRANSITIONS[self.status]:
             raise DomainError(Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending")
-        return replace(
-            self,
-            status=target,
-            event_sequence=self.event_sequence + 1,
-            **{TRANSITION_TIMESTAMP[target]: at},
-        )
+        stamp: dict[str, Any] = {TRANSITION_TIMESTAMP[target]: at}
+        return replace(self, status=target, event_sequence=self.event_sequence + 1, **stamp)
 
     def start_payment(self, payment_id: str, now: datetime) -> Session:
         """Take the session's one payment; it stays pending while the payment is processing.

@@ -6,7 +6,7 @@ Ids are made here, never taken from the client, so one id names one request of t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex
 
 
-def request_id_of(scope: Scope) -> str | None:
+def request_id_of(scope: Mapping[str, Any]) -> str | None:
     """The id `RequestIds` gave this request (also readable as its `x-request-id` header)."""
     return scope.get("state", {}).get("request_id")
 

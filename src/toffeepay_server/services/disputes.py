@@ -52,6 +52,8 @@ async def record_dispute(
     async with ctx.db.transaction() as uow:
         session = await locked_session(uow, None, session_id) if session_id else None
         now = ctx.clock()
+        game_id: str | None
+        user_id: str | None
         if session is not None:
             game_id, user_id = session.game_id, session.user_id
         else:

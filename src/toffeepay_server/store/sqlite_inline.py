@@ -147,6 +147,6 @@ def inline_creator(url: str | URL) -> Callable[[], Any]:
     args, kwargs = parsed.get_dialect()().create_connect_args(parsed)
 
     async def connect() -> InlineConnection:
-        return InlineConnection(sqlite3.connect(*args, **kwargs))
+        return InlineConnection(sqlite3.connect(args[0], **kwargs))
 
     return connect

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+
 from pyqwest import Client, SyncClient
 
 from ._transport import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncTransport, SyncTransport
@@ -16,7 +18,7 @@ from .resources.webhooks import AsyncWebhooks, Webhooks
 class ToffeePay:
     """A client for one API key.
 
-    >>> client = ToffeePay("sk_test_...", base_url="https://pay.example.com")
+    >>> client = ToffeePay("sk_test_...", base_url="https://pay.example.com")  # or `with ToffeePay(...) as client:`
     >>> session = client.sessions.create(game_id="space_shooter", user_id="player_42",
     ...     item={"title": "50 Gold Coins", "price": 499, "currency": "USD"})
 
@@ -52,6 +54,18 @@ class ToffeePay:
     def base_url(self) -> str:
         return self._transport.base_url
 
+    def close(self) -> None:
+        """Close the client's connections (not those of an `http_client` passed in); calls then fail."""
+        self._transport.close()
+
+    def __enter__(self) -> ToffeePay:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"ToffeePay(base_url={self.base_url!r})"
 
@@ -83,6 +97,18 @@ class AsyncToffeePay:
     @property
     def base_url(self) -> str:
         return self._transport.base_url
+
+    async def close(self) -> None:
+        """Close the client's connections (not those of an `http_client` passed in); calls then fail."""
+        await self._transport.close()
+
+    async def __aenter__(self) -> AsyncToffeePay:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
 
     def __repr__(self) -> str:
         return f"AsyncToffeePay(base_url={self.base_url!r})"

@@ -25,7 +25,7 @@ class Backoff:
         """
         if retry_after is not None:
             return max(0.0, retry_after) if retry_after <= self.max_retry_after else None
-        base = min(self.initial * 2**retry, self.maximum)
+        base = min(self.initial * 2.0**retry, self.maximum)
         return base * (0.5 + jitter / 2)
 
 

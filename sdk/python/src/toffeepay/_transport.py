@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 
 from connectrpc.client import ResponseMetadata
 from connectrpc.errors import ConnectError
-from pyqwest import Client, SyncClient
+from pyqwest import Client, HTTPTransport, SyncClient, SyncHTTPTransport
 
 from ._retry import Backoff, retry_after, should_retry
 from ._version import VERSION
 from .errors import ToffeePayError, from_connect
 from .pagination import AsyncPage, Page
+from .resources._params import checked
 
 R = TypeVar("R")
 C = TypeVar("C")
@@ -43,6 +44,11 @@ class _Transport:
         self.backoff = Backoff()
         self.jitter: Callable[[], float] = random.random
         self._headers = {"authorization": f"Bearer {api_key}", "user-agent": f"toffeepay-python/{VERSION}"}
+        self.closed = False
+
+    def _open(self) -> None:
+        if self.closed:
+            raise ToffeePayError("this client is closed; create a new one", code="failed_precondition")
 
     def _prepare(self, *, mutating: bool, idempotency_key: str | None, timeout: float | None) -> dict[str, Any]:
         headers = dict(self._headers)
@@ -67,8 +73,15 @@ class SyncTransport(_Transport):
         self, api_key: str, base_url: str, timeout: float, max_retries: int, http_client: SyncClient | None
     ) -> None:
         super().__init__(api_key, base_url, timeout, max_retries)
-        self.http_client = http_client or SyncClient()
+        # A client made here owns its connections and closes them in close(); one passed in is the caller's.
+        self._owned = SyncHTTPTransport() if http_client is None else None
+        self.http_client = http_client or SyncClient(self._owned)
         self.sleep: Callable[[float], None] = time.sleep
+
+    def close(self) -> None:
+        self.closed = True
+        if self._owned is not None:
+            self._owned.close()
 
     def client(self, cls: Callable[..., C]) -> C:
         """A generated `...ServiceClientSync` sharing this transport's HTTP client."""
@@ -87,6 +100,8 @@ class SyncTransport(_Transport):
         )
 
     def _send(self, method: Callable[..., R], request: Any, options: dict[str, Any]) -> R:
+        self._open()
+        checked(request)  # a wrong argument is refused here, at once, never sent or retried
         retry = 0
         while True:
             meta = ResponseMetadata()
@@ -124,8 +139,14 @@ class AsyncTransport(_Transport):
         self, api_key: str, base_url: str, timeout: float, max_retries: int, http_client: Client | None
     ) -> None:
         super().__init__(api_key, base_url, timeout, max_retries)
-        self.http_client = http_client or Client()
+        self._owned = HTTPTransport() if http_client is None else None
+        self.http_client = http_client or Client(self._owned)
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._owned is not None:
+            await self._owned.aclose()
 
     def client(self, cls: Callable[..., C]) -> C:
         """A generated async `...ServiceClient` sharing this transport's HTTP client."""
@@ -148,6 +169,8 @@ class AsyncTransport(_Transport):
         )
 
     async def _send(self, method: Callable[..., Awaitable[R]], request: Any, options: dict[str, Any]) -> R:
+        self._open()
+        checked(request)
         retry = 0
         while True:
             meta = ResponseMetadata()

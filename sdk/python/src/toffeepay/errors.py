@@ -1,14 +1,21 @@
-"""The exceptions the client raises: one shallow tree, each carrying the API's reason code."""
+"""The exceptions the client raises: one shallow tree, each carrying the API's reason code.
+
+Standard library only at import time, so `except toffeepay.ToffeePayError` costs nothing to
+a module that never makes a call.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
+if TYPE_CHECKING:
+    from connectrpc.errors import ConnectError
 
 # Every API refusal reads "<reason>: <sentence>", e.g. "invalid_currency: ...".
 _REASON = re.compile(r"([a-z][a-z0-9_]*): (.*)", re.DOTALL)
+ERROR_INFO = "google.rpc.ErrorInfo"
+ERROR_DOMAIN = "toffeepay.dev"
 
 
 class ToffeePayError(Exception):
@@ -27,7 +34,7 @@ class ToffeePayError(Exception):
         self,
         message: str,
         *,
-        code: str = Code.UNKNOWN.value,
+        code: str = "unknown",
         reason: str | None = None,
         request_id: str | None = None,
         http_status: int | None = None,
@@ -70,6 +77,18 @@ class InvalidRequestError(ToffeePayError):
     """The request is wrong and retrying it unchanged will not help (``invalid_argument``)."""
 
 
+class ArgumentError(InvalidRequestError, ValueError):
+    """An argument the API would refuse, found before sending anything (never retried).
+
+    Attributes:
+        argument: the argument at fault, e.g. ``"item.price"``.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}", code="invalid_argument", reason="invalid_argument")
+        self.argument = argument
+
+
 class NotFoundError(ToffeePayError):
     """No such object for this key (``not_found``)."""
 
@@ -90,28 +109,49 @@ class APIError(ToffeePayError):
     """Anything else the API answered, e.g. ``internal`` or ``unavailable``."""
 
 
-_BY_CODE: dict[Code, type[ToffeePayError]] = {
-    Code.UNAUTHENTICATED: AuthenticationError,
-    Code.PERMISSION_DENIED: PermissionDeniedError,
-    Code.INVALID_ARGUMENT: InvalidRequestError,
-    Code.OUT_OF_RANGE: InvalidRequestError,
-    Code.NOT_FOUND: NotFoundError,
-    Code.FAILED_PRECONDITION: FailedPreconditionError,
-    Code.ALREADY_EXISTS: ConflictError,
-    Code.ABORTED: ConflictError,
+_BY_CODE: dict[str, type[ToffeePayError]] = {
+    "unauthenticated": AuthenticationError,
+    "permission_denied": PermissionDeniedError,
+    "invalid_argument": InvalidRequestError,
+    "out_of_range": InvalidRequestError,
+    "not_found": NotFoundError,
+    "failed_precondition": FailedPreconditionError,
+    "already_exists": ConflictError,
+    "aborted": ConflictError,
 }
+_NO_ANSWER = {"deadline_exceeded", "unavailable", "canceled"}
+
+
+def _error_info(exc: ConnectError) -> tuple[str | None, str | None]:
+    """The reason and request id of the error's `google.rpc.ErrorInfo` detail, if it has one."""
+    from ._proto.google.rpc.error_details_pb import ErrorInfo
+
+    for detail in exc.details:
+        if detail.type_name != ERROR_INFO:
+            continue
+        info = detail.value(ErrorInfo)
+        if info is not None and info.domain == ERROR_DOMAIN and info.reason:
+            return info.reason, info.metadata.get("request_id") or None
+    return None, None
 
 
 def from_connect(exc: ConnectError, *, http_status: int | None, request_id: str | None) -> ToffeePayError:
-    """The SDK exception for a Connect error; `http_status` is None when no answer arrived."""
-    if http_status is None and exc.code in (Code.DEADLINE_EXCEEDED, Code.UNAVAILABLE, Code.CANCELED):
-        cls: type[ToffeePayError] = APITimeoutError if exc.code is Code.DEADLINE_EXCEEDED else APIConnectionError
-        return cls(exc.message or "no answer from the API", code=exc.code.value)
-    reason, message = None, exc.message
-    if match := _REASON.fullmatch(exc.message):
+    """The SDK exception for a Connect error; `http_status` is None when no answer arrived.
+
+    The reason comes from the error's ErrorInfo detail; the "<reason>: " prefix of the
+    message is read only from servers that send no detail.
+    """
+    code = exc.code.value
+    if http_status is None and code in _NO_ANSWER:
+        cls: type[ToffeePayError] = APITimeoutError if code == "deadline_exceeded" else APIConnectionError
+        return cls(exc.message or "no answer from the API", code=code)
+    reason, detail_request_id = _error_info(exc)
+    message = exc.message
+    match = _REASON.fullmatch(message)
+    if match and (reason is None or match.group(1) == reason):
         reason, message = match.group(1), match.group(2)
-    if exc.code is Code.RESOURCE_EXHAUSTED:
+    if code == "resource_exhausted":
         cls = RateLimitError if reason == "rate_limited" else InvalidRequestError
     else:
-        cls = _BY_CODE.get(exc.code, APIError)
-    return cls(message, code=exc.code.value, reason=reason, request_id=request_id, http_status=http_status)
+        cls = _BY_CODE.get(code, APIError)
+    return cls(message, code=code, reason=reason, request_id=request_id or detail_request_id, http_status=http_status)

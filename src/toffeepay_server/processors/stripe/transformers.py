@@ -11,11 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ...domain.errors import DomainError, Reason
 from ...domain.payments import FailureCode, Method, Outcome, Payment
 from ...domain.refunds import Refund, RefundFailureCode, RefundOutcome
+
+if TYPE_CHECKING:
+    from stripe.params import PaymentIntentCreateParams, PaymentMethodCreateParams
 
 # Currencies Stripe counts differently from ISO 4217 (Stripe's "special cases"): ISK and UGX
 # are zero-decimal but sent with two decimals; three-decimal amounts must end in 0.
@@ -134,7 +137,7 @@ def idempotency_key(payment_id: str, operation: str) -> str:
     return f"toffeepay:{payment_id}:{operation}"
 
 
-def payment_method_params(card_: Card) -> dict[str, Any]:
+def payment_method_params(card_: Card) -> PaymentMethodCreateParams:
     return {
         "type": "card",
         "card": {"number": card_.number, "exp_month": card_.exp_month, "exp_year": card_.exp_year, "cvc": card_.cvc},
@@ -151,14 +154,17 @@ def metadata(payment: Payment) -> dict[str, str]:
     }
 
 
-def payment_intent_params(payment: Payment, payment_method_id: str) -> dict[str, Any]:
-    return {
+def payment_intent_params(payment: Payment, payment_method_id: str) -> PaymentIntentCreateParams:
+    params: dict[str, Any] = {
         "amount": stripe_amount(payment.amount, payment.currency),
         "currency": payment.currency.lower(),
         "payment_method": payment_method_id,
+        # Accepted by Stripe's API (and localstripe), though the stripe package's typed
+        # parameters no longer list it.
         "payment_method_types": ["card"],
         "metadata": metadata(payment),
     }
+    return cast("PaymentIntentCreateParams", params)
 
 
 def refund_params(payment: Payment, refund: Refund) -> dict[str, Any]:

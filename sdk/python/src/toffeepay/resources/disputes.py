@@ -17,8 +17,8 @@ def _lister(payment_id: str | None, from_: datetime | None, to: datetime | None,
     def make(offset: int) -> ListDisputesRequest:
         return ListDisputesRequest(
             payment_id=payment_id,
-            from_=_params.timestamp(from_),
-            to=_params.timestamp(to),
+            from_=_params.timestamp(from_, "from_"),
+            to=_params.timestamp(to, "to"),
             limit=limit or 0,
             offset=offset,
         )

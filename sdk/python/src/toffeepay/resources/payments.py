@@ -20,8 +20,8 @@ def _lister(
         return ListPaymentsRequest(
             game_id=game_id,
             user_id=user_id,
-            from_=_params.timestamp(from_),
-            to=_params.timestamp(to),
+            from_=_params.timestamp(from_, "from_"),
+            to=_params.timestamp(to, "to"),
             limit=limit or 0,
             offset=offset,
         )

@@ -11,6 +11,7 @@ from .._proto.pay.v1.sandbox_pb import (
     PaySessionRequest,
 )
 from .._transport import AsyncTransport, SyncTransport
+from ..types import PaymentMethod, SandboxOutcome
 
 
 class Sandbox:
@@ -24,8 +25,8 @@ class Sandbox:
         self,
         session_id: str,
         *,
-        method: str = "card",
-        outcome: str = "succeeded",
+        method: PaymentMethod = "card",
+        outcome: SandboxOutcome = "succeeded",
         idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> Payment:
@@ -79,8 +80,8 @@ class AsyncSandbox:
         self,
         session_id: str,
         *,
-        method: str = "card",
-        outcome: str = "succeeded",
+        method: PaymentMethod = "card",
+        outcome: SandboxOutcome = "succeeded",
         idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> Payment:

@@ -20,13 +20,14 @@ from .._proto.pay.v1.payment_pb import (
 from .._proto.pay.v1.resources_pb import Item, Session
 from .._transport import AsyncTransport, SyncTransport
 from ..pagination import AsyncPage, Page
+from ..types import ItemParams, SessionStatus
 from . import _params
 
 
 def _create(
     game_id: str,
     user_id: str,
-    item: Item | Mapping[str, Any],
+    item: Item | ItemParams,
     return_url: str | None,
     metadata: Mapping[str, str] | None,
     expires_at: datetime | None,
@@ -36,15 +37,15 @@ def _create(
         user_id=user_id,
         item=_params.item(item),
         return_url=return_url,
-        metadata=dict(metadata or {}),
-        expires_at=_params.timestamp(expires_at),
+        metadata=_params.text_map(metadata, "metadata"),
+        expires_at=_params.timestamp(expires_at, "expires_at"),
     )
 
 
 def _lister(
     game_id: str | None,
     user_id: str | None,
-    status: str | None,
+    status: SessionStatus | None,
     from_: datetime | None,
     to: datetime | None,
     limit: int | None,
@@ -56,8 +57,8 @@ def _lister(
             user_id=user_id,
             status=status,
             fulfilled=fulfilled,
-            from_=_params.timestamp(from_),
-            to=_params.timestamp(to),
+            from_=_params.timestamp(from_, "from_"),
+            to=_params.timestamp(to, "to"),
             limit=limit or 0,
             offset=offset,
         )
@@ -77,7 +78,7 @@ class Sessions:
         *,
         game_id: str,
         user_id: str,
-        item: Item | Mapping[str, Any],
+        item: Item | ItemParams,
         return_url: str | None = None,
         metadata: Mapping[str, str] | None = None,
         expires_at: datetime | None = None,
@@ -118,7 +119,7 @@ class Sessions:
         *,
         game_id: str | None = None,
         user_id: str | None = None,
-        status: str | None = None,
+        status: SessionStatus | None = None,
         from_: datetime | None = None,
         to: datetime | None = None,
         limit: int | None = None,
@@ -146,7 +147,7 @@ class AsyncSessions:
         *,
         game_id: str,
         user_id: str,
-        item: Item | Mapping[str, Any],
+        item: Item | ItemParams,
         return_url: str | None = None,
         metadata: Mapping[str, str] | None = None,
         expires_at: datetime | None = None,
@@ -179,7 +180,7 @@ class AsyncSessions:
         *,
         game_id: str | None = None,
         user_id: str | None = None,
-        status: str | None = None,
+        status: SessionStatus | None = None,
         from_: datetime | None = None,
         to: datetime | None = None,
         limit: int | None = None,

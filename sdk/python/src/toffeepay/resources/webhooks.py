@@ -25,6 +25,7 @@ from .._proto.pay.v1.webhook_pb import (
 )
 from .._transport import AsyncTransport, SyncTransport
 from ..pagination import AsyncPage, Page
+from ..types import EndpointFormat
 from . import _params
 
 
@@ -49,14 +50,16 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
-def _create(url: str, format: str, events: Iterable[str] | None, description: str | None) -> CreateEndpointRequest:
+def _create(
+    url: str, format: EndpointFormat, events: Iterable[str] | None, description: str | None
+) -> CreateEndpointRequest:
     return CreateEndpointRequest(url=url, format=format, events=list(events or ()), description=description)
 
 
 def _update(
     id: str,
     url: str | None,
-    format: str | None,
+    format: EndpointFormat | None,
     events: Iterable[str] | None,
     enabled: bool | None,
     description: str | None,
@@ -77,8 +80,8 @@ def _lister(
     def make(offset: int) -> ListEventsRequest:
         return ListEventsRequest(
             types=list(types or ()),
-            from_=_params.timestamp(from_),
-            to=_params.timestamp(to),
+            from_=_params.timestamp(from_, "from_"),
+            to=_params.timestamp(to, "to"),
             after=after,
             limit=limit or 0,
             offset=offset,
@@ -98,7 +101,7 @@ class Endpoints:
         self,
         *,
         url: str,
-        format: str = "json",
+        format: EndpointFormat = "json",
         events: Iterable[str] | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
@@ -120,7 +123,7 @@ class Endpoints:
         id: str,
         *,
         url: str | None = None,
-        format: str | None = None,
+        format: EndpointFormat | None = None,
         events: Iterable[str] | None = None,
         enabled: bool | None = None,
         description: str | None = None,
@@ -204,7 +207,7 @@ class AsyncEndpoints:
         self,
         *,
         url: str,
-        format: str = "json",
+        format: EndpointFormat = "json",
         events: Iterable[str] | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
@@ -223,7 +226,7 @@ class AsyncEndpoints:
         id: str,
         *,
         url: str | None = None,
-        format: str | None = None,
+        format: EndpointFormat | None = None,
         events: Iterable[str] | None = None,
         enabled: bool | None = None,
         description: str | None = None,
