@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -12,7 +13,8 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,10 +25,28 @@ from .devtools.commands import register as register_devtools
 from .domain.accounts import Role
 from .domain.errors import DomainError
 from .domain.keys import Mode
-from .services import accounts, games, return_tokens, webhooks
-from .services.context import ServiceContext, run_with_context
 from .serving import port_in_use
-from .store.migrate import upgrade
+
+
+class _Lazy(ModuleType):
+    """A module imported on first use: `toffeepay --help` and `--version` load no database code."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+if TYPE_CHECKING:
+    from .services import accounts, games, return_tokens, webhooks
+    from .services.context import ServiceContext
+else:
+    accounts = _Lazy("toffeepay_server.services.accounts")
+    games = _Lazy("toffeepay_server.services.games")
+    webhooks = _Lazy("toffeepay_server.services.webhooks")
+    return_tokens = _Lazy("toffeepay_server.services.return_tokens")
 
 app = typer.Typer(
     help="ToffeePay: payments for games.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
@@ -49,8 +69,27 @@ DEV_KEY_FILE = Path(".toffeepay-sandbox-keys.json")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"toffeepay {version('toffeepay-server')} (Python SDK {version('toffeepay')})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    _version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """ToffeePay: payments for games."""
+
+
 def _run(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]]) -> T:
     """Run one operator action against the database, turning refusals into exit code 1."""
+
+    from .services.context import run_with_context
 
     try:
         return run_with_context(settings, action)
@@ -69,6 +108,8 @@ def load_settings() -> Settings:
 
 
 def _settings() -> Settings:
+    from .store.migrate import upgrade
+
     settings = load_settings()
     upgrade(settings.database_url)
     return settings
@@ -81,8 +122,7 @@ def _print_json(value: Any) -> None:
 @app.command()
 def migrate() -> None:
     """Apply database migrations (also done on every start)."""
-    settings = load_settings()
-    upgrade(settings.database_url)
+    settings = _settings()
     console.print(f"database is up to date ({settings.database_url.split('@')[-1]})")
 
 
@@ -95,7 +135,12 @@ def serve(
         str | None, typer.Option(help="Register this game on first start and print its sandbox key.")
     ] = None,
 ) -> None:
-    """Run the API, the payment pages, the webhook dispatcher and the expiry sweeper."""
+    """Run the API, the payment pages, the webhook dispatcher and the expiry sweeper.
+
+    Database: TOFFEEPAY_DATABASE_URL, by default sqlite:///toffeepay.db, the file toffeepay.db in the current directory (created on first start); for PostgreSQL, postgresql://user@host/dbname.
+
+    Metrics: set TOFFEEPAY_METRICS_ADDRESS (e.g. 127.0.0.1:9464) to serve /metrics there (docs/operations.md).
+    """  # noqa: E501
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -226,6 +271,8 @@ def worker() -> None:
     settings = _settings()
 
     async def main() -> None:
+        from .services.context import ServiceContext
+
         ctx = ServiceContext.from_settings(settings)
         ctx.db.on_commit(metrics.events_committed)
         background = Background(ctx, settings)
@@ -302,7 +349,7 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="A key id (key_...) or t
 def keys_list(game_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List a game's keys (never the secrets)."""
     records = _run(_settings(), lambda ctx: games.list_keys(ctx, game_id))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": r.id,
             "mode": r.mode.value,
@@ -379,7 +426,7 @@ def webhooks_list(
 ) -> None:
     """List a game's webhook endpoints (never their secrets)."""
     found = _run(_settings(), lambda ctx: webhooks.list_endpoints(ctx, game_id=game_id, mode=mode))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "endpoint_id": e.id,
             "mode": e.mode,

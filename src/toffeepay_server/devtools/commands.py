@@ -9,28 +9,31 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
-from toffeepay import APIConnectionError, APIError, ToffeePay, ToffeePayError, event_to_dict
-from toffeepay.types import Session, Timestamp
+from toffeepay.errors import APIConnectionError, APIError, AuthenticationError, ToffeePayError
 
 from ..config import DEFAULT_PUBLIC_URL, Settings
 from ..domain import events as event_types
 from ..domain.errors import DomainError
 from ..domain.keys import KEY_PREFIX, Mode
-from ..domain.money import to_major
-from ..domain.webhooks import new_secret
-from . import trigger as flows
-from .keys import DatabaseUnavailable, sandbox_key
-from .listen import Forwarded, Listener
+
+# The SDK, the database and the HTTP client load when a command runs, so `--help` stays quick.
+if TYPE_CHECKING:
+    from toffeepay import ToffeePay
+    from toffeepay.types import Session, SessionStatus, Timestamp
+
+    from .listen import Forwarded
 
 # Lines are never wrapped: ids and secrets stay whole, in a narrow terminal or a pipe.
 console = Console(soft_wrap=True)
@@ -62,12 +65,31 @@ def _client(game_id: str, api_url: str, api_key: str | None, *, live_key: bool =
             "[red]error:[/red] --api-key must be a sandbox key (sk_test_...): these tools only touch sandbox data"
         )
         raise typer.Exit(2)
+    from toffeepay import ToffeePay
+
+    from .keys import DatabaseUnavailable, sandbox_key
+
+    settings = Settings.from_env()
     try:
         if api_key:
             yield ToffeePay(api_key, base_url=api_url)
             return
-        with sandbox_key(Settings.from_env(), game_id) as key:
+        with sandbox_key(settings, game_id) as key:
             yield ToffeePay(key, base_url=api_url)
+    except AuthenticationError:
+        if api_key:
+            err.print(
+                f"[red]error:[/red] {api_url} refused --api-key: it is wrong, revoked, or of another installation"
+            )
+        else:
+            # The key was just made in this database, so a server that refuses it uses another one.
+            err.print(
+                f"[red]error:[/red] the server at {api_url} does not use the database here "
+                f"({_database_name(settings)}): it refused the key just made in it. Run this command in the "
+                "directory where `toffeepay serve` runs, set TOFFEEPAY_DATABASE_URL to the server's database, "
+                "or pass --api-key."
+            )
+        raise typer.Exit(1) from None
     except APIConnectionError as exc:
         err.print(
             f"[red]error:[/red] no answer from {api_url} (is `toffeepay serve` running there? see --api-url): {exc}"
@@ -79,6 +101,16 @@ def _client(game_id: str, api_url: str, api_key: str | None, *, live_key: bool =
     except (DomainError, DatabaseUnavailable, TimeoutError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+
+
+def _database_name(settings: Settings) -> str:
+    """The database as a person would name it: the SQLite file, or the PostgreSQL host and name."""
+    from sqlalchemy import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return str(Path(url.database or "").resolve())
+    return f"{url.host or 'localhost'}/{url.database}"
 
 
 def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], keep: Sequence[int] = (0,)) -> None:
@@ -110,7 +142,26 @@ def _when(value: Timestamp | None) -> str:
 
 
 def _price(session: Session) -> str:
-    return f"{to_major(session.item.price, session.item.currency)} {session.item.currency}"
+    from ..domain.money import to_major
+
+    item = session.item
+    return f"{to_major(item.price, item.currency)} {item.currency}" if item is not None else ""
+
+
+def _session_status(value: str | None) -> SessionStatus | None:
+    """The --status option, checked against the statuses a session can have."""
+    from toffeepay.types import SessionStatus
+
+    if value is None:
+        return None
+    for known in get_args(SessionStatus):
+        if value == known:
+            return known
+    raise typer.BadParameter(f"must be one of {', '.join(get_args(SessionStatus))}", param_hint="--status")
+
+
+def _title(session: Session) -> str:
+    return session.item.title if session.item is not None else ""
 
 
 @sessions_app.command("list")
@@ -129,12 +180,16 @@ def sessions_list(
     """List the game's sandbox sessions, newest first."""
     with _client(game, api_url, api_key) as client:
         page = client.sessions.list(
-            game_id=game, user_id=user, status=status, limit=limit, fulfilled=False if unfulfilled else None
+            game_id=game,
+            user_id=user,
+            status=_session_status(status),
+            limit=limit,
+            fulfilled=False if unfulfilled else None,
         )
     if as_json:
         _print_json({"sessions": [_message(s) for s in page], "total": page.total, "has_more": page.has_more})
         return
-    rows = [(s.id, s.status, s.user_id, f"{s.item.title}, {_price(s)}", _when(s.created_at)) for s in page]
+    rows = [(s.id, s.status, s.user_id, f"{_title(s)}, {_price(s)}", _when(s.created_at)) for s in page]
     _print_table(f"{len(page)} of {page.total} sessions", ("id", "status", "user", "item", "created"), rows)
 
 
@@ -156,7 +211,7 @@ def sessions_get(
     rows = [
         ("status", session.status),
         ("user", session.user_id),
-        ("item", session.item.title),
+        ("item", _title(session)),
         ("price", _price(session)),
         ("payment", session.payment_id),
         ("url", session.url),
@@ -275,6 +330,8 @@ def events_list(
     as_json: AsJson = False,
 ) -> None:
     """List the game's sandbox events (kept 30 days), newest first."""
+    from toffeepay import event_to_dict
+
     with _client(game, api_url, api_key) as client:
         page = client.webhooks.events.list(types=types, limit=limit)
     if as_json:
@@ -321,6 +378,8 @@ def trigger(
         err.print(f"[red]error:[/red] unknown event {event!r}; one of: {', '.join(event_types.EVENT_TYPES)}")
         raise typer.Exit(2)
     with _client(game, api_url, api_key) as client:
+        from . import trigger as flows
+
         done = flows.run(client, event, game)
     if as_json:
         _print_json(done.as_dict())
@@ -349,6 +408,9 @@ def listen(
     """Forward the game's new sandbox events to a local URL, signed with a secret printed at start."""
     # SIGTERM ends the loop like Ctrl-C, so the minted key is revoked on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    from ..domain.webhooks import new_secret
+    from .listen import Listener
+
     secret = new_secret()
     with _client(game, api_url, api_key) as client:
         listener = Listener(client, forward_to, secret, types=types or ())
@@ -357,12 +419,24 @@ def listen(
         else:
             console.print(f"Ready! Forwarding [bold]{game}[/bold] sandbox events to [cyan]{forward_to}[/cyan]")
             console.print(f"Your webhook signing secret is [green]{secret}[/green] (Ctrl-C to quit)")
+        resend = _enter_presses()
         down = False
         try:
             while True:
                 try:
+                    failed_before = len(listener.failed)
+                    if resend.is_set():
+                        resend.clear()
+                        for forwarded in listener.resend_failed():
+                            _show(forwarded, as_json, resent=True)
                     for forwarded in listener.poll():
                         _show(forwarded, as_json)
+                    if len(listener.failed) > failed_before and not as_json:
+                        count = len(listener.failed)
+                        console.print(
+                            f"  [yellow]{count} event{'s' if count > 1 else ''} not taken:[/yellow] "
+                            "fix your server, then press Enter to resend"
+                        )
                 except (APIConnectionError, APIError) as exc:
                     # A restarting server is routine in development: say so once, keep polling.
                     if not down:
@@ -377,7 +451,20 @@ def listen(
             pass
 
 
-def _show(forwarded: Forwarded, as_json: bool) -> None:
+def _enter_presses() -> threading.Event:
+    """Set whenever a line (Enter) arrives on stdin: `listen` then resends the events not taken."""
+    pressed = threading.Event()
+
+    def read() -> None:
+        for _line in sys.stdin:
+            pressed.set()
+
+    if sys.stdin is not None and not sys.stdin.closed:
+        threading.Thread(target=read, name="listen-stdin", daemon=True).start()
+    return pressed
+
+
+def _show(forwarded: Forwarded, as_json: bool, *, resent: bool = False) -> None:
     if as_json:
         print(
             json.dumps(
@@ -387,6 +474,7 @@ def _show(forwarded: Forwarded, as_json: bool) -> None:
                     "status": forwarded.status,
                     "latency_ms": forwarded.latency_ms,
                     "error": forwarded.error,
+                    "resent": resent,
                 }
             ),
             flush=True,
@@ -398,7 +486,8 @@ def _show(forwarded: Forwarded, as_json: bool) -> None:
     else:
         color = "green" if 200 <= forwarded.status < 300 else "red"
         outcome = f"[{color}]{forwarded.status}[/{color}] in {forwarded.latency_ms} ms"
-    console.print(f"{stamp}  {forwarded.event:<18} {forwarded.event_id}  -> {outcome}")
+    again = " (resent)" if resent else ""
+    console.print(f"{stamp}  {forwarded.event:<18} {forwarded.event_id}  -> {outcome}{again}")
 
 
 def register(app: typer.Typer) -> None:

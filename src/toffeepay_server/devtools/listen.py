@@ -30,6 +30,11 @@ class Forwarded:
     latency_ms: int
     error: str | None = None
 
+    @property
+    def taken(self) -> bool:
+        """The receiver answered 2xx."""
+        return self.status is not None and 200 <= self.status < 300
+
 
 class Listener:
     """Forwards every event that commits after it starts, in commit order."""
@@ -51,6 +56,8 @@ class Listener:
         self.http = http or httpx.Client(timeout=10, follow_redirects=False, trust_env=False)
         self.clock = clock
         self.cursor = self._latest()
+        # Events the receiver did not take (no answer, or not 2xx), oldest first, to resend.
+        self.failed: dict[str, Event] = {}
 
     def _latest(self) -> str | None:
         """The newest event so far: forwarding starts after it."""
@@ -76,8 +83,20 @@ class Listener:
     def poll(self) -> Iterator[Forwarded]:
         """Forward the events committed since the last poll, in commit order."""
         for event in self._since(self.cursor):
-            yield self.forward(event)
+            yield self._track(event, self.forward(event))
             self.cursor = event.id
+
+    def resend_failed(self) -> Iterator[Forwarded]:
+        """Forward again, in order, each event the receiver has not yet taken."""
+        for event in list(self.failed.values()):
+            yield self._track(event, self.forward(event))
+
+    def _track(self, event: Event, forwarded: Forwarded) -> Forwarded:
+        if forwarded.taken:
+            self.failed.pop(event.id, None)
+        else:
+            self.failed[event.id] = event
+        return forwarded
 
     def forward(self, event: Event) -> Forwarded:
         body = json.dumps(event_to_dict(event), separators=(",", ":")).encode()
