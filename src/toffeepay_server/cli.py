@@ -59,8 +59,9 @@ users_app = typer.Typer(help="Dashboard accounts and their roles in games.", no_
 app.add_typer(users_app, name="users")
 webhooks_app = typer.Typer(help="Register webhook endpoints and rotate their secrets.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
-tokens_app = typer.Typer(help="The keys that sign return tokens (published at /.well-known/jwks.json).")
-tokens_app.no_args_is_help = True
+tokens_app = typer.Typer(
+    help="The keys that sign return tokens (published at /.well-known/jwks.json).", no_args_is_help=True
+)
 app.add_typer(tokens_app, name="tokens")
 console = Console()
 err = Console(stderr=True)

@@ -27,6 +27,7 @@ from ..config import DEFAULT_PUBLIC_URL, Settings
 from ..domain import events as event_types
 from ..domain.errors import DomainError
 from ..domain.keys import KEY_PREFIX, Mode
+from ..domain.money import to_major
 
 # The SDK, the database and the HTTP client load when a command runs, so `--help` stays quick.
 if TYPE_CHECKING:
@@ -142,8 +143,6 @@ def _when(value: Timestamp | None) -> str:
 
 
 def _price(session: Session) -> str:
-    from ..domain.money import to_major
-
     item = session.item
     return f"{to_major(item.price, item.currency)} {item.currency}" if item is not None else ""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from .sessions import Session
 
@@ -18,7 +18,7 @@ LIFETIME = timedelta(minutes=10)
 # A process may sign with a key it read just before a rotation retired it.
 SIGNING_MARGIN = timedelta(minutes=1)
 ALGORITHM = "EdDSA"
-CURVE = "Ed25519"
+CURVE: Final = "Ed25519"
 
 
 def claims(session: Session, now: datetime) -> dict[str, Any]:

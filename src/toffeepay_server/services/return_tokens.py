@@ -87,5 +87,5 @@ async def issue(ctx: ServiceContext, session: Session) -> str:
         # the signature is the same, and EdDSA is what verifiers everywhere accept today.
         warnings.simplefilter("ignore", SecurityWarning)
         return jwt.encode(
-            header, rules.claims(session, ctx.clock()), OKPKey.import_key(key.private_jwk), algorithms=["EdDSA"]
+            header, rules.claims(session, ctx.clock()), OKPKey.import_key(dict(key.private_jwk)), algorithms=["EdDSA"]
         )

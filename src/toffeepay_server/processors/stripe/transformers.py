@@ -18,7 +18,7 @@ from ...domain.payments import FailureCode, Method, Outcome, Payment
 from ...domain.refunds import Refund, RefundFailureCode, RefundOutcome
 
 if TYPE_CHECKING:
-    from stripe.params import PaymentIntentCreateParams, PaymentMethodCreateParams
+    from stripe.params import PaymentIntentCreateParams, PaymentMethodCreateParams, RefundCreateParams
 
 # Currencies Stripe counts differently from ISO 4217 (Stripe's "special cases"): ISK and UGX
 # are zero-decimal but sent with two decimals; three-decimal amounts must end in 0.
@@ -167,8 +167,10 @@ def payment_intent_params(payment: Payment, payment_method_id: str) -> PaymentIn
     return cast("PaymentIntentCreateParams", params)
 
 
-def refund_params(payment: Payment, refund: Refund) -> dict[str, Any]:
+def refund_params(payment: Payment, refund: Refund) -> RefundCreateParams:
     """A Stripe Refund of the payment's PaymentIntent; our ids (and the reason) ride in its metadata."""
+    if not payment.processor_ref:
+        raise ValueError(f"payment {payment.id} has no PaymentIntent to refund")
     return {
         "payment_intent": payment.processor_ref,
         "amount": stripe_amount(refund.amount, refund.currency),
