@@ -195,6 +195,23 @@ def test_cancel_returns_to_the_game_and_the_link_is_gone(tab: Tab, api: Api, gam
     expect(tab.page.get_by_role("button")).to_have_count(0)
 
 
+def test_cancel_shows_a_cancelled_result_with_a_return_button(tab: Tab, api: Api, game: Game) -> None:
+    """Like a paid or failed payment: a browser that cannot open the game's link stays on a result page."""
+    session = open_session(tab, api, game, return_url=RETURN_URL)
+    with returned(tab) as request:
+        tab.button("Cancel").click()
+    expect(tab.page.get_by_role("heading", name="Payment cancelled")).to_be_visible()
+    expect(tab.page.get_by_text("No payment was taken.")).to_be_visible()
+    back = tab.page.get_by_role("link", name="Return to the game")
+    expect(back).to_have_attribute("href", request.value.url)
+    assert tab.page.url == f"{session['url']}/cancelled"
+    expect(tab.page.get_by_role("button")).to_have_count(0)  # nothing left to pay or cancel
+    with returned(tab) as again:
+        back.click()
+    assert again.value.url == request.value.url
+    tab.check_clean()
+
+
 def test_an_expired_link_takes_no_payment(tab: Tab, api: Api, game: Game, server: Server) -> None:
     session = open_session(tab, api, game)
     api.ok("SandboxService/ExpireSession", {"session_id": session["id"]})

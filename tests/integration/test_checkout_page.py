@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
@@ -236,14 +237,26 @@ def test_cancel_on_the_page(api: Api, game: Game) -> None:
     page = PageClient(session["url"])
     page.open()
     response = page.cancel()
-    assert response.status_code == 303
-    assert without_token(response.headers["location"]) == f"mygame://payment-complete?x=1&session_id={session['id']}"
+    assert response.status_code == 303 and response.headers["location"] == f"{session['url']}/cancelled"
     assert api.ok("PaymentService/GetSession", {"id": session["id"]})["status"] == "cancelled"
+    # The result page sends the browser on to the game, and offers a button for when it cannot.
+    result = page.client.get(response.headers["location"])
+    assert result.status_code == 200 and "Payment cancelled" in result.text and "No payment was taken" in result.text
+    (target,) = re.findall(r'data-redirect="([^"]+)"', result.text)
+    back = html.unescape(target)
+    assert without_token(back) == f"mygame://payment-complete?x=1&session_id={session['id']}"
+    assert f'href="{target}"' in result.text and "Return to the game" in result.text
     assert page.cancel().headers["location"] == session["url"]  # a second click just shows the page
+    assert page.open().status_code == 410  # the link itself is no longer valid
     plain = api.create_session(game.game_id, return_url=None)
     page = PageClient(plain["url"])
     page.open()
-    assert page.cancel().headers["location"] == plain["url"] and page.open().status_code == 410
+    location = page.cancel().headers["location"]
+    shown = page.client.get(location)
+    assert shown.status_code == 200 and "Payment cancelled" in shown.text and "data-redirect" not in shown.text
+    assert "close this page" in shown.text and page.open().status_code == 410
+    pending = api.create_session(game.game_id)
+    assert PageClient(pending["url"]).client.get(f"{pending['url']}/cancelled").headers["location"] == pending["url"]
 
 
 def test_static_assets(server: Server, api: Api, game: Game) -> None:

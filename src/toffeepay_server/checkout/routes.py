@@ -4,7 +4,8 @@ GET shows what the session's state calls for: the payment choices (pending), a p
 updates itself (processing), the outcome (paid, failed: the browser is sent on to the
 return_url), or "no longer valid" (cancelled, expired: 410). Forms post to `/pay` and
 `/cancel` and answer with a redirect (303), so a reload never posts twice; a second
-submission finds the payment already under way and just shows it.
+submission finds the payment already under way and just shows it. Cancel leads to
+`/cancelled`, a result page like a payment's outcome.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class CheckoutPages:
             Route(f"{page}/qr.svg", self.qr_code, methods=["GET"]),
             Route(f"{page}/pay", self.pay, methods=["POST"]),
             Route(f"{page}/cancel", self.cancel, methods=["POST"]),
+            Route(f"{page}/cancelled", self.cancelled, methods=["GET"]),
         ]
 
     async def csrf(self) -> Csrf:
@@ -223,14 +225,27 @@ class CheckoutPages:
         if refused is not None:
             return refused
         try:
-            session = await sessions.cancel_session(self.ctx, None, session_id)
+            await sessions.cancel_session(self.ctx, None, session_id)
         except DomainError as exc:
             if exc.reason is Reason.NOT_FOUND:
                 return self._not_found(request)
             return self._see_page(session_id)
-        if session.return_url:
-            return RedirectResponse(await self._return_to(session), 303, headers=BASE_HEADERS)
-        return self._see_page(session_id)
+        return RedirectResponse(self._url(session_id, "cancelled"), 303, headers=BASE_HEADERS)
+
+    async def cancelled(self, request: Request) -> Response:
+        """The result of Cancel, like a paid or failed payment's: it sends the browser on to the
+        return_url and offers a button, so a player whose browser cannot open the game's link
+        is not left on a form. The payment link itself stays "no longer valid"."""
+        session_id = _session_id(request)
+        try:
+            view = await checkout.load(self.ctx, session_id, with_image=True)
+        except DomainError:
+            return self._not_found(request)
+        session = view.session
+        if session.status is not SessionStatus.CANCELLED:
+            return self._see_page(session_id)
+        next_url = await self._return_to(session) if session.return_url else None
+        return self._render(request, "outcome.html", 200, view=view, state="cancelled", next_url=next_url)
 
     async def _checked_form(self, request: Request, session_id: str) -> tuple[dict[str, str], Response | None]:
         form = await _read_form(request)
