@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -130,7 +131,7 @@ class Pages:
                     days,
                     [charts.Series(currency, [d.revenue.get(currency, 0) for d in data.days], "revenue")],
                     summary=f"Last 30 days: {format.money(data.revenue(currency), currency)} in {currency}.",
-                    label=lambda v, c=currency: format.money(int(v), c),
+                    label=_money_label(currency),
                 ),
             )
             for currency in data.currencies
@@ -452,3 +453,8 @@ class Pages:
         return await self.web.render(
             request, "games.html", account=account, games=found, csrf_token=csrf_token, created=created
         )
+
+
+def _money_label(currency: str) -> Callable[[float], str]:
+    """How a chart labels an amount of `currency` (minor units)."""
+    return lambda value: format.money(int(value), currency)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -101,7 +101,7 @@ async def revoke(ctx: ServiceContext, email: str, game_id: str, *, actor: Actor 
                 raise DomainError(Reason.NOT_FOUND, f"{user.email} has no role in {game_id!r}")
 
 
-async def members(ctx: ServiceContext, game_id: str) -> list[tuple[str, Role, object]]:
+async def members(ctx: ServiceContext, game_id: str) -> list[tuple[str, Role, datetime]]:
     async with ctx.db.read() as conn:
         return await store.members_of(conn, game_id)
 

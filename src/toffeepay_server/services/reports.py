@@ -74,11 +74,11 @@ async def overview(ctx: ServiceContext, principal: Principal, *, days: int = 30)
     today = ctx.clock().astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    scope = {"game_id": principal.game_id, "mode": principal.mode.value, "since": since}
+    game_id, mode = principal.game_id, principal.mode.value
     async with ctx.db.read() as conn:
-        created = await store.sessions_per_day(conn, **scope)
-        paid = await store.payments_per_day(conn, **scope)
-        disputed = await store.disputes_per_day(conn, **scope)
+        created = await store.sessions_per_day(conn, game_id=game_id, mode=mode, since=since)
+        paid = await store.payments_per_day(conn, game_id=game_id, mode=mode, since=since)
+        disputed = await store.disputes_per_day(conn, game_id=game_id, mode=mode, since=since)
     paid_count: dict[int, int] = {}
     revenue: dict[int, dict[str, int]] = {}
     for day, currency, count, amount in paid:
