@@ -6,7 +6,7 @@ import contextlib
 import ipaddress
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -91,7 +91,7 @@ class RateLimiter:
         return None
 
 
-def client_address(scope: dict[str, Any], trusted_proxies: Sequence[IPNetwork]) -> str:
+def client_address(scope: Mapping[str, Any], trusted_proxies: Sequence[IPNetwork]) -> str:
     """The peer's address, or the first of X-Forwarded-For when the peer is a trusted proxy."""
     client = scope.get("client")
     peer = client[0] if client else ""

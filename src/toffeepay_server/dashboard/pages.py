@@ -17,7 +17,7 @@ from ..domain.events import EVENT_TYPES
 from ..domain.keys import Mode
 from ..domain.listing import Page
 from ..domain.payments import PaymentStatus
-from ..domain.refunds import RefundReason
+from ..domain.refunds import Refund, RefundReason
 from ..domain.sessions import SessionStatus
 from ..domain.webhooks import FORMATS
 from ..services import accounts, audit, games, refunds, reports, sessions, webhooks
@@ -211,7 +211,8 @@ class Pages:
     async def session(self, request: Request) -> Response:
         scope = await self.web.scope(request)
         session, timeline = await reports.timeline(self.ctx, scope.principal, request.path_params["session_id"])
-        payment, found_refunds = None, []
+        payment = None
+        found_refunds: list[Refund] = []
         if session.payment_id:
             payment = await payment_service.get_payment(self.ctx, scope.principal, session.payment_id)
             found_refunds, _ = await refunds.list_refunds(
