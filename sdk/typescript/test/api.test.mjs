@@ -218,7 +218,10 @@ describe("against toffeepay serve", { skip }, () => {
       body: new URLSearchParams({ csrf_token: csrf }),
     });
     assert.equal(answer.status, 303);
-    const back = new URL(answer.headers.get("location"));
+    // The result page sends the browser on to the return_url, and offers it as a button.
+    const result = await (await fetch(new URL(answer.headers.get("location"), session.url), { headers: { cookie } })).text();
+    const next = /<a class="button primary" href="([^"]+)">Return to the game<\/a>/.exec(result)[1].replaceAll("&amp;", "&");
+    const back = new URL(next);
     assert.equal(back.searchParams.get("session_id"), session.id);
     const token = back.searchParams.get("token");
     const jwks = await (await fetch(`${BASE_URL}/.well-known/jwks.json`)).json();
