@@ -318,3 +318,15 @@ async def test_the_database_down_during_authentication_is_unavailable() -> None:
     assert exchange.status == 503
     assert exchange.body["code"] == "unavailable"
     assert exchange.body["message"].startswith("unavailable: ")
+
+
+def test_the_json_codec_finds_control_characters_raw_or_escaped() -> None:
+    from connectrpc.errors import ConnectError
+
+    from toffeepay_server.api.codecs import JsonCodec
+
+    codec = JsonCodec()
+    for body in ('{"id": "a\\u0000"}', '{"id": "a\\n"}', '{"id": "a\x7f"}', '{"id": "a\u0085"}'):
+        with pytest.raises(ConnectError, match="id must not contain control characters"):
+            codec.decode(body.encode(), payment_pb.GetSessionRequest)
+    assert codec.decode('{"id": "sess_\u00e9\\u00e9"}'.encode(), payment_pb.GetSessionRequest).id == "sess_\u00e9\u00e9"

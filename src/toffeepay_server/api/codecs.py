@@ -101,7 +101,12 @@ class JsonCodec:
             message = message_class.from_json(data, ignore_unknown_fields=False)
         except Exception as exc:
             raise json_decode_error(exc, data) from None
-        return _checked(message)
+        # JSON carries a control character escaped (a backslash), or raw only as DEL (7F) or
+        # U+0080-U+009F (the UTF-8 bytes C2 80..C2 9F); its decoder already refuses
+        # out-of-range timestamps. Without any of these bytes there is nothing to check.
+        if b"\\" in data or b"\x7f" in data or b"\xc2" in data:
+            _checked(message)
+        return message
 
 
 class BinaryCodec:
