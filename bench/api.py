@@ -4,7 +4,7 @@ One run creates a temporary SQLite file and a temporary PostgreSQL database, sta
 server on each (127.0.0.1 only), registers a game, and measures at a fixed concurrency:
 
   health                     the empty Connect RPC `pay.v1.HealthService/Check` (the ceiling)
-  create_session             CreateSession (seed 002's request), on SQLite and on PostgreSQL
+  create_session             CreateSession (the Getting Started guide's request), on SQLite and on PostgreSQL
   create_session_idempotent  the same with a fresh Idempotency-Key per request (SQLite)
   create_session_api_only    CreateSession on a server without its background loops
                              (TOFFEEPAY_BACKGROUND=0: no webhook fan-out in-process; SQLite)

@@ -237,7 +237,7 @@ async def produce(db_url: str, key: str, count: int, rate: float | None) -> floa
         await ctx.db.dispose()
 
 
-# CreateSession (seed 002's request) from wrk; each of the connections waits `delay` ms
+# CreateSession (the Getting Started guide's request) from wrk; each of the connections waits `delay` ms
 # between requests, so the rate is about connections * 1000 / (delay + latency).
 WRK_SCRIPT = """
 local req

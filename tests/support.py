@@ -67,7 +67,7 @@ class Game:
 
 @dataclass
 class Api:
-    """Plain JSON over HTTP, exactly as the seeds show it."""
+    """Plain JSON over HTTP, exactly as the guides show it."""
 
     base_url: str
     key: str | None
@@ -100,7 +100,7 @@ class Api:
         return response.json()
 
     def refused(self, rpc: str, body: Any, reason: str, code: str, **kwargs: Any) -> dict[str, Any]:
-        """Assert a Connect error whose message starts with the contract reason code."""
+        """Assert a Connect error whose message starts with the reason code."""
         response = self.post(rpc, body, **kwargs)
         assert response.status_code < 500, (response.status_code, response.text)
         error = response.json()

@@ -1,4 +1,4 @@
--- CreateSession exactly as a game server sends it (seed 002), without Idempotency-Key.
+-- CreateSession exactly as a game server sends it (as in the Getting Started guide), without Idempotency-Key.
 -- Arguments after `--`: the sandbox API key, the game id.
 dofile("report.lua")
 

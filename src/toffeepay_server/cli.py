@@ -388,7 +388,7 @@ def webhooks_add(
     url: str,
     mode: Annotated[Mode, typer.Option(help="sandbox or live.")] = Mode.SANDBOX,
     format: Annotated[
-        EndpointFormat, typer.Option("--format", help="json, or legacy_form (seed 003 callbacks).")
+        EndpointFormat, typer.Option("--format", help="json, or legacy_form (form callbacks, see docs/webhooks.md).")
     ] = EndpointFormat.JSON,
     events: Annotated[
         list[str] | None,

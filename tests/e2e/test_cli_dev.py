@@ -34,7 +34,7 @@ EXPECTED_STATUS = {
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = 300) -> None:
-    """CONTRACT section 9, checked independently of the server's code: both signature schemes."""
+    """The signatures of docs/api.md (Events), checked independently of the server's code: both signature schemes."""
     parts = [p.split("=", 1) for p in headers["x-toffeepay-signature"].split(",")]
     timestamp = next(v for k, v in parts if k == "t")
     assert abs(time.time() - int(timestamp)) < tolerance

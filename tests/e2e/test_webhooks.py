@@ -43,8 +43,8 @@ def add_endpoint(api: Api, receiver: Receiver, path: str, *answers: Answer, **bo
     return created["endpoint"], created["secret"]
 
 
-def seed_002_signature(secret: str, header: str, body: bytes) -> None:
-    """Seed 002's recipe, computed here independently of the SDK."""
+def getting_started_signature(secret: str, header: str, body: bytes) -> None:
+    """The Getting Started guide's recipe, computed here independently of the SDK."""
     parts = dict(p.split("=", 1) for p in header.split(","))
     t = parts["t"]
     signed_payload = t.encode() + b"." + body
@@ -95,7 +95,7 @@ def test_session_events_arrive_signed_and_verifiable(server: Server, api: Api, g
     assert by_type == {"session.created": 3, "session.cancelled": 1, "session.expired": 1}
     verifier = standardwebhooks.Webhook(secret)
     for r in got:
-        seed_002_signature(secret, r.headers["x-toffeepay-signature"], r.body)
+        getting_started_signature(secret, r.headers["x-toffeepay-signature"], r.body)
         assert verifier.verify(r.body, r.headers) == json.loads(r.body)
         assert r.headers["x-toffeepay-event-id"] == r.headers["webhook-id"] == r.event["id"]
         assert str(uuid.UUID(r.event["id"])) == r.event["id"]
@@ -141,7 +141,7 @@ def test_payment_events_and_legacy_callbacks(server: Server, api: Api, game: Gam
         "dispute.created",
     }
     for r in got:
-        seed_002_signature(secret, r.headers["x-toffeepay-signature"], r.body)
+        getting_started_signature(secret, r.headers["x-toffeepay-signature"], r.body)
         standardwebhooks.Webhook(secret).verify(r.body, r.headers)
     succeeded = next(r.event for r in got if r.event["event"] == "payment.succeeded")
     assert succeeded["data"]["payment_id"] == payment["id"] and succeeded["data"]["session_id"] == paid["id"]
@@ -151,7 +151,7 @@ def test_payment_events_and_legacy_callbacks(server: Server, api: Api, game: Gam
 
     callbacks = {r.fields["transaction_token"]: r.fields for r in receiver.wait_for("/legacy", 5)}
     assert all(r.error is None for r in receiver.at("/legacy")), receiver.summary()
-    for fields in callbacks.values():  # the hash, recomputed here from CONTRACT section 10
+    for fields in callbacks.values():  # the hash, recomputed here as docs/webhooks.md describes it
         message = "&".join(f"{k}={fields[k]}" for k in sorted(fields) if k != "hash")
         assert fields["hash"] == hmac.new(legacy_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
     assert callbacks[paid["id"]]["status"] == "PAID" and callbacks[paid["id"]]["paid_amount"] == "499"

@@ -1,4 +1,4 @@
-"""ListDisputes exactly as seed 004 describes it: payment_id, from, to, limit (default 100, max 250), offset."""
+"""ListDisputes as the Disputes guide describes it: payment_id, from, to, limit (default 100, max 250), offset."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every reason code of CONTRACT section 5, through a real server; none is ever a 5xx."""
+"""Every reason code of docs/api.md (Errors), through a real server; none is ever a 5xx."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Idempotency-Key (CONTRACT section 6), including under concurrency."""
+"""Idempotency-Key (docs/api.md, Idempotency), including under concurrency."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Games, keys and modes (CONTRACT section 2): nothing crosses a game or a mode."""
+"""Games, keys and modes (docs/api.md, Authentication): nothing crosses a game or a mode."""
 
 from __future__ import annotations
 

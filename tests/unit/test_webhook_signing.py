@@ -31,7 +31,7 @@ def test_secret_is_whsec_and_32_random_bytes() -> None:
     assert new_secret() != secret
 
 
-def test_header_follows_seed_002_recipe() -> None:
+def test_header_follows_the_getting_started_recipe() -> None:
     secret = new_secret()
     t = 1717000000
     header = signing.toffeepay_signature(BODY, t, [secret])

@@ -80,7 +80,7 @@ def json_decode_error(exc: Exception, data: bytes | bytearray) -> ConnectError:
 
 
 class JsonCodec:
-    """Proto3 JSON: snake_case names out (as the seeds show), both spellings in.
+    """Proto3 JSON: snake_case names out (as the guides show), both spellings in.
 
     Implicit fields are always written, so lists carry `total: 0` and `has_more: false`;
     unset optional fields and timestamps stay absent, never null.

@@ -1,4 +1,4 @@
-"""Reason codes of the contract and the one exception the domain raises."""
+"""The reason codes clients see (docs/api.md, Errors) and the one exception the domain raises."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Reason(StrEnum):
 
 
 class DomainError(Exception):
-    """A refusal with a contract reason code; the API layer maps it to a Connect code."""
+    """A refusal with a reason code; the API layer maps it to a Connect code."""
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(f"{reason.value}: {message}")

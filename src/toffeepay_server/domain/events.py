@@ -1,4 +1,4 @@
-"""Webhook events: their types and the JSON body every receiver gets (CONTRACT section 9)."""
+"""Webhook events: their types and the JSON body every receiver gets (docs/api.md, Events)."""
 
 from __future__ import annotations
 

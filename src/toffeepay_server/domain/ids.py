@@ -28,7 +28,7 @@ def new_id(prefix: str) -> str:
 
 
 def new_event_id() -> str:
-    """Webhook event ids are plain UUIDs (seed 000's sample)."""
+    """Webhook event ids are plain UUIDs (as in the Payments guide's sample)."""
     return str(uuid.uuid4())
 
 

@@ -183,7 +183,7 @@ def new_session(
     live: bool,
     now: datetime,
 ) -> NewSession:
-    """Validate a CreateSession request in the contract's order of reasons."""
+    """Validate a CreateSession request in the order of reasons docs/api.md gives."""
     _require(user_id, "user_id", MAX_USER_ID)
     _require(title, "item.title", MAX_TITLE)
     money.check_currency(currency)

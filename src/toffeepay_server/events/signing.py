@@ -1,8 +1,8 @@
-"""Webhook signatures: ToffeePay's header (CONTRACT section 9) and the Standard Webhooks headers.
+"""Webhook signatures: ToffeePay's header (docs/api.md, Events) and the Standard Webhooks headers.
 
 The key of `X-ToffeePay-Signature` (and of the legacy `hash`) is the whole secret string,
 `whsec_...`, as UTF-8 bytes: what a studio copies from the dashboard is what it feeds to
-HMAC, as seed 002's `HMAC_SHA256(your_webhook_secret, signed_payload)` says. The Standard
+HMAC, as the Getting Started guide's `HMAC_SHA256(your_webhook_secret, signed_payload)` says. The Standard
 Webhooks signature is keyed, as that specification says, with the base64-decoded part after
 `whsec_`. One signature per valid secret, so receivers on either side of a rotation verify.
 """

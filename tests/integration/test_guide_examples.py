@@ -1,4 +1,4 @@
-"""Every request and response example of seeds 000 and 002, sent verbatim to a real server."""
+"""Every request and response example of the Payments and Getting Started guides, sent verbatim to a real server."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from tests.support import Api, Game, png_data_url
 ID = re.compile(r"^sess_[0-9a-z]{26}$")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
-# Seed 000 and 002 CreateSession body, with real image data where the seed writes "...".
-SEED_CREATE = """{
+# The guides' CreateSession body, with real image data where they write "...".
+GUIDE_CREATE = """{
 "game_id": "space_shooter",
 "user_id": "player_42",
 "item": {
@@ -24,24 +24,24 @@ SEED_CREATE = """{
 }"""
 
 
-def seed_body(game_id: str) -> bytes:
-    body = SEED_CREATE.replace("data:image/png;base64,...", png_data_url())
+def guide_body(game_id: str) -> bytes:
+    body = GUIDE_CREATE.replace("data:image/png;base64,...", png_data_url())
     return body.replace('"space_shooter"', json.dumps(game_id)).encode()
 
 
 def test_create_session_answers_both_spellings(api: Api, game: Game) -> None:
-    response = api.post("PaymentService/CreateSession", content=seed_body(game.game_id))
+    response = api.post("PaymentService/CreateSession", content=guide_body(game.game_id))
     assert response.status_code == 200, response.text
     created = response.json()
     assert ID.match(created["id"])
-    # Seed 000 reads id/url, seed 002 reads session_id/payment_url.
+    # The Payments guide reads id/url, the Getting Started guide session_id/payment_url.
     assert created["session_id"] == created["id"]
     assert created["payment_url"] == created["url"]
     assert created["url"].endswith("/" + created["id"])
 
 
 def test_get_session_and_status(api: Api, game: Game) -> None:
-    created = api.post("PaymentService/CreateSession", content=seed_body(game.game_id)).json()
+    created = api.post("PaymentService/CreateSession", content=guide_body(game.game_id)).json()
     session = api.ok("PaymentService/GetSession", {"id": created["id"]})
     assert session["id"] == created["id"]
     assert session["status"] == "pending"
@@ -56,7 +56,7 @@ def test_get_session_and_status(api: Api, game: Game) -> None:
     assert "image" not in session["item"]
     assert None not in session.values()
 
-    # Seed 000 asks with "id", seed 002 with "session_id".
+    # The Payments guide asks with "id", the Getting Started guide with "session_id".
     assert api.ok("PaymentService/GetSessionStatus", {"id": created["id"]}) == {
         "id": created["id"],
         "session_id": created["id"],
