@@ -46,6 +46,17 @@ def make_database(engine: str, tmp: Path) -> Iterator[str]:
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session", autouse=True)
+def installation_key_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One installation key file for the run, so servers and in-process code open the same secrets."""
+    if os.environ.get("TOFFEEPAY_KEY_FILE") or os.environ.get("TOFFEEPAY_SECRET_KEY"):
+        yield
+        return
+    os.environ["TOFFEEPAY_KEY_FILE"] = str(tmp_path_factory.mktemp("installation") / "toffeepay.key")
+    yield
+    os.environ.pop("TOFFEEPAY_KEY_FILE", None)
+
+
 @pytest.fixture(scope="session", params=ENGINES)
 def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from make_database(request.param, tmp_path_factory.mktemp(request.param))

@@ -39,8 +39,7 @@ from .events.background import Background
 from .logs import configure_logging
 from .observability import metrics
 from .observability.request_id import RequestIds
-from .processors.base import Processors
-from .processors.sandbox.adapter import SandboxProcessor
+from .processors.configured import configured_processors
 from .processors.stripe.adapter import StripeProcessor
 from .processors.stripe.notifications import StripeNotifications
 from .services import operations
@@ -93,16 +92,14 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
     configure_logging()
     ctx = ctx or ServiceContext.from_settings(settings)
     ctx.db.on_commit(metrics.events_committed)
-    background = Background(ctx, settings)
     interceptors = [ErrorInterceptor()]
 
     def connect(app_class: Any, service: Any) -> Any:
         return app_class(service, interceptors=interceptors, codecs=CODECS, read_max_bytes=settings.max_request_bytes)
 
-    stripe = StripeProcessor.from_settings(settings, ctx.clock)  # None unless configured
-    processors = Processors(
-        SandboxProcessor(ctx.clock, settle_after=settings.sandbox_settle_seconds), *([stripe] if stripe else [])
-    )
+    processors = configured_processors(settings, ctx.clock)
+    stripe = next((p for p in processors.all() if isinstance(p, StripeProcessor)), None)
+    background = Background(ctx, settings, processors)
     payment_app = connect(PaymentServiceASGIApplication, PaymentService(ctx, processors))
     webhook_app = connect(WebhookServiceASGIApplication, WebhookService(ctx))
     sandbox_app = connect(SandboxServiceASGIApplication, SandboxService(ctx, processors))

@@ -40,13 +40,14 @@ class _Lazy(ModuleType):
 
 
 if TYPE_CHECKING:
-    from .services import accounts, games, return_tokens, webhooks
+    from .services import accounts, games, return_tokens, secrets, webhooks
     from .services.context import ServiceContext
 else:
     accounts = _Lazy("toffeepay_server.services.accounts")
     games = _Lazy("toffeepay_server.services.games")
     webhooks = _Lazy("toffeepay_server.services.webhooks")
     return_tokens = _Lazy("toffeepay_server.services.return_tokens")
+    secrets = _Lazy("toffeepay_server.services.secrets")
 
 app = typer.Typer(
     help="ToffeePay: payments for games.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
@@ -109,10 +110,18 @@ def load_settings() -> Settings:
 
 
 def _settings() -> Settings:
+    """The settings, once the database is migrated and the installation key opens its secrets."""
+    from .services.context import run_with_context
     from .store.migrate import upgrade
+    from .store.secret_box import KeyMismatch, Keyring
 
     settings = load_settings()
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, Keyring(settings.secret_key, settings.key_file))
+    try:
+        run_with_context(settings, secrets.check_installation_key)
+    except KeyMismatch as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     return settings
 
 
@@ -267,6 +276,7 @@ def worker() -> None:
     from .events.background import Background
     from .logs import configure_logging
     from .observability import metrics
+    from .processors.configured import configured_processors
 
     configure_logging()
     settings = _settings()
@@ -276,7 +286,8 @@ def worker() -> None:
 
         ctx = ServiceContext.from_settings(settings)
         ctx.db.on_commit(metrics.events_committed)
-        background = Background(ctx, settings)
+        processors = configured_processors(settings, ctx.clock)
+        background = Background(ctx, settings, processors)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -284,6 +295,7 @@ def worker() -> None:
         background.start()
         await stop.wait()
         await background.stop()
+        await processors.close()
         await ctx.db.dispose()
 
     with _metrics(settings, public=None, workers=False):

@@ -90,10 +90,15 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     # A request body must have arrived this many seconds after its headers (else 408).
     request_body_timeout: float = 10.0
-    # Signs the payment page's forms; when unset, one is generated and kept in the database.
+    # The installation key's material: it encrypts the stored secrets (webhook secrets, the
+    # payment page's CSRF key). When unset, a key is generated into `key_file` (mode 0600).
     secret_key: str | None = field(default=None, repr=False)
+    key_file: str = "toffeepay.key"
     # How long the sandbox processor keeps a payment page's payment `processing`.
     sandbox_settle_seconds: float = 1.0
+    # A payment still `processing` this long after it started is looked up at its processor
+    # and settled or failed (seconds; events/reconciler.py).
+    reconcile_after: float = 600.0
     # A paid session the game has not fulfilled this long after payment is reported overdue.
     fulfillment_grace: timedelta = DEFAULT_GRACE
     # The live processor (docs/stripe.md): a Stripe secret key, the signing secret of the Stripe
@@ -132,6 +137,8 @@ class Settings:
             trusted_proxies=tuple(p.strip() for p in env.get("TOFFEEPAY_TRUSTED_PROXIES", "").split(",") if p.strip()),
             request_body_timeout=float(env.get("TOFFEEPAY_REQUEST_BODY_TIMEOUT") or 10.0),
             secret_key=env.get("TOFFEEPAY_SECRET_KEY") or None,
+            key_file=env.get("TOFFEEPAY_KEY_FILE") or "toffeepay.key",
+            reconcile_after=float(env.get("TOFFEEPAY_RECONCILE_AFTER") or 600.0),
             sandbox_settle_seconds=float(env.get("TOFFEEPAY_SANDBOX_SETTLE_SECONDS") or 1.0),
             fulfillment_grace=parse_duration(env.get("TOFFEEPAY_FULFILLMENT_GRACE") or "10m"),
             stripe_api_key=_secret(env.get("TOFFEEPAY_STRIPE_API_KEY")),

@@ -183,3 +183,27 @@ def test_stripe_secrets_are_never_printed() -> None:
         and "hush" not in str(settings.stripe_webhook_secret)
     )
     assert settings.stripe_api_key is not None and settings.stripe_api_key.reveal() == "sk_live_very_secret"
+
+
+def test_the_reconcilers_placeholder_intent_is_the_same_intent_without_a_card() -> None:
+    full = t.payment_intent_params(payment(), "pm_1")
+    placeholder = t.payment_intent_params(payment(), None)
+    assert full == {**placeholder, "payment_method": "pm_1"} and "payment_method" not in placeholder
+    assert placeholder["metadata"]["payment_id"] == "pay_1"
+    assert t.search_query("pay_1") == "metadata['payment_id']:'pay_1'"
+
+
+@pytest.mark.parametrize(
+    ("intent", "never"),
+    [
+        ({"status": "requires_confirmation"}, True),
+        ({"status": "requires_payment_method", "last_payment_error": None}, True),
+        ({"status": "requires_payment_method", "last_payment_error": {"code": "card_declined"}}, False),
+        ({"status": "requires_action"}, False),
+        ({"status": "processing"}, False),
+        ({"status": "succeeded"}, False),
+        ({"status": "canceled"}, False),
+    ],
+)
+def test_an_intent_never_confirmed_charged_nothing(intent: dict[str, object], never: bool) -> None:
+    assert t.never_confirmed(intent) is never

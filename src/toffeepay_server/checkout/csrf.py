@@ -2,8 +2,8 @@
 
 The browser holds a random nonce in a SameSite=Strict, HttpOnly cookie; each form carries
 HMAC(key, nonce, session id). A POST is accepted only when the two match, so another
-site can neither read nor forge the token. The key is the installation's secret
-(TOFFEEPAY_SECRET_KEY, or one generated and kept in the database), so every process
+site can neither read nor forge the token. The key is an installation secret generated
+once and kept in the database, encrypted with the installation key, so every process
 agrees on it.
 """
 

@@ -88,7 +88,6 @@ class CheckoutPages:
     def __init__(self, ctx: ServiceContext, processors: Processors, settings: Settings) -> None:
         self.ctx = ctx
         self.processors = processors
-        self.secret_key = settings.secret_key
         self.secure = settings.public_url.startswith("https://")
         # A live card form only where the card data cannot travel in clear: behind https,
         # or on this machine's loopback (tests, a developer's own server).
@@ -116,7 +115,8 @@ class CheckoutPages:
 
     async def csrf(self) -> Csrf:
         if self._csrf is None:
-            secret = self.secret_key or await installation_secret(self.ctx, "checkout")
+            # Generated once, stored encrypted with the installation key, shared by every process.
+            secret = await installation_secret(self.ctx, "checkout")
             self._csrf = Csrf(derive_key(secret), secure=self.secure)
         return self._csrf
 

@@ -85,7 +85,6 @@ class Scope:
 class Web:
     def __init__(self, ctx: ServiceContext, settings: Settings) -> None:
         self.ctx = ctx
-        self.secret_key = settings.secret_key
         self.secure = settings.public_url.startswith("https://")
         self.cookie = SECURE_COOKIE if self.secure else COOKIE
         self.idle = timedelta(seconds=settings.dashboard_idle_timeout)
@@ -137,7 +136,8 @@ class Web:
 
     async def csrf_key(self) -> bytes:
         if self._csrf_key is None:
-            secret = self.secret_key or await installation_secret(self.ctx, "checkout")
+            # The installation secret, stored encrypted with the installation key (docs/secrets.md).
+            secret = await installation_secret(self.ctx, "checkout")
             self._csrf_key = hmac.new(secret.encode(), b"toffeepay dashboard csrf v1", hashlib.sha256).digest()
         return self._csrf_key
 

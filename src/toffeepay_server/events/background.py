@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 from ..config import Settings
+from ..processors.base import Processors
 from ..services.context import ServiceContext
 from .dispatcher import Dispatcher
+from .reconciler import Reconciler
 from .retention import run_retention
 from .sweeper import run_sweeper
 
 
 class Background:
-    def __init__(self, ctx: ServiceContext, settings: Settings) -> None:
+    def __init__(self, ctx: ServiceContext, settings: Settings, processors: Processors) -> None:
         self.ctx = ctx
         self.settings = settings
+        self.processors = processors
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self.tasks.append(asyncio.create_task(run_sweeper(self.ctx, self.settings.sweep_interval), name="sweeper"))
+        reconciler = Reconciler(self.ctx, self.processors, timedelta(seconds=self.settings.reconcile_after))
+        sweeper = run_sweeper(self.ctx, self.settings.sweep_interval, reconciler)
+        self.tasks.append(asyncio.create_task(sweeper, name="sweeper"))
         dispatcher = Dispatcher(
             self.ctx,
             site_id=self.settings.site_id,

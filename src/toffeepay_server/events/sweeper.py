@@ -14,6 +14,7 @@ from ..processors.sandbox import adapter as sandbox
 from ..services import fulfilment, sessions
 from ..services.context import ServiceContext
 from ..store import idempotency
+from .reconciler import Reconciler
 
 log = structlog.get_logger("toffeepay.sweeper")
 
@@ -29,13 +30,18 @@ async def sweep_once(ctx: ServiceContext) -> int:
     return expired + settled + overdue
 
 
-async def run_sweeper(ctx: ServiceContext, interval: float) -> None:
-    """Run until cancelled; a failing sweep is logged and retried on the next tick."""
+async def run_sweeper(ctx: ServiceContext, interval: float, reconciler: Reconciler | None = None) -> None:
+    """Run until cancelled; a failing sweep is logged and retried on the next tick.
+
+    With a reconciler, each tick also settles live payments stuck in `processing` (when a pass is due).
+    """
     ticks = 0
     while True:
         try:
             while await sweep_once(ctx):
                 pass
+            if reconciler is not None:
+                await reconciler.maybe_run()
             ticks += 1
             if ticks % 3600 == 1:
                 async with ctx.db.transaction() as uow:

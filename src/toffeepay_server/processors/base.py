@@ -75,6 +75,17 @@ class Processor(ABC):
         `options` are the processor's own (the sandbox's chosen outcome); others ignore them.
         """
 
+    @abstractmethod
+    async def reconcile(self, payment: Payment) -> Started:
+        """Ask the processor what became of `payment`, still `processing` long after it started.
+
+        The process that started it may have died before the processor had it, or before its
+        answer was recorded. The answer's outcome settles the payment (a payment the processor
+        never received fails, and the processor is made unable to take it later); None means
+        the processor is still working on it: ask again later. Raise ProcessorError when the
+        processor cannot be asked now.
+        """
+
     async def close(self) -> None:
         """Release the processor's connections when the process stops."""
 
@@ -100,6 +111,9 @@ class Processors:
                 f"the {payment.processor} processor that took this payment is not configured",
             )
         return processor
+
+    def all(self) -> list[Processor]:
+        return list(self._by_mode.values())
 
     def wallets(self, mode: str) -> bool:
         """Whether the mode's payment page takes Apple Pay and Google Pay."""

@@ -14,6 +14,7 @@ from ..domain import webhooks as webhook_rules
 from ..domain.clock import Clock, system_clock
 from ..domain.fulfilment import DEFAULT_GRACE
 from ..store.database import Database
+from ..store.secret_box import Keyring
 
 T = TypeVar("T")
 
@@ -33,7 +34,9 @@ class ServiceContext:
     @classmethod
     def from_settings(cls, settings: Settings, *, pool_size: int = 10) -> ServiceContext:
         return cls(
-            db=Database(settings.database_url, pool_size=pool_size),
+            db=Database(
+                settings.database_url, pool_size=pool_size, keyring=Keyring(settings.secret_key, settings.key_file)
+            ),
             public_url=settings.public_url,
             private_webhook_targets=settings.private_webhook_targets,
             fulfillment_grace=settings.fulfillment_grace,

@@ -25,6 +25,7 @@ from sqlalchemy.util.concurrency import await_
 
 from ..domain.events import Event
 from . import audit, tables
+from .secret_box import Keyring
 from .sqlite_inline import inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -185,6 +186,7 @@ class HeldTransaction:
         self.tx: Any = None
         self.open = True
         self.outbox_changed = False
+        self.events: list[Event] = []
 
     async def _connection(self) -> AsyncConnection:
         if self.conn is None:
@@ -205,6 +207,7 @@ class HeldTransaction:
             yield uow
             await uow.flush_events()
         self.outbox_changed |= uow.outbox_changed
+        self.events += uow.events
 
     @asynccontextmanager
     async def final(self) -> AsyncIterator[UnitOfWork]:
@@ -220,8 +223,7 @@ class HeldTransaction:
             await self.rollback()
             raise
         await self._close()
-        if self.outbox_changed or uow.outbox_changed:
-            self.db.signal_outbox()
+        self.db.committed(self.events + uow.events, self.outbox_changed or uow.outbox_changed)
 
     async def rollback(self) -> None:
         """Undo every write of the request; later transactions of the request commit on their own."""
@@ -259,8 +261,10 @@ class CommitWatch:
 class Database:
     """The engines of one installation. SQLite gets one serialised writer; PostgreSQL a pool."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, keyring: Keyring | None = None) -> None:
         self.url = async_url(url)
+        # Opens the secret columns (store/types.py Sealed); from the environment unless given.
+        self.keyring = keyring or Keyring.from_env()
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect == "sqlite":
             create_private_sqlite_file(self.url)
@@ -274,6 +278,8 @@ class Database:
             self.writer = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
             self.reader = self.writer
             self.lookups = self.writer
+        for engine in {self.writer, self.reader, self.lookups}:
+            engine.sync_engine.dialect.toffeepay_keyring = self.keyring  # type: ignore[attr-defined]
         self._outbox_signals: set[asyncio.Event] = set()
         self._commit_watchers: list[Callable[[list[Event]], None]] = []
 
@@ -304,10 +310,14 @@ class Database:
                 await audit.insert_entry(conn, entry)
         if entry:
             entry.written = True
-        if uow.events:
+        self.committed(uow.events, uow.outbox_changed)
+
+    def committed(self, events: list[Event], outbox_changed: bool) -> None:
+        """Tell this process's watchers and dispatchers about a commit."""
+        if events:
             for watcher in self._commit_watchers:
-                watcher(uow.events)
-        if uow.outbox_changed:
+                watcher(events)
+        if outbox_changed:
             self.signal_outbox()
 
     @asynccontextmanager

@@ -9,7 +9,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -17,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from .types import Instant, JsonText
+from .types import Instant, JsonText, Sealed, SealedBytes
 
 metadata = MetaData()
 
@@ -183,8 +182,9 @@ webhook_endpoints = Table(
     Column("events", JsonText, nullable=False),
     Column("enabled", Boolean, nullable=False),
     Column("description", Text),
-    Column("secret", String(80), nullable=False),
-    Column("previous_secret", String(80)),
+    # Encrypted with the installation key, as are the other secrets below.
+    Column("secret", Sealed("webhook_endpoints.secret"), nullable=False),
+    Column("previous_secret", Sealed("webhook_endpoints.previous_secret")),
     Column("previous_secret_expires_at", Instant),
     Column("created_at", Instant, nullable=False),
     Column("deleted_at", Instant),
@@ -236,7 +236,7 @@ idempotency_keys = Table(
     Column("locked_until", Instant, nullable=False),
     Column("response_status", Integer),
     Column("response_headers", JsonText),
-    Column("response_body", LargeBinary),
+    Column("response_body", SealedBytes("idempotency_keys.response_body")),
     Column("created_at", Instant, nullable=False),
     Index("ix_idempotency_created", "created_at"),
 )
@@ -246,7 +246,7 @@ installation_secrets = Table(
     "installation_secrets",
     metadata,
     Column("name", String(64), primary_key=True),
-    Column("value", String(128), nullable=False),
+    Column("value", Sealed("installation_secrets.value"), nullable=False),
     Column("created_at", Instant, nullable=False),
 )
 

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Text
+from sqlalchemy import BigInteger, LargeBinary, Text
 from sqlalchemy.types import TypeDecorator
 
 
@@ -50,3 +50,48 @@ class JsonText(TypeDecorator[Any]):
 
     def process_result_value(self, value: str | None, dialect: Any) -> Any:
         return None if value is None else json.loads(value)
+
+
+def _box(dialect: Any) -> Any:
+    keyring = getattr(dialect, "toffeepay_keyring", None)
+    if keyring is None:
+        raise RuntimeError("this engine has no installation key: create it through store.database.Database")
+    return keyring.box()
+
+
+class Sealed(TypeDecorator[str]):
+    """A secret string, stored encrypted with the installation key (see secret_box.py).
+
+    `purpose` (the column's name) is bound into the ciphertext. The key comes from the
+    engine: `Database` gives each of its engines the installation's Keyring.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, purpose: str) -> None:
+        super().__init__()
+        self.purpose = purpose
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else _box(dialect).seal(value, self.purpose)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else _box(dialect).open(value, self.purpose)
+
+
+class SealedBytes(TypeDecorator[bytes]):
+    """Bytes that may hold a secret (a stored answer), encrypted like Sealed."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def __init__(self, purpose: str) -> None:
+        super().__init__()
+        self.purpose = purpose
+
+    def process_bind_param(self, value: bytes | None, dialect: Any) -> bytes | None:
+        return None if value is None else _box(dialect).seal_bytes(bytes(value), self.purpose)
+
+    def process_result_value(self, value: bytes | None, dialect: Any) -> bytes | None:
+        return None if value is None else _box(dialect).open_bytes(bytes(value), self.purpose)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ...domain.clock import Clock
 from ...domain.keys import Mode
@@ -59,21 +59,30 @@ class SandboxProcessor(Processor):
             return RefundStarted(ref, transformers.refund_outcome(choice))
         return RefundStarted(ref)
 
+    async def reconcile(self, payment: Payment) -> Started:
+        return Started(payment.processor_ref, _decide(payment, self.clock()))
+
+
+def _decide(payment: Payment, now: datetime) -> Outcome | None:
+    """The sandbox's outcome for an in-flight payment now; None while it is not yet due."""
+    plan = transformers.planned(payment.processor_ref) if payment.processor_ref else None
+    if plan is None:
+        if now - payment.created_at < LOST_AFTER:
+            return None
+        return Outcome(FailureCode.PROCESSOR_ERROR, "The sandbox processor lost this payment.")
+    if plan.due > now:
+        return None
+    return transformers.outcome(plan.choice, payment.amount)
+
 
 async def settle_due(ctx: ServiceContext) -> int:
     """Deliver the sandbox's due notifications; returns how many payments and refunds were settled."""
     now = ctx.clock()
     settled = await _settle_due_refunds(ctx)
     for payment in await payments.in_flight(ctx, NAME):
-        plan = transformers.planned(payment.processor_ref) if payment.processor_ref else None
-        if plan is None:
-            if now - payment.created_at < LOST_AFTER:
-                continue
-            outcome = Outcome(FailureCode.PROCESSOR_ERROR, "The sandbox processor lost this payment.")
-        elif plan.due > now:
+        outcome = _decide(payment, now)
+        if outcome is None:
             continue
-        else:
-            outcome = transformers.outcome(plan.choice, payment.amount)
         await payments.settle_payment(ctx, payment.id, outcome)
         settled += 1
     return settled

@@ -177,6 +177,58 @@ class StripeProcessor(Processor):
             log.error("unexpected Refund from Stripe", refund_id=refund.id, stripe_refund=created.id, error=str(exc))
             return RefundStarted(created.id)
 
+    async def reconcile(self, payment: Payment) -> Started:
+        """What Stripe says of a payment stuck in `processing` (see Processor.reconcile).
+
+        The PaymentIntent is found by its id, else by the payment id in its metadata. When
+        Stripe has none, a placeholder intent is created under the payment's own idempotency
+        key and cancelled: a start still under way elsewhere can then no longer create one (its
+        request, with other parameters, is refused), so failing the payment is safe.
+        """
+        intents = self.client.v1.payment_intents
+        try:
+            intent_id = await self._find_intent(payment)
+            if intent_id is None:
+                try:
+                    placeholder = await intents.create_async(
+                        transformers.payment_intent_params(payment, None), options=_key(payment, "payment_intent")
+                    )
+                except stripe.IdempotencyError:
+                    return Started(None)  # created by the start itself, not yet searchable: ask again later
+                intent_id = placeholder.id
+            intent = (await intents.retrieve_async(intent_id)).to_dict()
+        except stripe.StripeError as exc:
+            raise ProcessorError(f"Stripe could not be asked about {payment.id}: {_describe(exc)}") from None
+        try:
+            transformers.check_intent(intent, payment)
+            if transformers.never_confirmed(intent):
+                interrupted = Outcome(FailureCode.PROCESSOR_ERROR, transformers.INTERRUPTED)
+                return await self._cancel_or_wait(payment, intent_id, interrupted)
+            outcome = transformers.intent_outcome(intent)
+        except transformers.Unexpected as exc:
+            raise ProcessorError(f"unexpected PaymentIntent for {payment.id}: {exc}") from None
+        if outcome is not None and intent.get("status") in ("requires_action", "requires_payment_method"):
+            return await self._cancel_or_wait(payment, intent_id, outcome)
+        return Started(intent_id, outcome)
+
+    async def _find_intent(self, payment: Payment) -> str | None:
+        """The id of the payment's PaymentIntent, or None when Stripe has none."""
+        intents = self.client.v1.payment_intents
+        if payment.processor_ref:
+            return payment.processor_ref
+        try:
+            candidates = list(
+                (await intents.search_async({"query": transformers.search_query(payment.id), "limit": 10})).data
+            )
+        except stripe.InvalidRequestError:
+            # A Stripe without the search API (localstripe): the newest intents.
+            candidates = list((await intents.list_async({"limit": 100})).data)
+        found = [i.to_dict() for i in candidates]
+        mine = [i for i in found if (i.get("metadata") or {}).get("payment_id") == payment.id]
+        # The intent the payment page created carries the card; a placeholder does not.
+        mine.sort(key=lambda i: not i.get("payment_method"))
+        return mine[0]["id"] if mine else None
+
     def construct_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """A notification's event, once its `Stripe-Signature` is verified.
 

@@ -154,17 +154,33 @@ def metadata(payment: Payment) -> dict[str, str]:
     }
 
 
-def payment_intent_params(payment: Payment, payment_method_id: str) -> PaymentIntentCreateParams:
+def payment_intent_params(payment: Payment, payment_method_id: str | None) -> PaymentIntentCreateParams:
+    """The PaymentIntent of a payment; without a payment method, the placeholder the reconciler
+    creates under the same idempotency key when Stripe never received the payment."""
     params: dict[str, Any] = {
         "amount": stripe_amount(payment.amount, payment.currency),
         "currency": payment.currency.lower(),
-        "payment_method": payment_method_id,
         # Accepted by Stripe's API (and localstripe), though the stripe package's typed
         # parameters no longer list it.
         "payment_method_types": ["card"],
         "metadata": metadata(payment),
     }
+    if payment_method_id is not None:
+        params["payment_method"] = payment_method_id
     return cast("PaymentIntentCreateParams", params)
+
+
+def search_query(payment_id: str) -> str:
+    """Stripe's search for the PaymentIntent of a payment (its metadata carries our id)."""
+    return f"metadata['payment_id']:'{payment_id}'"
+
+
+def never_confirmed(intent: Mapping[str, Any]) -> bool:
+    """An intent nobody confirmed (or whose attempts left no error): nothing was charged."""
+    status = intent.get("status")
+    return status == "requires_confirmation" or (
+        status == "requires_payment_method" and not intent.get("last_payment_error")
+    )
 
 
 def refund_params(payment: Payment, refund: Refund) -> RefundCreateParams:
@@ -186,6 +202,8 @@ def refund_params(payment: Payment, refund: Refund) -> RefundCreateParams:
 
 
 # Answers
+
+INTERRUPTED = "The payment was interrupted before Stripe took it; nothing was charged."
 
 
 def failure(error: Mapping[str, Any] | None) -> Outcome:
