@@ -86,6 +86,8 @@ def test_replayed_legacy_callback_is_refused(
     (got,) = receiver.wait_for("/legacy", 1)
     assert got.error is None and got.fields["status"] == "PAID", receiver.summary()
     assert got.fields["custom_parameters"] == '{"order":"A-1"}'  # the Callback Validation guide's field, as before
+    guide = {"hash", "transaction_id", "status", "paid_amount", "site_id", "game_id", "user_id", "transaction_token"}
+    assert guide <= set(got.fields) and got.fields["paid_amount"] == got.fields["amount"] == "499"
     sent_at = int(got.fields["timestamp"])
 
     # The same captured request, replayed six minutes later.

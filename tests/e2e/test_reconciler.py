@@ -9,6 +9,8 @@ Stripe and settles the payment (no Stripe notification is configured here, so no
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,7 +95,12 @@ def servers() -> Iterator[list[Server]]:
 
 
 def _killed_mid_payment(
-    db_url: str, workdir: Path, stripe: LocalStripe, proxy: HoldingProxy, servers: list[Server]
+    db_url: str,
+    workdir: Path,
+    stripe: LocalStripe,
+    proxy: HoldingProxy,
+    servers: list[Server],
+    restart_env: dict[str, str] | None = None,
 ) -> tuple[Api, str]:
     """Pay a live session on its page through `proxy`; SIGKILL the server while the proxy
     holds Stripe's request. Returns the live API of the restarted server and the session id."""
@@ -114,7 +121,7 @@ def _killed_mid_payment(
     # The payment exists, `processing`, and nothing is left to settle it.
     rows = sql(db_url, "SELECT status FROM payments WHERE session_id = :s", {"s": created["id"]})
     assert [r[0] for r in rows] == ["processing"]
-    restarted = Server(db_url, workdir, env={**stripe_env(stripe.url), **RECONCILE})
+    restarted = Server(db_url, workdir, env={**stripe_env(stripe.url), **RECONCILE, **(restart_env or {})})
     servers.append(restarted)
     return restarted.start().api(game.live_key), created["id"]
 
@@ -172,3 +179,29 @@ def test_a_payment_stripe_charged_whose_answer_was_lost_is_paid(
     assert payment["status"] == "succeeded" and payment["amount"] == 499
     ref = sql(fresh_db, "SELECT processor_ref FROM payments WHERE id = :id", {"id": payment["id"]})[0][0]
     assert stripe.get(f"/v1/payment_intents/{ref}")["status"] == "succeeded"
+
+
+def test_toffeepay_worker_reconciles_too(
+    fresh_db: str, tmp_path: Path, stripe: LocalStripe, servers: list[Server]
+) -> None:
+    """The restarted server runs no background work; a `toffeepay worker` beside it settles the payment."""
+    proxy = HoldingProxy(stripe.url, lambda method, path: method == "POST" and path.endswith("/confirm"), forward=True)
+    try:
+        live, session_id = _killed_mid_payment(
+            fresh_db, tmp_path, stripe, proxy, servers, restart_env={"TOFFEEPAY_BACKGROUND": "0"}
+        )
+    finally:
+        proxy.close()
+    api_only = servers[-1]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "toffeepay_server", "worker"],
+        env=api_only.env,
+        cwd=api_only.workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _settled(live, session_id)["status"] == "paid"
+    finally:
+        worker.terminate()
+        worker.wait(30)
