@@ -11,6 +11,7 @@ import pytest
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 from toffeepay._proto.pay.v1 import payment_pb
 
+from tests.stripe_support import NOTIFICATION_PATH
 from tests.support import Api, Game, Server
 
 CONTROL = "\x00"
@@ -80,7 +81,7 @@ def test_a_deeply_nested_body_is_refused_and_the_server_goes_on(server: Server, 
     page = httpx.post(f"{server.url}/sess_01h0000000000000000000000/pay", content=attack)
     assert page.status_code == 400 and "nested deeper than 32" in page.json()["message"]
     notification = httpx.post(
-        f"{server.url}/stripe/webhook", content=attack, headers={"Content-Type": "application/json"}
+        f"{server.url}{NOTIFICATION_PATH}", content=attack, headers={"Content-Type": "application/json"}
     )
     assert notification.status_code == 400 and "nested deeper than 32" in notification.json()["message"]
     # And the next request is answered.
