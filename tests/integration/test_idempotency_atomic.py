@@ -149,3 +149,19 @@ async def test_a_run_taken_over_after_its_lease_rolls_back(ctx: ServiceContext) 
     assert await _count(ctx.db, "slow") == 0
     record = await _record(ctx.db, principal.api_key_id, "k3")
     assert record is not None and record.state == "running"
+
+
+async def test_a_checkpoint_commits_what_was_written_before_a_call_elsewhere(ctx: ServiceContext) -> None:
+    """Before a processor is called over the network, what the request wrote commits (and no
+    transaction waits on the network); what it writes afterwards still commits with the answer."""
+    principal = await _principal(ctx)
+    with pytest.raises(Crash):
+        async with ctx.db.holding():
+            await _create(ctx, principal, "before-call")
+            await ctx.db.checkpoint()
+            assert await _count(ctx.db, "before-call") == 1  # committed: the processor may be told
+            await _create(ctx, principal, "after-call")
+            raise Crash
+    assert await _count(ctx.db, "before-call") == 1
+    assert await _count(ctx.db, "after-call") == 0
+    await ctx.db.checkpoint()  # outside a held request: nothing to do

@@ -3,7 +3,9 @@
 Idempotency lives here, at the HTTP layer, so a replay is the first answer byte for byte.
 The request's writes are held in one transaction (`Database.holding`) that commits only
 with its stored answer: a crash between the two is impossible, so a retry after a crash
-finds either nothing done or the answer, never a change without its answer.
+finds either nothing done or the answer, never a change without its answer. A use case
+that hands work to a processor over the network commits what it wrote first
+(`Database.checkpoint`), so the processor is only told about what exists.
 """
 
 from __future__ import annotations

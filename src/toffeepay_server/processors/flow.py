@@ -33,6 +33,8 @@ async def pay(
     payment = await payments.start_payment(
         ctx, session_id, method=instructions.method, processor=processor.name, principal=principal
     )
+    # The payment exists before the processor hears of it (and no transaction waits on the network).
+    await ctx.db.checkpoint()
     try:
         started = await processor.start(payment, instructions)
     except ProcessorError as exc:
@@ -61,6 +63,8 @@ async def refund(
     processor = processors.for_payment(payment)
     processor.check_refund(options or {})
     created = await refunds.start_refund(ctx, payment, amount=amount, reason=reason, processor=processor.name)
+    # The refund exists before the processor hears of it: its notification can always settle it.
+    await ctx.db.checkpoint()
     try:
         started = await processor.refund(payment, created, options or {})
     except ProcessorError as exc:

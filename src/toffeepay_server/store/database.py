@@ -225,6 +225,16 @@ class HeldTransaction:
         await self._close()
         self.db.committed(self.events + uow.events, self.outbox_changed or uow.outbox_changed)
 
+    async def checkpoint(self) -> None:
+        """Commit what the request wrote so far; later writes go on in a new held transaction."""
+        if self.conn is None or not self.open:
+            return
+        await self.tx.commit()
+        await self._close()
+        events, self.events = self.events, []
+        outbox_changed, self.outbox_changed = self.outbox_changed, False
+        self.db.committed(events, outbox_changed)
+
     async def rollback(self) -> None:
         """Undo every write of the request; later transactions of the request commit on their own."""
         self.open = False
@@ -331,6 +341,16 @@ class Database:
         finally:
             _held.reset(token)
             await held.rollback()
+
+    async def checkpoint(self) -> None:
+        """Inside `holding()`, commit what the request wrote so far; elsewhere nothing to do.
+
+        Called before work is handed to another system (a processor over the network), so no
+        transaction stays open across the call and what the other system is told about exists.
+        """
+        held = _held.get()
+        if held is not None and held.db is self:
+            await held.checkpoint()
 
     def signal_outbox(self) -> None:
         for signal in self._outbox_signals:
