@@ -63,3 +63,15 @@ def test_a_damaged_key_file_is_refused(tmp_path: Path) -> None:
     path.write_text("not a key\n")
     with pytest.raises(KeyMismatch, match="does not hold"):
         load_key_file(path)
+
+
+def test_an_endpoint_never_prints_its_secrets() -> None:
+    from datetime import UTC, datetime
+
+    from toffeepay_server.domain.webhooks import Endpoint, new_secret
+
+    secret, previous = new_secret(), new_secret()
+    endpoint = Endpoint(
+        "we_1", "g", "sandbox", "https://x", "json", (), True, None, secret, previous, None, datetime.now(UTC)
+    )
+    assert secret not in repr(endpoint) and previous not in repr(endpoint) and "whsec_" not in str(endpoint)

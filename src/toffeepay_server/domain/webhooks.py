@@ -6,7 +6,7 @@ import base64
 import ipaddress
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -76,8 +76,9 @@ class Endpoint:
     events: tuple[str, ...]
     enabled: bool
     description: str | None
-    secret: str
-    previous_secret: str | None
+    # Never in a repr, so never in a log line or a traceback.
+    secret: str = field(repr=False)
+    previous_secret: str | None = field(repr=False)
     previous_secret_expires_at: datetime | None
     created_at: datetime
     deleted_at: datetime | None = None
