@@ -220,10 +220,13 @@ func TestWebhookReceivedAndVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 	var event *toffeepay.Event
-	select {
-	case event = <-events:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no verified webhook arrived in 30 s")
+	deadline := time.After(30 * time.Second)
+	for event == nil || event.Data["session_id"] != session.ID {
+		select {
+		case event = <-events:
+		case <-deadline:
+			t.Fatal("no verified webhook for the session arrived in 30 s")
+		}
 	}
 	if event.Event != "payment.succeeded" || event.Data["payment_id"] != payment.ID || event.Data["session_id"] != session.ID || event.Mode != "sandbox" {
 		t.Fatalf("event %+v", event)
@@ -603,4 +606,73 @@ func TestRefunds(t *testing.T) {
 	failed, _ := tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: declined.ID, Outcome: "card_declined"})
 	_, err = tp.Refunds.Create(ctx, &toffeepay.RefundPaymentRequest{PaymentID: failed.ID})
 	apiError(t, err, "payment_not_refundable", toffeepay.CodeFailedPrecondition)
+}
+
+func TestLegacyCallbackReceivedAndVerified(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var secret string
+	callbacks := make(chan map[string]string, 8)
+	listener, _ := net.Listen("tcp", "127.0.0.1:0")
+	receiver := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		s := secret
+		mu.Unlock()
+		fields, err := toffeepay.VerifyLegacyCallback(r.PostForm, s)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		callbacks <- fields
+	})}
+	go receiver.Serve(listener)
+	defer receiver.Close()
+	mu.Lock()
+	created, err := tp.Webhooks.CreateEndpoint(ctx, &toffeepay.CreateEndpointRequest{URL: "http://" + listener.Addr().String() + "/callback", Format: "legacy_form"})
+	if err == nil {
+		secret = created.Secret
+	}
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: "player&admin=1", Item: item, Metadata: map[string]string{"note": "a&b=c"}})
+	payment, err := tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: session.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]string
+	deadline := time.After(30 * time.Second)
+	for fields["transaction_token"] != session.ID {
+		select {
+		case fields = <-callbacks:
+		case <-deadline:
+			t.Fatal("no verified callback for the session arrived in 30 s")
+		}
+	}
+	if fields["transaction_id"] != payment.ID || fields["status"] != "PAID" || fields["paid_amount"] != "499" ||
+		fields["transaction_token"] != session.ID || fields["user_id"] != "player%26admin%3D1" {
+		t.Fatalf("fields %v", fields)
+	}
+	var custom map[string]string
+	if err := json.Unmarshal([]byte(fields["custom_parameters"]), &custom); err != nil || custom["note"] != "a&b=c" {
+		t.Fatalf("custom_parameters %q", fields["custom_parameters"])
+	}
+	tampered := url.Values{}
+	for k, v := range fields {
+		tampered.Set(k, v)
+	}
+	tampered.Set("amount", "1")
+	var refused *toffeepay.SignatureVerificationError
+	if _, err := toffeepay.VerifyLegacyCallback(tampered, secret); !errors.As(err, &refused) || refused.Reason != "bad_signature" {
+		t.Fatalf("tampered: %v", err)
+	}
+	if err := tp.Webhooks.DeleteEndpoint(ctx, created.Endpoint.ID); err != nil {
+		t.Fatal(err)
+	}
 }

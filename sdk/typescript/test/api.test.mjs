@@ -11,6 +11,7 @@ import {
   FailedPreconditionError,
   InvalidRequestError,
   NotFoundError,
+  LegacyCallback,
   PermissionDeniedError,
   ReturnToken,
   ToffeePay,
@@ -160,6 +161,7 @@ describe("against toffeepay serve", { skip }, () => {
     const tp = client();
     const received = [];
     let secret;
+    let sessionId;
     let wanted;
     const arrived = new Promise((resolve) => {
       wanted = resolve;
@@ -170,7 +172,7 @@ describe("against toffeepay serve", { skip }, () => {
         const event = Webhook.constructEvent(body, req.headers["x-toffeepay-signature"], secret);
         received.push(event);
         res.writeHead(200).end("ok");
-        if (event.event === "payment.succeeded") wanted(event);
+        if (event.event === "payment.succeeded" && event.data.session_id === sessionId) wanted(event);
       } catch (error) {
         res.writeHead(400).end(String(error));
       }
@@ -181,6 +183,7 @@ describe("against toffeepay serve", { skip }, () => {
       assert.match(secret, /^whsec_/);
       const userId = player();
       const session = await tp.sessions.create({ gameId: GAME, userId, item: ITEM });
+      sessionId = session.id;
       const payment = await tp.sandbox.paySession(session.id);
       const event = await arrived;
       assert.equal(event.data.payment_id, payment.id);
@@ -231,6 +234,44 @@ describe("against toffeepay serve", { skip }, () => {
     assert.throws(() => ReturnToken.verify(token, jwks, { gameId: "other_game" }), (e) => e.reason === "wrong_game");
     assert.throws(() => ReturnToken.verify(token, jwks, { gameId: GAME, now: claims.exp }), (e) => e.reason === "expired");
     assert.throws(() => ReturnToken.verify(token, { keys: [] }, { gameId: GAME }), (e) => e.reason === "unknown_key");
+  });
+
+  test("a legacy form callback received by a Node server and verified", async () => {
+    const tp = client();
+    let secret;
+    let wanted;
+    let got;
+    const arrived = new Promise((resolve) => {
+      got = resolve;
+    });
+    const { server, url } = await listen(async (req, res) => {
+      const body = (await readBody(req)).toString();
+      try {
+        const fields = LegacyCallback.verify(body, secret);
+        res.writeHead(200).end("OK");
+        if (fields.transaction_token === wanted) got(fields);
+      } catch (error) {
+        res.writeHead(400).end(String(error));
+      }
+    });
+    try {
+      const created = await tp.webhooks.createEndpoint({ url: `${url}/callback`, format: "legacy_form" });
+      secret = created.secret;
+      const session = await tp.sessions.create({ gameId: GAME, userId: "player&admin=1", item: ITEM, metadata: { note: "a&b=c" } });
+      wanted = session.id;
+      const payment = await tp.sandbox.paySession(session.id);
+      const fields = await arrived;
+      assert.deepEqual(
+        [fields.transaction_id, fields.status, fields.amount, fields.paid_amount, fields.transaction_token, fields.game_id, fields.user_id],
+        [payment.id, "PAID", "499", "499", session.id, GAME, "player%26admin%3D1"],
+      );
+      assert.deepEqual(JSON.parse(fields.custom_parameters), { note: "a&b=c" });
+      assert.throws(() => LegacyCallback.verify({ ...fields, amount: "1" }, secret), (e) => e.reason === "bad_signature");
+      await tp.webhooks.deleteEndpoint(created.endpoint.id);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   for (const failFirst of ["before", "after"]) {
