@@ -1,5 +1,5 @@
-"""The README's Python game server, run as printed (only its two addresses pointed at the test
-ports): it sells, grants on `session.paid`, then fulfils, so the session ends up fulfilled."""
+"""The README's Python game server, run as printed (its address and ToffeePay's from the
+environment): it sells, grants on `session.paid`, then fulfils, so the session ends up fulfilled."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ def test_the_readme_game_server_grants_then_fulfils(server: Server, tmp_path: Pa
     code = readme_game_server()
     assert "client.sessions.fulfill(session_id)" in code
     port = free_port()
-    code = code.replace("http://127.0.0.1:8000", server.url).replace('("127.0.0.1", 3000)', f'("127.0.0.1", {port})')
     (tmp_path / "game_server.py").write_text(code)
 
     if GAME_ID in json.loads(server.cli("games", "list", "--json").stdout):
@@ -41,7 +40,13 @@ def test_the_readme_game_server_grants_then_fulfils(server: Server, tmp_path: Pa
     endpoint = api.ok(
         "WebhookService/CreateEndpoint", {"url": f"http://127.0.0.1:{port}/webhooks", "events": ["session.paid"]}
     )
-    env = {**os.environ, "TOFFEEPAY_API_KEY": game_key, "TOFFEEPAY_WEBHOOK_SECRET": endpoint["secret"]}
+    env = {
+        **os.environ,
+        "TOFFEEPAY_API_KEY": game_key,
+        "TOFFEEPAY_WEBHOOK_SECRET": endpoint["secret"],
+        "TOFFEEPAY_URL": server.url,
+        "PORT": str(port),
+    }
     game_server = subprocess.Popen(
         [sys.executable, str(tmp_path / "game_server.py")],
         env=env,

@@ -15,7 +15,7 @@ import pytest
 import toffeepay
 
 from tests.e2e.test_checkout import RETURN_URL, Tab, browser, choose, open_session, returned, slow_server
-from tests.support import Api, Game, Server
+from tests.support import Api, Game, Server, sql
 
 pytestmark = pytest.mark.browser
 __all__ = ["browser", "slow_server"]  # fixtures shared with the checkout tests
@@ -139,3 +139,14 @@ def test_every_process_of_an_installation_signs_with_the_same_keys(
     assert jwks(slow_server) == jwks(server)
     _session, token = pay_in_browser(browser, slow_server, game)
     assert toffeepay.ReturnToken.verify(token, jwks(server), game_id=game.game_id)["status"] == "paid"
+
+
+def test_signing_keys_are_stored_encrypted(browser: Any, game: Game, server: Server) -> None:
+    pay_in_browser(browser, server, game)
+    rows = sql(server.db_url, "SELECT kid, public_x, private_key FROM signing_keys")
+    published = {k["kid"]: k["x"] for k in jwks(server)["keys"]}
+    assert rows and {kid for kid, _x, _p in rows} >= set(published)
+    for kid, public_x, private_key in rows:
+        assert private_key.startswith("aesgcm1:"), "the private key is sealed with the installation key"
+        assert public_x not in private_key and '"d"' not in private_key and "OKP" not in private_key
+        assert published.get(kid, public_x) == public_x
