@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.conftest import ENGINES, make_database
 from tests.receiver import Answer, Receiver
 from tests.support import Server, free_port
 
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -121,6 +123,16 @@ def test_metrics_count_exactly_the_traffic(metered: Server) -> None:
     for name in ("toffeepay_outbox_pending_deliveries", "toffeepay_outbox_oldest_pending_seconds"):
         assert (name, (("mode", "sandbox"),)) in after
     assert value(after, "toffeepay_endpoints_disabled", mode="sandbox") >= 0
+    # Every metric docs/operations.md lists is exported.
+    documented = set(re.findall(r"^\| `(toffeepay_\w+)`", OPERATIONS.read_text(), re.MULTILINE))
+    exported = {
+        name.removesuffix(suffix)
+        for name, _ in after
+        for suffix in ("_total", "_count", "_sum", "_bucket", "_created")
+        if name.startswith("toffeepay_") and name.endswith(suffix)
+    }
+    exported |= {name for name, _ in after if name.startswith("toffeepay_")}
+    assert documented and documented <= exported, documented - exported
     # No label carries a secret, a key or a player's id.
     labels = " ".join(v for (_name, pairs) in after for _k, v in pairs)
     assert game.sandbox_key not in labels and "player_42" not in labels and created["secret"] not in labels
