@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +19,14 @@ def iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
 
 
+@functools.lru_cache(maxsize=4096)
+def _money(amount: int, currency: str) -> str:
+    return format_amount(amount, currency)
+
+
 def money(amount: int | None, currency: str) -> str:
-    return "" if amount is None else format_amount(amount, currency)
+    """An amount for people; the Overview writes a hundred of them, mostly the same few."""
+    return "" if amount is None else _money(amount, currency)
 
 
 def percent(value: float | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, time
@@ -26,6 +27,9 @@ from . import charts, format
 from .web import Refused, Scope, Web, page
 
 PER_PAGE = 25
+# Lists count their matches up to this many ("10000 or more"): an exact count of a large
+# game's sessions costs more than the page itself.
+COUNT_LIMIT = 10_000
 OVERLAPS = [(0, "none (the old secret stops now)"), (3600, "1 hour"), (86400, "24 hours"), (604800, "7 days")]
 
 
@@ -76,6 +80,7 @@ class Filters:
         last = max(1, -(-total // PER_PAGE))
         return {
             "total": total,
+            "at_least": total >= COUNT_LIMIT,
             "number": self.number,
             "last": last,
             "prev": scope.url(path, **self.query(page=self.number - 1)) if self.number > 1 else None,
@@ -111,8 +116,9 @@ class Pages:
     @page
     async def overview(self, request: Request) -> Response:
         scope = await self.web.scope(request)
-        data = await reports.overview(self.ctx, scope.principal)
-        attention = await reports.needs_attention(self.ctx, scope.principal)
+        data, attention = await asyncio.gather(
+            reports.overview(self.ctx, scope.principal), reports.needs_attention(self.ctx, scope.principal)
+        )
         days = [d.day for d in data.days]
         activity = charts.bar_chart(
             "Sessions created and paid per day",
@@ -195,6 +201,7 @@ class Pages:
             status=filters.status or None,
             page=filters.page,
             fulfilled={"yes": True, "no": False}.get(filters.fulfilled),
+            count_limit=COUNT_LIMIT,
         )
         return await self.web.render(
             request,
@@ -239,7 +246,12 @@ class Pages:
             return found
         filters = Filters(request)
         rows, total = await reports.list_payments(
-            self.ctx, scope.principal, status=filters.status or None, user_id=filters.user_id or None, page=filters.page
+            self.ctx,
+            scope.principal,
+            status=filters.status or None,
+            user_id=filters.user_id or None,
+            page=filters.page,
+            count_limit=COUNT_LIMIT,
         )
         return await self.web.render(
             request,
@@ -259,7 +271,7 @@ class Pages:
             return found
         filters = Filters(request)
         rows, total = await reports.list_disputes(
-            self.ctx, scope.principal, user_id=filters.user_id or None, page=filters.page
+            self.ctx, scope.principal, user_id=filters.user_id or None, page=filters.page, count_limit=COUNT_LIMIT
         )
         return await self.web.render(
             request,

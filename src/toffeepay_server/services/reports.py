@@ -69,32 +69,75 @@ def _day_number(value: date) -> int:
     return (value - date(1970, 1, 1)).days
 
 
-async def overview(ctx: ServiceContext, principal: Principal, *, days: int = 30) -> Overview:
-    """Per UTC day, the last `days` days up to today: sessions created, paid, revenue, disputes."""
-    today = ctx.clock().astimezone(UTC).date()
-    first = today - timedelta(days=days - 1)
-    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+def _midnight(value: date) -> datetime:
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+
+# A day is closed (its totals never change again) this long after it ended: rows are
+# stamped with their time before they commit, so a late commit may still land in it.
+SETTLED_AFTER = timedelta(minutes=5)
+# Totals of closed days, per database, game and mode: (created, paid, disputes, revenue).
+_closed_days: dict[tuple[str, str, str], dict[int, tuple[int, int, int, dict[str, int]]]] = {}
+
+
+async def _days(
+    ctx: ServiceContext, principal: Principal, first: date, last: date
+) -> dict[int, tuple[int, int, int, dict[str, int]]]:
+    """Per UTC day in [first, last]: sessions created, paid, disputes, revenue per currency."""
+    since, until = _midnight(first), _midnight(last + timedelta(days=1))
     game_id, mode = principal.game_id, principal.mode.value
     async with ctx.db.read() as conn:
-        created = await store.sessions_per_day(conn, game_id=game_id, mode=mode, since=since)
-        paid = await store.payments_per_day(conn, game_id=game_id, mode=mode, since=since)
-        disputed = await store.disputes_per_day(conn, game_id=game_id, mode=mode, since=since)
+        created = await store.sessions_per_day(conn, game_id=game_id, mode=mode, since=since, until=until)
+        paid = await store.payments_per_day(conn, game_id=game_id, mode=mode, since=since, until=until)
+        disputed = await store.disputes_per_day(conn, game_id=game_id, mode=mode, since=since, until=until)
     paid_count: dict[int, int] = {}
     revenue: dict[int, dict[str, int]] = {}
     for day, currency, count, amount in paid:
         paid_count[day] = paid_count.get(day, 0) + count
         revenue.setdefault(day, {})[currency] = amount
+    return {
+        n: (created.get(n, 0), paid_count.get(n, 0), disputed.get(n, 0), revenue.get(n, {}))
+        for n in range(_day_number(first), _day_number(last) + 1)
+    }
+
+
+async def overview(ctx: ServiceContext, principal: Principal, *, days: int = 30) -> Overview:
+    """Per UTC day, the last `days` days up to today: sessions created, paid, revenue, disputes.
+
+    Days long over are counted once and kept (their totals cannot change); the days still
+    open are counted on every call, so the page costs a scan of today's rows, not a month's.
+    """
+    now = ctx.clock().astimezone(UTC)
+    today = now.date()
+    first = today - timedelta(days=days - 1)
+    open_from = (now - SETTLED_AFTER).date()
+    cache = _closed_days.setdefault((ctx.db.url, principal.game_id, principal.mode.value), {})
+    missing = [n for n in range(_day_number(first), _day_number(open_from)) if n not in cache]
+    if missing:
+        epoch = date(1970, 1, 1)
+        cache.update(
+            await _days(ctx, principal, epoch + timedelta(days=missing[0]), epoch + timedelta(days=missing[-1]))
+        )
+        for n in [n for n in cache if n < _day_number(first)]:
+            del cache[n]
+    totals = {**cache, **await _days(ctx, principal, open_from, today)}
     result = []
     for offset in range(days):
         value = first + timedelta(days=offset)
-        n = _day_number(value)
-        result.append(Day(value, created.get(n, 0), paid_count.get(n, 0), disputed.get(n, 0), revenue.get(n, {})))
-    currencies = sorted({c for _d, c, _n, _a in paid})
+        created, paid, disputed, revenue = totals[_day_number(value)]
+        result.append(Day(value, created, paid, disputed, revenue))
+    currencies = sorted({c for d in result for c in d.revenue})
     return Overview(result, currencies)
 
 
 async def list_payments(
-    ctx: ServiceContext, principal: Principal, *, status: str | None, user_id: str | None, page: Page
+    ctx: ServiceContext,
+    principal: Principal,
+    *,
+    status: str | None,
+    user_id: str | None,
+    page: Page,
+    count_limit: int | None = None,
 ) -> tuple[list[Payment], int]:
     parsed = None
     if status:
@@ -113,11 +156,12 @@ async def list_payments(
             created_to=page.created_to,
             limit=page.limit,
             offset=page.offset,
+            count_limit=count_limit,
         )
 
 
 async def list_disputes(
-    ctx: ServiceContext, principal: Principal, *, user_id: str | None, page: Page
+    ctx: ServiceContext, principal: Principal, *, user_id: str | None, page: Page, count_limit: int | None = None
 ) -> tuple[list[Dispute], int]:
     async with ctx.db.read() as conn:
         return await store.list_disputes(
@@ -129,6 +173,7 @@ async def list_disputes(
             created_to=page.created_to,
             limit=page.limit,
             offset=page.offset,
+            count_limit=count_limit,
         )
 
 

@@ -116,7 +116,9 @@ async def list_sessions(
     status: str | None,
     page: Page,
     fulfilled: bool | None = None,
+    count_limit: int | None = None,
 ) -> tuple[list[Session], int]:
+    """`count_limit`: stop counting matches there (see store.paging.page_of)."""
     check_game(principal, game_id)
     parsed_status = None
     if status is not None:
@@ -139,6 +141,7 @@ async def list_sessions(
             offset=page.offset,
             now=now,
             fulfilled=fulfilled,
+            count_limit=count_limit,
         )
     return [s.as_seen(now) for s in found], total
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
@@ -31,9 +31,18 @@ async def page_of(
     order_by: Sequence[Any],
     limit: int,
     offset: int,
+    count_limit: int | None = None,
 ) -> tuple[list[Any], int]:
-    """The rows of one page and the number of rows matching in all (no page query past the end)."""
-    total = (await conn.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()
+    """The rows of one page and the number of rows matching in all (no page query past the end).
+
+    With `count_limit`, counting stops there: a total equal to it means "at least that many"
+    (the dashboard's lists, where an exact count of a large table costs more than the page).
+    """
+    if count_limit is None:
+        total = (await conn.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()
+    else:
+        matching = select(literal(1)).select_from(table).where(*conditions).limit(count_limit).subquery()
+        total = (await conn.execute(select(func.count()).select_from(matching))).scalar_one()
     if offset >= total:
         return [], total
     rows = await conn.execute(select(*columns).where(*conditions).order_by(*order_by).limit(limit).offset(offset))

@@ -23,20 +23,28 @@ def _day(column: Any) -> Any:
     return (type_coerce(column, BigInteger) // DAY_MICROS).label("day")
 
 
-async def sessions_per_day(conn: AsyncConnection, *, game_id: str, mode: str, since: datetime) -> dict[int, int]:
+async def sessions_per_day(
+    conn: AsyncConnection, *, game_id: str, mode: str, since: datetime, until: datetime
+) -> dict[int, int]:
+    """Sessions created per UTC day in [since, until)."""
     day = _day(sessions.c.created_at)
     rows = await conn.execute(
         select(day, func.count())
-        .where(sessions.c.game_id == game_id, sessions.c.mode == mode, sessions.c.created_at >= since)
+        .where(
+            sessions.c.game_id == game_id,
+            sessions.c.mode == mode,
+            sessions.c.created_at >= since,
+            sessions.c.created_at < until,
+        )
         .group_by(day)
     )
     return {int(r[0]): int(r[1]) for r in rows}
 
 
 async def payments_per_day(
-    conn: AsyncConnection, *, game_id: str, mode: str, since: datetime
+    conn: AsyncConnection, *, game_id: str, mode: str, since: datetime, until: datetime
 ) -> list[tuple[int, str, int, int]]:
-    """(day, currency, count, amount) of payments that succeeded, by the day they succeeded."""
+    """(day, currency, count, amount) of payments that succeeded in [since, until), by the day they succeeded."""
     day = _day(payments.c.succeeded_at)
     rows = await conn.execute(
         select(day, payments.c.currency, func.count(), func.sum(payments.c.amount))
@@ -45,17 +53,25 @@ async def payments_per_day(
             payments.c.mode == mode,
             payments.c.status == PaymentStatus.SUCCEEDED.value,
             payments.c.succeeded_at >= since,
+            payments.c.succeeded_at < until,
         )
         .group_by(day, payments.c.currency)
     )
     return [(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]
 
 
-async def disputes_per_day(conn: AsyncConnection, *, game_id: str, mode: str, since: datetime) -> dict[int, int]:
+async def disputes_per_day(
+    conn: AsyncConnection, *, game_id: str, mode: str, since: datetime, until: datetime
+) -> dict[int, int]:
     day = _day(disputes.c.created_at)
     rows = await conn.execute(
         select(day, func.count())
-        .where(disputes.c.game_id == game_id, disputes.c.mode == mode, disputes.c.created_at >= since)
+        .where(
+            disputes.c.game_id == game_id,
+            disputes.c.mode == mode,
+            disputes.c.created_at >= since,
+            disputes.c.created_at < until,
+        )
         .group_by(day)
     )
     return {int(r[0]): int(r[1]) for r in rows}
@@ -72,6 +88,7 @@ async def list_payments(
     created_to: datetime | None,
     limit: int,
     offset: int,
+    count_limit: int | None = None,
 ) -> tuple[list[Payment], int]:
     """Payments of every status (the API's ListPayments shows succeeded ones only)."""
     conditions: list[ColumnElement[bool]] = [payments.c.game_id == game_id, payments.c.mode == mode]
@@ -81,7 +98,14 @@ async def list_payments(
         conditions.append(payments.c.user_id == user_id)
     conditions += created_between(payments.c.created_at, created_from, created_to)
     rows, total = await page_of(
-        conn, payments, [payments], conditions, [payments.c.created_at.desc(), payments.c.id.desc()], limit, offset
+        conn,
+        payments,
+        [payments],
+        conditions,
+        [payments.c.created_at.desc(), payments.c.id.desc()],
+        limit,
+        offset,
+        count_limit,
     )
     return [payment_from_row(r) for r in rows], total
 
@@ -96,13 +120,21 @@ async def list_disputes(
     created_to: datetime | None,
     limit: int,
     offset: int,
+    count_limit: int | None = None,
 ) -> tuple[list[Dispute], int]:
     conditions: list[ColumnElement[bool]] = [disputes.c.game_id == game_id, disputes.c.mode == mode]
     if user_id is not None:
         conditions.append(disputes.c.user_id == user_id)
     conditions += created_between(disputes.c.created_at, created_from, created_to)
     rows, total = await page_of(
-        conn, disputes, [disputes], conditions, [disputes.c.created_at.desc(), disputes.c.id.desc()], limit, offset
+        conn,
+        disputes,
+        [disputes],
+        conditions,
+        [disputes.c.created_at.desc(), disputes.c.id.desc()],
+        limit,
+        offset,
+        count_limit,
     )
     return [dispute_from_row(r) for r in rows], total
 

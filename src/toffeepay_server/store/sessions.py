@@ -155,6 +155,7 @@ async def list_sessions(
     now: datetime,
     fulfilled: bool | None = None,
     paid_before: datetime | None = None,
+    count_limit: int | None = None,
 ) -> tuple[list[Session], int]:
     """`fulfilled` True: fulfilled sessions; False: paid ones not fulfilled (`paid_before`: paid by then)."""
     conditions: list[ColumnElement[bool]] = [sessions.c.game_id == game_id, sessions.c.mode == mode]
@@ -170,7 +171,14 @@ async def list_sessions(
         conditions.append(sessions.c.paid_at <= paid_before)
     conditions += created_between(sessions.c.created_at, created_from, created_to)
     rows, total = await page_of(
-        conn, sessions, _COLUMNS, conditions, [sessions.c.created_at.desc(), sessions.c.id.desc()], limit, offset
+        conn,
+        sessions,
+        _COLUMNS,
+        conditions,
+        [sessions.c.created_at.desc(), sessions.c.id.desc()],
+        limit,
+        offset,
+        count_limit,
     )
     return [_session(r) for r in rows], total
 

@@ -68,6 +68,9 @@ sessions = Table(
     Column("fulfillment_overdue_at", Instant),
     Index("ix_sessions_scope_created", "game_id", "mode", "created_at"),
     Index("ix_sessions_scope_user", "game_id", "mode", "user_id", "created_at"),
+    # The dashboard's lists filtered by status, newest first; and paid sessions not fulfilled.
+    Index("ix_sessions_scope_status", "game_id", "mode", "status", "created_at"),
+    Index("ix_sessions_scope_unfulfilled", "game_id", "mode", "status", "fulfilled_at", "created_at"),
     Index("ix_sessions_pending_expiry", "status", "expires_at"),
     # Paid sessions the game has not fulfilled, found by the sweeper once past the grace period.
     Index("ix_sessions_fulfilment_due", "status", "fulfilled_at", "fulfillment_overdue_at", "paid_at"),
@@ -100,6 +103,8 @@ payments = Table(
     Column("refunded_at", Instant),
     UniqueConstraint("processor", "processor_ref", name="uq_payments_processor_ref"),
     Index("ix_payments_scope_created", "game_id", "mode", "status", "created_at"),
+    # Revenue per day: covers the dashboard's totals without reading the rows.
+    Index("ix_payments_scope_succeeded", "game_id", "mode", "status", "succeeded_at", "currency", "amount"),
     # Payments still waiting for their processor, found by the sweeper.
     Index("ix_payments_in_flight", "processor", "status"),
 )
