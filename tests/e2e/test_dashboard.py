@@ -400,9 +400,24 @@ def test_roll_and_revoke_keys_after_confirmation(tab: Tab, dash: Server) -> None
     tab.button("Revoke key").click()
     expect(tab.page.locator("tbody")).to_contain_text("revoked")
     live.refused("PaymentService/ListSessions", {}, "unauthenticated", "unauthenticated")
+    # The owner gives a colleague a role, then takes it away.
+    colleague = new_account(dash, None, "colleague")
+    tab.nav("Members")
+    tab.page.get_by_label("Email").fill(colleague)
+    tab.page.get_by_label("Role").select_option("developer")
+    tab.button("Grant role").click()
+    expect(tab.page.locator("tbody tr", has_text=colleague)).to_contain_text("developer")
+    other = Tab(tab.page.context.browser, dash)
+    try:
+        other.sign_in(colleague)
+        expect(other.page.get_by_label("Game")).to_have_value(game.game_id)
+    finally:
+        other.close()
+    tab.page.get_by_role("button", name=f"Remove {colleague}").click()
+    expect(tab.page.locator("tbody")).not_to_contain_text(colleague)
     tab.nav("Audit log")
-    expect(tab.page.locator("tbody")).to_contain_text("api_key.rolled")
-    expect(tab.page.locator("tbody")).to_contain_text("api_key.revoked")
+    for action in ("api_key.rolled", "api_key.revoked", "member.granted", "member.revoked"):
+        expect(tab.page.locator("tbody")).to_contain_text(action)
 
 
 def test_a_viewer_is_refused_every_change(tab: Tab, world: World, dash: Server, db_url: str) -> None:
