@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -370,7 +369,10 @@ def test_a_processing_payment_outlives_expires_at(slow_server: Server, server: S
     api.refused(
         "SandboxService/ExpireSession", {"session_id": session["id"]}, "payment_in_progress", "failed_precondition"
     )
-    time.sleep(0.6)  # three sweeps (TOFFEEPAY_SWEEP_INTERVAL=0.2) pass it by
+    # A sweep passes it by: a witness lapsed after it expires, so a sweep ran since both lapsed.
+    witness = api.create_session(game.game_id)["id"]
+    lapse(server.db_url, witness)
+    assert wait_for(lambda: [r["type"] for r in session_events(server, witness)][-1] == "session.expired")
     got = api.ok("PaymentService/GetSession", {"id": session["id"]})
     assert got["status"] == "pending" and "payment_id" in got and page.state() == "processing"
     assert [r["type"] for r in session_events(server, session["id"])] == ["session.created", "payment.created"]

@@ -91,6 +91,11 @@ class Payment:
     amount_refunded: int = 0
     refunded_at: datetime | None = None
 
+    @property
+    def is_final(self) -> bool:
+        """No transition leaves this status (the table says so): a later outcome changes nothing."""
+        return not TRANSITIONS[self.status]
+
     def succeed(self, at: datetime) -> Payment:
         self._check(PaymentStatus.SUCCEEDED)
         return replace(self, status=PaymentStatus.SUCCEEDED, succeeded_at=at)
@@ -141,6 +146,12 @@ def dispute_reason(reason: str) -> str:
     if len(reason) > MAX_DISPUTE_REASON:
         raise DomainError(Reason.INVALID_ARGUMENT, f"reason is longer than {MAX_DISPUTE_REASON} characters")
     return reason or "fraudulent"
+
+
+def hint_applies(*, session_mode: str, session_game_id: str, mode: str, game_id: str | None) -> bool:
+    """Whether a dispute's session hint may be trusted: the session is of the dispute's mode and,
+    when the hint names a game too, of that game. A hint across modes or games is ignored."""
+    return session_mode == mode and game_id in (None, session_game_id)
 
 
 def disputed_amount(payment: Payment, amount: int | None) -> int:

@@ -85,6 +85,11 @@ class Refund:
     succeeded_at: datetime | None = None
     failed_at: datetime | None = None
 
+    @property
+    def is_final(self) -> bool:
+        """No transition leaves this status (the table says so): a later outcome changes nothing."""
+        return not TRANSITIONS[self.status]
+
     def settle(self, outcome: RefundOutcome, at: datetime) -> Refund:
         if outcome.failure_code is None:
             self._check(RefundStatus.SUCCEEDED)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..domain import events, ids
 from ..domain.errors import DomainError, Reason
-from ..domain.payments import Dispute
+from ..domain.payments import Dispute, hint_applies
 from ..store import payments as store
 from ..store import sessions as session_store
 from .context import ServiceContext
@@ -46,7 +46,9 @@ async def record_dispute(
         hinted = None
         if payment is None and hints.session_id:
             hinted = await session_store.get_session(conn, hints.session_id)
-            if hinted is not None and (hinted.mode != mode or hints.game_id not in (None, hinted.game_id)):
+            if hinted is not None and not hint_applies(
+                session_mode=hinted.mode, session_game_id=hinted.game_id, mode=mode, game_id=hints.game_id
+            ):
                 hinted = None
     session_id = payment.session_id if payment else hinted.id if hinted else None
     async with ctx.db.transaction() as uow:

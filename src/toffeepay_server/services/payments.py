@@ -89,7 +89,7 @@ async def settle_payment(
         session = await locked_session(uow, None, found.session_id)
         payment = await store.get_payment(uow.conn, payment_id, for_update=True)
         assert payment is not None  # payments are never deleted
-        if payment.status is not PaymentStatus.PROCESSING:
+        if payment.is_final:
             return payment
         now = ctx.clock()
         settled = payment.settle(outcome, now)
@@ -98,7 +98,7 @@ async def settle_payment(
         counted = session.counted()
         target = SessionStatus.PAID if outcome.succeeded else SessionStatus.FAILED
         after = counted.transition(target, now)
-        await store.save_settlement(uow.conn, settled)
+        await store.save_settlement(uow.conn, payment, settled)
         if not await session_store.save_transition(uow.conn, session, after):
             raise DomainError(Reason.SESSION_NOT_PENDING, "session changed concurrently, read it again")
         payment_type = events.PAYMENT_SUCCEEDED if outcome.succeeded else events.PAYMENT_FAILED

@@ -124,13 +124,13 @@ async def settle_refund(
         payment = await payment_store.get_payment(uow.conn, found.payment_id, for_update=True)
         refund = await store.get_refund(uow.conn, refund_id, for_update=True)
         assert payment is not None and refund is not None  # never deleted
-        if refund.status is not RefundStatus.PENDING:
+        if refund.is_final:
             return refund
         now = ctx.clock()
         settled = refund.settle(outcome, now)
         if processor_ref and not settled.processor_ref:
             settled = replace(settled, processor_ref=processor_ref)
-        await store.save_settlement(uow.conn, settled)
+        await store.save_settlement(uow.conn, refund, settled)
         if outcome.succeeded:
             refunded = after_refund(payment, settled)
             if not await payment_store.save_refunded(uow.conn, payment, refunded):

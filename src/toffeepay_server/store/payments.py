@@ -76,11 +76,14 @@ async def insert_payment(conn: AsyncConnection, p: Payment) -> None:
     )
 
 
-async def save_settlement(conn: AsyncConnection, p: Payment) -> bool:
-    """Write a settled payment only if it is still processing (compare-and-set)."""
+async def save_settlement(conn: AsyncConnection, before: Payment, p: Payment) -> bool:
+    """Write a settled payment only if its status is still as read (compare-and-set).
+
+    Which moves are allowed is the domain's transition table; this only guards against a concurrent writer.
+    """
     result = await conn.execute(
         update(payments)
-        .where(payments.c.id == p.id, payments.c.status == PaymentStatus.PROCESSING.value)
+        .where(payments.c.id == p.id, payments.c.status == before.status.value)
         .values(
             status=p.status.value,
             processor_ref=p.processor_ref,

@@ -64,11 +64,14 @@ async def taken(conn: AsyncConnection, payment_id: str) -> int:
     return int(total or 0)
 
 
-async def save_settlement(conn: AsyncConnection, r: Refund) -> bool:
-    """Write a settled refund only if it is still pending (compare-and-set)."""
+async def save_settlement(conn: AsyncConnection, before: Refund, r: Refund) -> bool:
+    """Write a settled refund only if its status is still as read (compare-and-set).
+
+    Which moves are allowed is the domain's transition table; this only guards against a concurrent writer.
+    """
     result = await conn.execute(
         update(refunds)
-        .where(refunds.c.id == r.id, refunds.c.status == RefundStatus.PENDING.value)
+        .where(refunds.c.id == r.id, refunds.c.status == before.status.value)
         .values(
             status=r.status.value,
             processor_ref=r.processor_ref,
