@@ -9,8 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from .api.errors import error_body
-from .domain.errors import Reason
+from .api.errors import connect_code, error_body, http_status
+from .domain.errors import Reason, reason_message
 from .observability.request_id import request_id_of
 
 API_HINT = (
@@ -34,9 +34,11 @@ def _page(title: str, body: str, status: int) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title=escape(title), body=body), status_code=status)
 
 
-def _json(request: Request, status: int, reason: Reason, message: str, code: str) -> Response:
-    body = error_body(code, f"{reason}: {message}", reason=reason.value, request_id=request_id_of(request.scope))
-    return Response(body, status_code=status, media_type="application/json")
+def _json(request: Request, reason: Reason, message: str) -> Response:
+    """A Connect error answer outside the API; its code and HTTP status come from the one error table."""
+    request_id = request_id_of(request.scope)
+    body = error_body(connect_code(reason).value, reason_message(reason, message), reason=reason.value, request_id=request_id)
+    return Response(body, status_code=http_status(reason), media_type="application/json")
 
 
 async def root(request: Request) -> Response:
@@ -50,7 +52,7 @@ async def root(request: Request) -> Response:
             "</p><p>Operators: <code>/healthz</code>, <code>/readyz</code>.</p>",
             404,
         )
-    return _json(request, 404, Reason.UNKNOWN_METHOD, f"this is a ToffeePay server: {API_HINT}", "unimplemented")
+    return _json(request, Reason.UNKNOWN_METHOD, f"this is a ToffeePay server: {API_HINT}")
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -61,7 +63,7 @@ async def not_found(request: Request, exc: Exception) -> Response:
         if _wants_html(request):
             return _page("Not allowed", f"<p>{escape(request.method)} is not allowed on <code>{path}</code>.</p>", 405)
         message = f"{request.method} is not allowed on {request.url.path}; {API_HINT}"
-        return _json(request, 405, Reason.METHOD_NOT_ALLOWED, message, "unimplemented")
+        return _json(request, Reason.METHOD_NOT_ALLOWED, message)
     if _wants_html(request):
         return _page(
             "Page not found",
@@ -69,4 +71,4 @@ async def not_found(request: Request, exc: Exception) -> Response:
             "ask the game for a new one.</p>",
             404,
         )
-    return _json(request, 404, Reason.NOT_FOUND, f"nothing is at {request.url.path}; {API_HINT}", "not_found")
+    return _json(request, Reason.NOT_FOUND, f"nothing is at {request.url.path}; {API_HINT}")

@@ -6,12 +6,12 @@ import json
 import re
 from typing import Any
 
-from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from protobuf import Message
 from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
-from ..domain.errors import DomainError, Reason
+from ..domain.errors import DomainError, Reason, reason_message
+from .errors import connect_code
 from .fields import check_request
 from .json_depth import TOO_DEEP, too_deep
 
@@ -31,7 +31,7 @@ _TIMESTAMP_KEYS = {"from": "from", "to": "to", "expires_at": "expires_at", "expi
 
 
 def _refusal(reason: Reason, message: str) -> ConnectError:
-    return ConnectError(Code.INVALID_ARGUMENT, f"{reason.value}: {message}")
+    return ConnectError(connect_code(reason), reason_message(reason, message))
 
 
 def _checked(message: Any) -> Any:

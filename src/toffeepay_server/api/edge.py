@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from ..domain.errors import Reason
+from ..domain.errors import Reason, reason_message
 from ..observability import metrics
 from ..observability.request_id import request_id_of
 from .errors import ERROR_INFO_TYPE, connect_code, error_body
@@ -100,32 +100,38 @@ class ConnectEdge:
         path = scope["path"]
         method = path.rpartition("/")[2]
         if status == 405:
-            return Reason.METHOD_NOT_ALLOWED, (
-                f"{Reason.METHOD_NOT_ALLOWED}: {scope['method']} is not allowed here; {method} "
-                + ("takes POST (or GET with the Connect query encoding)" if path in self.reads else "changes state")
-                + f", so send POST with Content-Type: application/json, e.g. {JSON_EXAMPLE}"
+            verb = "takes POST (or GET with the Connect query encoding)" if path in self.reads else "changes state"
+            return Reason.METHOD_NOT_ALLOWED, reason_message(
+                Reason.METHOD_NOT_ALLOWED,
+                f"{scope['method']} is not allowed here; {method} {verb}"
+                f", so send POST with Content-Type: application/json, e.g. {JSON_EXAMPLE}",
             )
         if status == 415:
             sent = dict(scope.get("headers", ())).get(b"content-type", b"").decode("latin-1") or "none"
-            return Reason.UNSUPPORTED_CONTENT_TYPE, (
-                f"{Reason.UNSUPPORTED_CONTENT_TYPE}: Content-Type {sent} is not accepted; send "
-                f"Content-Type: application/json (or application/proto), e.g. {JSON_EXAMPLE}"
+            return Reason.UNSUPPORTED_CONTENT_TYPE, reason_message(
+                Reason.UNSUPPORTED_CONTENT_TYPE,
+                f"Content-Type {sent} is not accepted; send "
+                f"Content-Type: application/json (or application/proto), e.g. {JSON_EXAMPLE}",
             )
         if status == 404:
             return Reason.UNKNOWN_METHOD, self.unknown_message(path)
-        return Reason.INVALID_ARGUMENT, f"{Reason.INVALID_ARGUMENT}: the request was refused (HTTP {status})"
+        return Reason.INVALID_ARGUMENT, reason_message(
+            Reason.INVALID_ARGUMENT, f"the request was refused (HTTP {status})"
+        )
 
     def unknown_message(self, path: str) -> str:
         service = path.lstrip("/").partition("/")[0]
         if service in self.services:
             methods = sorted(p.rpartition("/")[2] for p in self.known if p.startswith(f"/{service}/"))
-            return f"{Reason.UNKNOWN_METHOD}: {service} has no method {path.rpartition('/')[2]!r}; it has " + ", ".join(
-                methods
+            return reason_message(
+                Reason.UNKNOWN_METHOD,
+                f"{service} has no method {path.rpartition('/')[2]!r}; it has " + ", ".join(methods),
             )
-        return (
-            f"{Reason.UNKNOWN_METHOD}: no RPC at {path}; the API is POST /<service>/<method> with services "
+        return reason_message(
+            Reason.UNKNOWN_METHOD,
+            f"no RPC at {path}; the API is POST /<service>/<method> with services "
             + ", ".join(self.services)
-            + f" (every method is listed in {DOCS})"
+            + f" (every method is listed in {DOCS})",
         )
 
     async def refuse(self, scope: Scope, send: Send, status: int, reason: Reason, message: str) -> None:

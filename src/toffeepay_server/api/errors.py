@@ -1,5 +1,5 @@
-"""One table from reason codes to Connect codes, the error body with its typed detail, and
-the interceptor that applies them.
+"""One total table from reason codes to Connect codes and HTTP statuses, the error body with
+its typed detail, and the interceptor that applies them.
 
 Every Connect error says its reason twice: as the prefix of its message ("invalid_currency:
 ...") and as a `google.rpc.ErrorInfo` detail (`reason`, `domain` "toffeepay.dev", and the
@@ -12,6 +12,7 @@ import base64
 import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -24,28 +25,61 @@ from ..store.database import is_outage
 
 log = structlog.get_logger("toffeepay.api")
 
-CONNECT_CODE: dict[Reason, Code] = {
-    Reason.UNAUTHENTICATED: Code.UNAUTHENTICATED,
-    Reason.INVALID_GAME_ID: Code.PERMISSION_DENIED,
-    Reason.SANDBOX_ONLY: Code.PERMISSION_DENIED,
-    Reason.NOT_FOUND: Code.NOT_FOUND,
-    Reason.SESSION_EXPIRED: Code.FAILED_PRECONDITION,
-    Reason.SESSION_NOT_PENDING: Code.FAILED_PRECONDITION,
-    Reason.PAYMENT_IN_PROGRESS: Code.FAILED_PRECONDITION,
-    Reason.SESSION_NOT_PAID: Code.FAILED_PRECONDITION,
-    Reason.PROCESSOR_UNAVAILABLE: Code.FAILED_PRECONDITION,
-    Reason.PAYMENT_NOT_REFUNDABLE: Code.FAILED_PRECONDITION,
-    Reason.IDEMPOTENCY_KEY_IN_USE: Code.ABORTED,
-    Reason.RATE_LIMITED: Code.RESOURCE_EXHAUSTED,
-    Reason.REQUEST_TOO_LARGE: Code.RESOURCE_EXHAUSTED,
-    Reason.REQUEST_TIMEOUT: Code.DEADLINE_EXCEEDED,
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    """What a client sees for one reason: its Connect code and the HTTP status it arrives with."""
+
+    code: Code
+    http_status: int
+
+
+_INVALID = ErrorKind(Code.INVALID_ARGUMENT, 400)
+_PRECONDITION = ErrorKind(Code.FAILED_PRECONDITION, 400)
+
+# Every reason, none left to a default (docs/api.md, Errors, lists the same table; a unit test
+# compares them). The HTTP status is Connect's for the code, except where the refusal comes
+# before any RPC runs and HTTP has a more precise status (413, 408, 404, 405, 415).
+ERRORS: dict[Reason, ErrorKind] = {
+    Reason.UNAUTHENTICATED: ErrorKind(Code.UNAUTHENTICATED, 401),
+    Reason.INVALID_GAME_ID: ErrorKind(Code.PERMISSION_DENIED, 403),
+    Reason.SANDBOX_ONLY: ErrorKind(Code.PERMISSION_DENIED, 403),
+    Reason.INVALID_ARGUMENT: _INVALID,
+    Reason.INVALID_CURRENCY: _INVALID,
+    Reason.INVALID_PRICE: _INVALID,
+    Reason.INVALID_IMAGE: _INVALID,
+    Reason.INVALID_RETURN_URL: _INVALID,
+    Reason.INVALID_METADATA: _INVALID,
+    Reason.INVALID_LIMIT: _INVALID,
+    Reason.INVALID_OFFSET: _INVALID,
+    Reason.INVALID_STATUS: _INVALID,
+    Reason.INVALID_TIME_RANGE: _INVALID,
+    Reason.INVALID_EXPIRES_AT: _INVALID,
+    Reason.INVALID_IDEMPOTENCY_KEY: _INVALID,
+    Reason.IDEMPOTENCY_KEY_REUSED: _INVALID,
+    Reason.INVALID_URL: _INVALID,
+    Reason.INVALID_EVENT_TYPE: _INVALID,
+    Reason.INVALID_FORMAT: _INVALID,
+    Reason.INVALID_REFUND_AMOUNT: _INVALID,
     # Connect itself answers `unimplemented` (501) to an unknown Content-Encoding; a body the
     # server cannot read is the client's mistake, so it is refused as bad input (400).
-    Reason.UNSUPPORTED_ENCODING: Code.INVALID_ARGUMENT,
-    Reason.UNAVAILABLE: Code.UNAVAILABLE,
-    Reason.INTERNAL: Code.INTERNAL,
-    Reason.UNKNOWN_METHOD: Code.UNIMPLEMENTED,
-    Reason.METHOD_NOT_ALLOWED: Code.UNIMPLEMENTED,
+    Reason.UNSUPPORTED_ENCODING: _INVALID,
+    Reason.NOT_FOUND: ErrorKind(Code.NOT_FOUND, 404),
+    Reason.SESSION_EXPIRED: _PRECONDITION,
+    Reason.SESSION_NOT_PENDING: _PRECONDITION,
+    Reason.PAYMENT_IN_PROGRESS: _PRECONDITION,
+    Reason.SESSION_NOT_PAID: _PRECONDITION,
+    Reason.PAYMENT_NOT_REFUNDABLE: _PRECONDITION,
+    Reason.PROCESSOR_UNAVAILABLE: _PRECONDITION,
+    Reason.IDEMPOTENCY_KEY_IN_USE: ErrorKind(Code.ABORTED, 409),
+    Reason.RATE_LIMITED: ErrorKind(Code.RESOURCE_EXHAUSTED, 429),
+    Reason.REQUEST_TOO_LARGE: ErrorKind(Code.RESOURCE_EXHAUSTED, 413),
+    Reason.REQUEST_TIMEOUT: ErrorKind(Code.DEADLINE_EXCEEDED, 408),
+    Reason.UNAVAILABLE: ErrorKind(Code.UNAVAILABLE, 503),
+    Reason.INTERNAL: ErrorKind(Code.INTERNAL, 500),
+    Reason.UNKNOWN_METHOD: ErrorKind(Code.UNIMPLEMENTED, 404),
+    Reason.METHOD_NOT_ALLOWED: ErrorKind(Code.UNIMPLEMENTED, 405),
+    Reason.UNSUPPORTED_CONTENT_TYPE: ErrorKind(Code.INVALID_ARGUMENT, 415),
 }
 
 
@@ -56,7 +90,11 @@ _REASON_PREFIX = re.compile(r"([a-z][a-z0-9_]*): ")
 
 
 def connect_code(reason: Reason) -> Code:
-    return CONNECT_CODE.get(reason, Code.INVALID_ARGUMENT)
+    return ERRORS[reason].code
+
+
+def http_status(reason: Reason) -> int:
+    return ERRORS[reason].http_status
 
 
 def error_info(reason: str, request_id: str | None) -> ErrorInfo:
@@ -101,14 +139,8 @@ class ErrorInterceptor:
         except Exception as exc:
             if is_outage(exc):
                 log.warning("database unavailable", method=ctx.method.name, request_id=request_id)
-                raise ConnectError(
-                    Code.UNAVAILABLE,
-                    "unavailable: the service is unavailable for a moment, retry shortly",
-                    details=[error_info(Reason.UNAVAILABLE.value, request_id)],
-                ) from None
+                unavailable = DomainError(Reason.UNAVAILABLE, "the service is unavailable for a moment, retry shortly")
+                raise to_connect(unavailable, request_id) from None
             log.exception("unexpected error", method=ctx.method.name, request_id=request_id)
-            raise ConnectError(
-                Code.INTERNAL,
-                f"internal: unexpected error, request id {request_id}",
-                details=[error_info(Reason.INTERNAL.value, request_id)],
-            ) from None
+            internal = DomainError(Reason.INTERNAL, f"unexpected error, request id {request_id}")
+            raise to_connect(internal, request_id) from None

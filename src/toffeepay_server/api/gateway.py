@@ -21,7 +21,6 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from connectrpc.code import Code
 
 from ..domain.errors import DomainError, Reason
 from ..observability.request_id import request_id_of
@@ -30,7 +29,7 @@ from ..services.context import ServiceContext
 from ..store import idempotency as store
 from ..store.database import is_outage
 from . import auth
-from .errors import connect_code
+from .errors import connect_code, http_status
 from .guard import CLIENT_ADDRESS
 from .rate_limit import RateLimiter, client_address
 
@@ -41,17 +40,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_HTTP_STATUS = {
-    Code.INVALID_ARGUMENT: 400,
-    Code.FAILED_PRECONDITION: 400,
-    Code.UNAUTHENTICATED: 401,
-    Code.PERMISSION_DENIED: 403,
-    Code.NOT_FOUND: 404,
-    Code.ABORTED: 409,
-    Code.RESOURCE_EXHAUSTED: 429,
-    Code.INTERNAL: 500,
-    Code.UNAVAILABLE: 503,
-}
 IDEMPOTENCY_LEASE = timedelta(seconds=60)
 # Not replayed (the client may fix its request and retry): only successes are stored.
 _STORED_STATUS = 200
@@ -74,7 +62,7 @@ async def send_error(
     await send(
         {
             "type": "http.response.start",
-            "status": status or _HTTP_STATUS.get(code, 400),
+            "status": status or http_status(error.reason),
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
         }
     )

@@ -26,7 +26,7 @@ import structlog
 from ..domain.errors import DomainError, Reason
 from ..domain.text import has_control
 from ..observability.request_id import request_id_of
-from .errors import connect_code, error_body
+from .errors import connect_code, error_body, http_status
 from .json_depth import TOO_DEEP, too_deep
 from .rate_limit import IPNetwork, RateLimiter, client_address
 
@@ -44,13 +44,6 @@ READABLE_ENCODINGS = frozenset({"", "identity", "gzip"})
 HSTS = b"max-age=31536000; includeSubDomains"
 # The key under which the guard leaves the client's address for the API gateway.
 CLIENT_ADDRESS = "toffeepay.client_address"
-
-_STATUS = {
-    Reason.INTERNAL: 500,
-    Reason.REQUEST_TIMEOUT: 408,
-    Reason.REQUEST_TOO_LARGE: 413,
-    Reason.RATE_LIMITED: 429,
-}
 
 
 _HEADER_REASON = {"idempotency-key": Reason.INVALID_IDEMPOTENCY_KEY}
@@ -71,7 +64,7 @@ async def send_refusal(
     await send(
         {
             "type": "http.response.start",
-            "status": _STATUS.get(error.reason, 400),
+            "status": http_status(error.reason),
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

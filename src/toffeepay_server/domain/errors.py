@@ -48,14 +48,19 @@ class Reason(StrEnum):
     UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
 
 
+def reason_message(reason: Reason, sentence: str) -> str:
+    """The one form of every error message: `<reason>: <sentence>`."""
+    return f"{reason.value}: {sentence}"
+
+
 class DomainError(Exception):
     """A refusal with a reason code; the API layer maps it to a Connect code."""
 
     def __init__(self, reason: Reason, message: str) -> None:
-        super().__init__(f"{reason.value}: {message}")
+        super().__init__(reason_message(reason, message))
         self.reason = reason
         self.detail = message
 
     @property
     def message(self) -> str:
-        return f"{self.reason.value}: {self.detail}"
+        return reason_message(self.reason, self.detail)
