@@ -37,7 +37,8 @@ def _page(title: str, body: str, status: int) -> HTMLResponse:
 def _json(request: Request, reason: Reason, message: str) -> Response:
     """A Connect error answer outside the API; its code and HTTP status come from the one error table."""
     request_id = request_id_of(request.scope)
-    body = error_body(connect_code(reason).value, reason_message(reason, message), reason=reason.value, request_id=request_id)
+    message = reason_message(reason, message)
+    body = error_body(connect_code(reason).value, message, reason=reason.value, request_id=request_id)
     return Response(body, status_code=http_status(reason), media_type="application/json")
 
 
