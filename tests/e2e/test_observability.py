@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +280,45 @@ def test_logs_are_json_lines_with_the_request_id(metered: Server) -> None:
         time.sleep(0.05)
     assert mine, "no log line names the request"
     assert mine[0]["code"] == "not_found" and mine[0]["method"] == "GetSession" and mine[0]["timestamp"]
+
+
+def test_the_worker_serves_metrics_for_the_deliveries_it_makes(doomed_db: str, tmp_path: Path) -> None:
+    """`toffeepay worker` beside an API-only server: the worker delivers, and its /metrics say so."""
+    metrics_port = free_port()
+    api_only = Server(
+        doomed_db, tmp_path, env={"TOFFEEPAY_BACKGROUND": "0", "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "sandbox"}
+    )
+    api_only.start()
+    worker_env = {**api_only.env, "TOFFEEPAY_BACKGROUND": "1", "TOFFEEPAY_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "toffeepay_server", "worker"], env=worker_env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    receiver = Receiver()
+    try:
+        game = api_only.create_game()
+        api = api_only.api(game.sandbox_key)
+        created = api.ok("WebhookService/CreateEndpoint", {"url": receiver.url("/w"), "events": ["session.created"]})
+        receiver.expect("/w", created["secret"])
+        for _ in range(2):
+            api.create_session(game.game_id)
+        receiver.wait_for("/w", 2, timeout=60)
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                delivered = value(
+                    scrape(url), "toffeepay_webhook_deliveries_total", mode="sandbox", outcome="succeeded"
+                )
+            except httpx.HTTPError:
+                delivered = -1
+            if delivered == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert delivered == 2
+        assert ("toffeepay_outbox_pending_deliveries", (("mode", "sandbox"),)) in scrape(url)
+    finally:
+        receiver.server.shutdown()
+        worker.terminate()
+        worker.wait(30)
+        api_only.stop()
