@@ -9,12 +9,16 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import product
+from itertools import pairwise, product
 
 import pytest
 
 from toffeepay_server.domain import ids, money
+from toffeepay_server.domain.deliveries import TRANSITIONS as DELIVERY_TRANSITIONS
+from toffeepay_server.domain.deliveries import DeliveryStatus, after_attempt
 from toffeepay_server.domain.errors import DomainError, Reason
+from toffeepay_server.domain.idempotency import TRANSITIONS as IDEMPOTENCY_TRANSITIONS
+from toffeepay_server.domain.idempotency import IdempotencyState, replayable
 from toffeepay_server.domain.images import MAX_IMAGE_BYTES, MAX_IMAGE_URL, check_image
 from toffeepay_server.domain.payments import (
     TRANSITIONS as PAYMENT_TRANSITIONS,
@@ -405,3 +409,46 @@ def test_ids() -> None:
 def test_a_session_in_a_final_state_is_neither_lapsed_nor_moved() -> None:
     paid = replace(session(SessionStatus.PAID), expires_at=NOW - timedelta(hours=1))
     assert not paid.is_lapsed(NOW) and paid.as_seen(NOW) is paid
+
+
+# --- Deliveries and idempotency records ------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", list(DeliveryStatus))
+@pytest.mark.parametrize(
+    ("succeeded", "retry", "target"), [(True, None, "succeeded"), (False, NOW, "pending"), (False, None, "failed")]
+)
+def test_a_delivery_moves_only_as_the_table_says(
+    start: DeliveryStatus, succeeded: bool, retry: datetime | None, target: str
+) -> None:
+    assert {(a, b) for a in DELIVERY_TRANSITIONS for b in DELIVERY_TRANSITIONS[a]} == {
+        (DeliveryStatus.PENDING, DeliveryStatus.PENDING),
+        (DeliveryStatus.PENDING, DeliveryStatus.SUCCEEDED),
+        (DeliveryStatus.PENDING, DeliveryStatus.FAILED),
+    }
+    if start is DeliveryStatus.PENDING:
+        assert after_attempt(start, succeeded=succeeded, next_attempt_at=retry) == target
+    else:
+        refused(Reason.INTERNAL, after_attempt, start, succeeded=succeeded, next_attempt_at=retry)
+
+
+def test_only_a_done_idempotency_record_is_replayed() -> None:
+    assert {(a, b) for a in IDEMPOTENCY_TRANSITIONS for b in IDEMPOTENCY_TRANSITIONS[a]} == {
+        (IdempotencyState.RUNNING, IdempotencyState.DONE)
+    }
+    assert replayable("done") and not replayable("running")
+
+
+@pytest.mark.parametrize("lifecycle", [SessionStatus, PaymentStatus, RefundStatus, DeliveryStatus, IdempotencyState])
+def test_every_state_of_every_lifecycle_says_what_it_means(lifecycle: type) -> None:
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(lifecycle))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    documented = {
+        node.targets[0].id
+        for node, after in pairwise(body)
+        if isinstance(node, ast.Assign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+    }
+    assert documented == {member.name for member in lifecycle}

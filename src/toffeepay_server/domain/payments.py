@@ -10,9 +10,14 @@ from .errors import DomainError, Reason
 
 
 class PaymentStatus(StrEnum):
+    """Where a payment stands; TRANSITIONS below is the only rule for moving it."""
+
     PROCESSING = "processing"
+    """Sent to its processor, waiting for the outcome: the only state that moves."""
     SUCCEEDED = "succeeded"
+    """The money was taken: final (refunds change amount_refunded, not the status)."""
     FAILED = "failed"
+    """The processor refused or took only part: final."""
 
 
 class Method(StrEnum):

@@ -16,9 +16,14 @@ from .payments import Payment, PaymentStatus
 
 
 class RefundStatus(StrEnum):
+    """Where a refund stands; TRANSITIONS below is the only rule for moving it."""
+
     PENDING = "pending"
+    """Sent to the processor; its amount already counts as taken: the only state that moves."""
     SUCCEEDED = "succeeded"
+    """The money went back to the player: final."""
     FAILED = "failed"
+    """The processor could not give it back; its amount is free to refund again: final."""
 
 
 class RefundReason(StrEnum):

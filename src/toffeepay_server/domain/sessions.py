@@ -26,11 +26,18 @@ GAME_ID = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 class SessionStatus(StrEnum):
+    """Where a session stands; TRANSITIONS below is the only rule for moving it."""
+
     PENDING = "pending"
+    """Waiting for the player (possibly with its one payment processing): the only state that moves."""
     PAID = "paid"
+    """Its payment succeeded: final (fulfilment and refunds are recorded beside the status)."""
     FAILED = "failed"
+    """Its payment failed: final."""
     CANCELLED = "cancelled"
+    """The player or the game cancelled it before paying: final."""
     EXPIRED = "expired"
+    """Reached expires_at with no payment under way: final."""
 
 
 # The whole lifecycle: pending is the only state that moves, all others are final.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..domain import ids
+from ..domain.deliveries import DeliveryStatus, after_attempt
 from ..domain.webhooks import EVENT_RETENTION, Endpoint
 from ..store import outbox as store
 from ..store import webhooks as endpoint_store
@@ -174,7 +175,7 @@ async def _fan_out(
                     "id": delivery_id,
                     "event_id": row.id,
                     "endpoint_id": endpoint.id,
-                    "status": "pending",
+                    "status": DeliveryStatus.PENDING.value,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "claimed_by": me if mine else None,
@@ -252,7 +253,9 @@ async def record(ctx: ServiceContext, *, me: str, outcomes: Sequence[Outcome]) -
         {
             "b_id": o.job.delivery_id,
             "b_by": me,
-            "b_status": "succeeded" if o.succeeded else ("pending" if o.next_attempt_at else "failed"),
+            "b_status": after_attempt(
+                DeliveryStatus.PENDING, succeeded=o.succeeded, next_attempt_at=o.next_attempt_at
+            ).value,
             "b_attempts": o.job.attempt,
             "b_next": o.next_attempt_at,
             "b_now": now,

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from ..domain import ids
 from ..domain import webhooks as rules
+from ..domain.deliveries import DeliveryStatus
 from ..domain.errors import DomainError, Reason
 from ..domain.keys import Mode, Principal
 from ..domain.listing import Page
@@ -217,7 +218,7 @@ async def resend_event(ctx: ServiceContext, principal: Principal, event_id: str,
                     "id": ctx.new_id(ids.DELIVERY),
                     "event_id": event.id,
                     "endpoint_id": e.id,
-                    "status": "pending",
+                    "status": DeliveryStatus.PENDING.value,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "claimed_by": None,

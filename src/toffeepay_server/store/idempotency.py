@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain.idempotency import IdempotencyState
 from .database import insert_unless_present
 from .tables import idempotency_keys as t
 
@@ -27,7 +28,7 @@ class LostClaim(Exception):
 @dataclass(frozen=True, slots=True)
 class Stored:
     request_hash: str
-    state: str
+    state: IdempotencyState
     response_status: int | None
     response_headers: list[list[str]] | None
     response_body: bytes | None
@@ -50,7 +51,7 @@ async def claim(
         key=key,
         request_hash=request_hash,
         owner=owner,
-        state="running",
+        state=IdempotencyState.RUNNING.value,
         locked_until=now + lease,
         created_at=now,
     )
@@ -63,7 +64,10 @@ async def claim(
         .where(
             t.c.api_key_id == api_key_id,
             t.c.key == key,
-            or_(t.c.created_at < now - RETENTION, (t.c.state == "running") & (t.c.locked_until < now)),
+            or_(
+                t.c.created_at < now - RETENTION,
+                (t.c.state == IdempotencyState.RUNNING.value) & (t.c.locked_until < now),
+            ),
         )
         .values(**values, response_status=None, response_headers=None, response_body=None)
     )
@@ -81,14 +85,18 @@ async def claim(
             now=now,
             lease=lease,
         )
-    return Stored(row.request_hash, row.state, row.response_status, row.response_headers, row.response_body)
+    return Stored(
+        row.request_hash, IdempotencyState(row.state), row.response_status, row.response_headers, row.response_body
+    )
 
 
 async def peek(conn: AsyncConnection, *, api_key_id: str, key: str) -> Stored | None:
     row = (await conn.execute(select(t).where(t.c.api_key_id == api_key_id, t.c.key == key))).first()
     if row is None:
         return None
-    return Stored(row.request_hash, row.state, row.response_status, row.response_headers, row.response_body)
+    return Stored(
+        row.request_hash, IdempotencyState(row.state), row.response_status, row.response_headers, row.response_body
+    )
 
 
 async def finish(
@@ -104,8 +112,13 @@ async def finish(
     """Store the answer; raises LostClaim when the key is no longer this owner's."""
     done = await conn.execute(
         update(t)
-        .where(t.c.api_key_id == api_key_id, t.c.key == key, t.c.owner == owner, t.c.state == "running")
-        .values(state="done", response_status=status, response_headers=headers, response_body=body)
+        .where(
+            t.c.api_key_id == api_key_id,
+            t.c.key == key,
+            t.c.owner == owner,
+            t.c.state == IdempotencyState.RUNNING.value,
+        )
+        .values(state=IdempotencyState.DONE.value, response_status=status, response_headers=headers, response_body=body)
     )
     if done.rowcount != 1:
         raise LostClaim(key)
@@ -114,7 +127,12 @@ async def finish(
 async def release(conn: AsyncConnection, *, api_key_id: str, key: str, owner: str) -> None:
     """Forget the claim (the answer is not stored), unless another request took it over."""
     await conn.execute(
-        delete(t).where(t.c.api_key_id == api_key_id, t.c.key == key, t.c.owner == owner, t.c.state == "running")
+        delete(t).where(
+            t.c.api_key_id == api_key_id,
+            t.c.key == key,
+            t.c.owner == owner,
+            t.c.state == IdempotencyState.RUNNING.value,
+        )
     )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain.deliveries import DeliveryStatus
 from .tables import deliveries as d
 from .tables import events as ev
 from .tables import webhook_endpoints as ep
@@ -26,7 +27,7 @@ async def backlog(conn: AsyncConnection) -> list[Backlog]:
     pending = (
         select(ep.c.mode, func.count(), func.min(d.c.created_at))
         .select_from(d.join(ep, ep.c.id == d.c.endpoint_id))
-        .where(d.c.status == "pending")
+        .where(d.c.status == DeliveryStatus.PENDING.value)
         .group_by(ep.c.mode)
     )
     unfanned = (

@@ -10,6 +10,7 @@ from sqlalchemy import Text, and_, bindparam, delete, exists, insert, or_, selec
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
+from ..domain.deliveries import DeliveryStatus
 from .paging import created_between, page_of
 from .tables import deliveries as d
 from .tables import delivery_attempts as attempts
@@ -23,7 +24,7 @@ RAW_BODY = type_coerce(ev.c.body, Text).label("raw_body")
 # Statements are built once; their parameters are bound per call (`now`, `busy`, `ids`, ...).
 _NOW = bindparam("now", type_=Instant())
 _DUE = and_(
-    d.c.status == "pending",
+    d.c.status == DeliveryStatus.PENDING.value,
     d.c.next_attempt_at <= _NOW,
     or_(d.c.claimed_until.is_(None), d.c.claimed_until < _NOW),
 )
@@ -129,7 +130,7 @@ async def events_by_id(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[
 
 _RECORD = (
     update(d)
-    .where(d.c.id == bindparam("b_id"), d.c.claimed_by == bindparam("b_by"), d.c.status == "pending")
+    .where(d.c.id == bindparam("b_id"), d.c.claimed_by == bindparam("b_by"), d.c.status == DeliveryStatus.PENDING.value)
     .values(
         status=bindparam("b_status"),
         attempts=bindparam("b_attempts"),

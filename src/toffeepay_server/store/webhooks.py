@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain.deliveries import DeliveryStatus
 from ..domain.webhooks import Endpoint
 from .tables import deliveries
 from .tables import webhook_endpoints as t
@@ -97,8 +98,8 @@ async def fail_pending_deliveries(conn: AsyncConnection, endpoint_id: str, now: 
     """A deleted endpoint gets nothing more."""
     await conn.execute(
         update(deliveries)
-        .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending")
-        .values(status="failed", next_attempt_at=None, updated_at=now)
+        .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == DeliveryStatus.PENDING.value)
+        .values(status=DeliveryStatus.FAILED.value, next_attempt_at=None, updated_at=now)
     )
 
 
