@@ -281,3 +281,36 @@ func (c *WebhookServiceClient) ResendEvent(ctx context.Context, req *ResendEvent
 	}
 	return out, nil
 }
+
+// ListDeliveryAttempts calls /pay.v1.WebhookService/ListDeliveryAttempts. A read, retried without an Idempotency-Key.
+//
+// Every delivery attempt to the caller's endpoints, newest first.
+func (c *WebhookServiceClient) ListDeliveryAttempts(ctx context.Context, req *ListDeliveryAttemptsRequest, opts ...CallOption) (*ListDeliveryAttemptsResponse, error) {
+	out := new(ListDeliveryAttemptsResponse)
+	if err := c.t.call(ctx, "/pay.v1.WebhookService/ListDeliveryAttempts", false, req, out, opts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReplayEvents calls /pay.v1.WebhookService/ReplayEvents. A change: every attempt carries one Idempotency-Key.
+//
+// Delivers matching events again (same ids), to one endpoint or to every enabled endpoint that wants them.
+func (c *WebhookServiceClient) ReplayEvents(ctx context.Context, req *ReplayEventsRequest, opts ...CallOption) (*ReplayEventsResponse, error) {
+	out := new(ReplayEventsResponse)
+	if err := c.t.call(ctx, "/pay.v1.WebhookService/ReplayEvents", true, req, out, opts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SendTestEvent calls /pay.v1.WebhookService/SendTestEvent. A change: every attempt carries one Idempotency-Key.
+//
+// Signs and sends a `ping` event to the endpoint now; returns the attempt.
+func (c *WebhookServiceClient) SendTestEvent(ctx context.Context, req *SendTestEventRequest, opts ...CallOption) (*DeliveryAttempt, error) {
+	out := new(DeliveryAttempt)
+	if err := c.t.call(ctx, "/pay.v1.WebhookService/SendTestEvent", true, req, out, opts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -296,6 +296,16 @@ type CreateRefundRequest struct {
 	Outcome string `json:"outcome,omitempty"`
 }
 
+// Sandbox chaos: deliveries sent twice, late and out of order, or with a wrong signature.
+type Chaos struct {
+	// 0..100: chance that a delivery is sent twice.
+	DuplicatePercent int32 `json:"duplicate_percent,omitempty"`
+	// 0..300: each delivery waits a random time up to this before it is sent.
+	DelayMaxSeconds int32 `json:"delay_max_seconds,omitempty"`
+	// 0..100: chance that an attempt is signed wrongly (counted as failed and retried).
+	BadSignaturePercent int32 `json:"bad_signature_percent,omitempty"`
+}
+
 // Endpoint is the message pay.v1.Endpoint.
 type Endpoint struct {
 	ID  string `json:"id,omitempty"`
@@ -309,6 +319,14 @@ type Endpoint struct {
 	Enabled     bool       `json:"enabled,omitempty"`
 	Description string     `json:"description,omitempty"`
 	CreatedAt   *time.Time `json:"created_at,omitempty"`
+	// failing (disabled after failing every attempt) | manual; absent while enabled.
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// The first failure of the current run of failures; absent while the endpoint succeeds.
+	FailingSince  *time.Time `json:"failing_since,omitempty"`
+	LastSuccessAt *time.Time `json:"last_success_at,omitempty"`
+	LastFailureAt *time.Time `json:"last_failure_at,omitempty"`
+	// Sandbox endpoints only.
+	Chaos *Chaos `json:"chaos,omitempty"`
 }
 
 // CreateEndpointRequest is the message pay.v1.CreateEndpointRequest.
@@ -318,6 +336,8 @@ type CreateEndpointRequest struct {
 	Format      string   `json:"format,omitempty"`
 	Events      []string `json:"events,omitempty"`
 	Description string   `json:"description,omitempty"`
+	// Sandbox endpoints only; live endpoints refuse it.
+	Chaos *Chaos `json:"chaos,omitempty"`
 }
 
 // CreateEndpointResponse is the message pay.v1.CreateEndpointResponse.
@@ -351,6 +371,8 @@ type UpdateEndpointRequest struct {
 	Filter      *EventFilter `json:"filter,omitempty"`
 	Enabled     *bool        `json:"enabled,omitempty"`
 	Description *string      `json:"description,omitempty"`
+	// Replaces the chaos settings; all zero turns chaos off.
+	Chaos *Chaos `json:"chaos,omitempty"`
 }
 
 // DeleteEndpointRequest is the message pay.v1.DeleteEndpointRequest.
@@ -382,6 +404,13 @@ type Event struct {
 	Timestamp *time.Time     `json:"timestamp,omitempty"`
 	Mode      string         `json:"mode,omitempty"`
 	Data      map[string]any `json:"data,omitempty"`
+	// Events about a session also carry these at the top level (the Getting Started guide's
+	// sample): the session, its player and game, its status after this event, and its item.
+	SessionID string `json:"session_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	GameID    string `json:"game_id,omitempty"`
+	Status    string `json:"status,omitempty"`
+	Item      Item   `json:"item,omitempty"`
 }
 
 // ListEventsRequest is the message pay.v1.ListEventsRequest.
@@ -415,4 +444,74 @@ type ResendEventRequest struct {
 type ResendEventResponse struct {
 	// Deliveries scheduled.
 	Deliveries int32 `json:"deliveries,omitempty"`
+}
+
+// DeliveryAttempt is the message pay.v1.DeliveryAttempt.
+type DeliveryAttempt struct {
+	// atmpt_...
+	ID            string `json:"id,omitempty"`
+	EventID       string `json:"event_id,omitempty"`
+	EndpointID    string `json:"endpoint_id,omitempty"`
+	AttemptNumber int32  `json:"attempt_number,omitempty"`
+	// succeeded | failed
+	Status string `json:"status,omitempty"`
+	// Absent when there was no answer.
+	HTTPStatus *int32 `json:"http_status,omitempty"`
+	LatencyMs  int32  `json:"latency_ms,omitempty"`
+	// The first 1 KB of the answer.
+	ResponseExcerpt string `json:"response_excerpt,omitempty"`
+	// Why there was no answer (or why it counts as failed).
+	Error string `json:"error,omitempty"`
+	// scheduled | manual | replay | test
+	Trigger   string     `json:"trigger,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	// When another attempt is planned.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+}
+
+// ListDeliveryAttemptsRequest is the message pay.v1.ListDeliveryAttemptsRequest.
+type ListDeliveryAttemptsRequest struct {
+	EndpointID string `json:"endpoint_id,omitempty"`
+	EventID    string `json:"event_id,omitempty"`
+	// succeeded | failed
+	Status string     `json:"status,omitempty"`
+	From   *time.Time `json:"from,omitempty"`
+	To     *time.Time `json:"to,omitempty"`
+	// 1..250; 0 means the default of 50.
+	Limit  int32 `json:"limit,omitempty"`
+	Offset int32 `json:"offset,omitempty"`
+	// scheduled | manual | replay | test
+	Trigger string `json:"trigger,omitempty"`
+}
+
+// ListDeliveryAttemptsResponse is the message pay.v1.ListDeliveryAttemptsResponse.
+type ListDeliveryAttemptsResponse struct {
+	Attempts []DeliveryAttempt `json:"attempts,omitempty"`
+	Total    int32             `json:"total,omitempty"`
+	HasMore  bool              `json:"has_more,omitempty"`
+}
+
+// ReplayEventsRequest is the message pay.v1.ReplayEventsRequest.
+type ReplayEventsRequest struct {
+	// Only to this endpoint; every enabled endpoint that wants the events when unset.
+	EndpointID string `json:"endpoint_id,omitempty"`
+	// Only these event types; empty means all.
+	Types []string `json:"types,omitempty"`
+	// Events created from this time (required) ...
+	From *time.Time `json:"from,omitempty"`
+	// ... up to this one (default: now).
+	To *time.Time `json:"to,omitempty"`
+	// Only events whose last delivery to the endpoint failed.
+	OnlyFailed bool `json:"only_failed,omitempty"`
+}
+
+// ReplayEventsResponse is the message pay.v1.ReplayEventsResponse.
+type ReplayEventsResponse struct {
+	// Deliveries scheduled.
+	Replayed int32 `json:"replayed,omitempty"`
+}
+
+// SendTestEventRequest is the message pay.v1.SendTestEventRequest.
+type SendTestEventRequest struct {
+	EndpointID string `json:"endpoint_id,omitempty"`
 }

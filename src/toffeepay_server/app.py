@@ -36,6 +36,7 @@ from .checkout.routes import CheckoutPages
 from .config import Settings
 from .dashboard.routes import Dashboard
 from .events.background import Background
+from .events.dispatcher import Sender
 from .logs import configure_logging
 from .observability import metrics
 from .observability.request_id import RequestIds
@@ -100,6 +101,9 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
     processors = configured_processors(settings, ctx.clock)
     stripe = next((p for p in processors.all() if isinstance(p, StripeProcessor)), None)
     background = Background(ctx, settings, processors)
+    # Test events (SendTestEvent) go out at once through a sender of their own, never retried.
+    test_sender = Sender(ctx, site_id=settings.site_id, max_connections=16)
+    ctx.webhook_sender = lambda job: test_sender.attempt(job, None)
     payment_app = connect(PaymentServiceASGIApplication, PaymentService(ctx, processors))
     webhook_app = connect(WebhookServiceASGIApplication, WebhookService(ctx))
     sandbox_app = connect(SandboxServiceASGIApplication, SandboxService(ctx, processors))
@@ -125,6 +129,7 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
             yield
         finally:
             await background.stop()
+            await test_sender.aclose()
             await processors.close()
             await ctx.db.dispose()
 

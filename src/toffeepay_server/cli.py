@@ -22,9 +22,10 @@ from rich.table import Table
 
 from .config import ConfigError, Settings, parse_address
 from .devtools.commands import register as register_devtools
+from .domain import listing
 from .domain.accounts import Role
 from .domain.errors import DomainError
-from .domain.keys import Mode
+from .domain.keys import Mode, Principal
 from .serving import port_in_use
 
 
@@ -554,6 +555,104 @@ def users_revoke(email: str, game_id: str) -> None:
     """Take an account's role in a game away."""
     _run(_settings(), lambda ctx: accounts.revoke(ctx, email, game_id))
     console.print(f"{email} has no role in {game_id} any more.")
+
+
+@webhooks_app.command("attempts")
+def webhooks_attempts(
+    game_id: str,
+    mode: Annotated[Mode, typer.Option(help="sandbox or live.")] = Mode.SANDBOX,
+    endpoint: Annotated[str | None, typer.Option(help="Only attempts to this endpoint id.")] = None,
+    event: Annotated[str | None, typer.Option(help="Only attempts to deliver this event id.")] = None,
+    status: Annotated[str | None, typer.Option(help="succeeded or failed.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first (1..250).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show webhook delivery attempts: status, latency, the first bytes of the answer, the trigger."""
+    principal = Principal("cli", game_id, mode)
+    found, total = _run(
+        _settings(),
+        lambda ctx: webhooks.list_attempts(
+            ctx,
+            principal,
+            endpoint_id=endpoint,
+            event_id=event,
+            status=status,
+            page=listing.page(limit, 0, None, None, default_limit=20),
+        ),
+    )
+    rows = [
+        {
+            "id": a.id,
+            "event_id": a.event_id,
+            "endpoint_id": a.endpoint_id,
+            "attempt_number": a.attempt_number,
+            "status": a.status,
+            "http_status": a.http_status,
+            "latency_ms": a.latency_ms,
+            "response_excerpt": a.response_excerpt,
+            "error": a.error,
+            "trigger": a.trigger,
+            "created_at": a.created_at.isoformat(),
+            "next_attempt_at": a.next_attempt_at.isoformat() if a.next_attempt_at else None,
+        }
+        for a in found
+    ]
+    if as_json:
+        _print_json({"attempts": rows, "total": total, "has_more": len(rows) < total})
+        return
+    table = Table("time", "event", "endpoint", "#", "trigger", "status", "http", "ms", "answer or error")
+    for r in rows:
+        color = "green" if r["status"] == "succeeded" else "red"
+        answer = (r["error"] or r["response_excerpt"] or "").replace("\n", " ")[:60]
+        table.add_row(
+            r["created_at"][:19],
+            r["event_id"],
+            r["endpoint_id"],
+            str(r["attempt_number"]),
+            r["trigger"],
+            f"[{color}]{r['status']}[/{color}]",
+            str(r["http_status"] or ""),
+            str(r["latency_ms"]),
+            answer,
+        )
+    console.print(table)
+    console.print(f"{len(rows)} of {total} attempts")
+
+
+@app.command()
+def verify(
+    secret: Annotated[str, typer.Option(help="The endpoint's signing secret (whsec_...).")],
+    header: Annotated[str, typer.Option(help="The X-ToffeePay-Signature header as received.")],
+    body_file: Annotated[
+        Path | None, typer.Option("--body-file", help="A file holding the raw request body, byte for byte.")
+    ] = None,
+    body: Annotated[str | None, typer.Option(help="The raw request body (when it is easier to paste).")] = None,
+    tolerance: Annotated[int, typer.Option(help="Seconds the timestamp may be from now.")] = 300,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check a webhook exactly as the SDK does and say why it fails; exit 0 only when valid."""
+    import toffeepay
+
+    if (body_file is None) == (body is None):
+        err.print("[red]error:[/red] give the body with exactly one of --body-file or --body")
+        raise typer.Exit(2)
+    raw = body_file.read_bytes() if body_file is not None else (body or "").encode()
+    diagnosis = toffeepay.Webhook.explain(raw, header, secret, tolerance)
+    if as_json:
+        _print_json(
+            {
+                "valid": diagnosis.valid,
+                "reason": diagnosis.reason,
+                "message": diagnosis.message,
+                "timestamp": diagnosis.timestamp,
+                "skew_seconds": diagnosis.skew_seconds,
+            }
+        )
+    elif diagnosis.valid:
+        console.print(f"[green]valid[/green]: {diagnosis.message}", soft_wrap=True)
+    else:
+        console.print(f"[red]invalid ({diagnosis.reason})[/red]: {diagnosis.message}", soft_wrap=True)
+    raise typer.Exit(0 if diagnosis.valid else 1)
 
 
 def main() -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from .domain.durations import parse_duration
+from .domain.durations import parse_duration, parse_positive, parse_schedule
 from .domain.fulfilment import DEFAULT_GRACE
 
 DEFAULT_DATABASE_URL = "sqlite:///toffeepay.db"
@@ -38,6 +39,24 @@ def _private_targets(value: str | None) -> str:
     if value not in ("none", "sandbox", "all"):
         raise ConfigError(f"TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS must be none, sandbox or all, not {value!r}")
     return value
+
+
+DEFAULT_RETRY_SCHEDULE = "5s,30s,2m,10m,30m,1h,3h,6h"
+
+
+def _webhook_duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
+    try:
+        return parse_positive(env.get(name) or default)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _retry_schedule(env: Mapping[str, str]) -> tuple[timedelta, ...]:
+    name = "TOFFEEPAY_WEBHOOK_RETRY_SCHEDULE"
+    try:
+        return parse_schedule(env.get(name) or DEFAULT_RETRY_SCHEDULE)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc} (comma-separated durations such as 5s,30s,2m,1h)") from None
 
 
 def _secret(value: str | None) -> Secret | None:
@@ -73,6 +92,12 @@ class Settings:
     webhook_concurrency: int = 256
     webhook_game_concurrency: int = 64
     webhook_endpoint_concurrency: int = 16
+    # Waits between delivery attempts (the last repeats), and how long after the first attempt
+    # to keep trying; an endpoint failing for `warn_after` is reported, for `disable_after` disabled.
+    webhook_retry_schedule: tuple[timedelta, ...] = parse_schedule(DEFAULT_RETRY_SCHEDULE)
+    webhook_retry_for: timedelta = timedelta(days=3)
+    webhook_warn_after: timedelta = timedelta(days=1)
+    webhook_disable_after: timedelta = timedelta(days=5)
     max_request_bytes: int = MAX_REQUEST_BYTES
     # How long a repeated Idempotency-Key waits for the first request before `idempotency_key_in_use`.
     idempotency_wait: float = 10.0
@@ -129,6 +154,10 @@ class Settings:
             webhook_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_CONCURRENCY") or 256),
             webhook_game_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_GAME_CONCURRENCY") or 64),
             webhook_endpoint_concurrency=int(env.get("TOFFEEPAY_WEBHOOK_ENDPOINT_CONCURRENCY") or 16),
+            webhook_retry_schedule=_retry_schedule(env),
+            webhook_retry_for=_webhook_duration(env, "TOFFEEPAY_WEBHOOK_RETRY_FOR", "3d"),
+            webhook_warn_after=_webhook_duration(env, "TOFFEEPAY_WEBHOOK_WARN_AFTER", "1d"),
+            webhook_disable_after=_webhook_duration(env, "TOFFEEPAY_WEBHOOK_DISABLE_AFTER", "5d"),
             idempotency_wait=float(env.get("TOFFEEPAY_IDEMPOTENCY_WAIT") or 10.0),
             idempotency_lease=float(env.get("TOFFEEPAY_IDEMPOTENCY_LEASE") or 60.0),
             rate_limit=env.get("TOFFEEPAY_RATE_LIMIT") or "1000/second",
@@ -149,4 +178,10 @@ class Settings:
             dashboard_signin_limit=env.get("TOFFEEPAY_DASHBOARD_SIGNIN_LIMIT") or "5/minute;30/hour",
             dashboard_signin_address_limit=env.get("TOFFEEPAY_DASHBOARD_SIGNIN_ADDRESS_LIMIT") or "30/minute;300/hour",
         )
-        return replace(settings, **overrides)  # type: ignore[arg-type]
+        settings = replace(settings, **overrides)  # type: ignore[arg-type]
+        if settings.webhook_warn_after > settings.webhook_disable_after:
+            raise ConfigError(
+                "TOFFEEPAY_WEBHOOK_WARN_AFTER must not be longer than TOFFEEPAY_WEBHOOK_DISABLE_AFTER "
+                "(an endpoint is reported failing before it is disabled)"
+            )
+        return settings

@@ -247,3 +247,76 @@ def test_private_targets_setting_is_validated_at_start(monkeypatch: pytest.Monke
     monkeypatch.setenv("TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS", "yes")
     with pytest.raises(ConfigError, match="none, sandbox or all"):
         Settings.from_env()
+
+
+def test_chaos_is_checked_and_sandbox_only() -> None:
+    from toffeepay_server.domain.webhooks import Chaos, check_chaos
+
+    chaos = Chaos(duplicate_percent=20, delay_max_seconds=300, bad_signature_percent=100)
+    assert check_chaos(chaos, "sandbox") == chaos
+    assert check_chaos(Chaos(), "sandbox") is None and check_chaos(Chaos(), "live") is None  # all zero: off
+    assert check_chaos(None, "live") is None
+    for bad in (Chaos(duplicate_percent=101), Chaos(delay_max_seconds=301), Chaos(bad_signature_percent=-1)):
+        with pytest.raises(DomainError, match="invalid_argument: chaos"):
+            check_chaos(bad, "sandbox")
+    with pytest.raises(DomainError, match="sandbox endpoints only"):
+        check_chaos(chaos, "live")
+
+
+def test_retry_schedule_and_failure_periods_are_validated_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from toffeepay_server.config import ConfigError, Settings
+
+    monkeypatch.setenv("TOFFEEPAY_WEBHOOK_RETRY_SCHEDULE", "500ms, 2s,1m")
+    monkeypatch.setenv("TOFFEEPAY_WEBHOOK_RETRY_FOR", "90s")
+    settings = Settings.from_env()
+    assert settings.webhook_retry_schedule == (
+        timedelta(milliseconds=500),
+        timedelta(seconds=2),
+        timedelta(minutes=1),
+    )
+    assert settings.webhook_retry_for == timedelta(seconds=90)
+    assert settings.webhook_warn_after == timedelta(days=1) and settings.webhook_disable_after == timedelta(days=5)
+    for name, value, said in (
+        ("TOFFEEPAY_WEBHOOK_RETRY_SCHEDULE", "5s,,30s", "empty entry"),
+        ("TOFFEEPAY_WEBHOOK_RETRY_SCHEDULE", "5 seconds", "not a duration"),
+        ("TOFFEEPAY_WEBHOOK_RETRY_SCHEDULE", "0s", "longer than zero"),
+        ("TOFFEEPAY_WEBHOOK_RETRY_FOR", "forever", "not a duration"),
+        ("TOFFEEPAY_WEBHOOK_DISABLE_AFTER", "1h", "must not be longer"),  # warn 1d > disable 1h
+    ):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=said) as caught:
+            Settings.from_env()
+        assert name in str(caught.value) or "WARN_AFTER" in str(caught.value)
+        monkeypatch.delenv(name)
+
+
+def test_session_events_carry_the_guides_fields_at_the_top_level() -> None:
+    from types import SimpleNamespace
+
+    from toffeepay_server.domain.events import Event, session_summary
+
+    session = SimpleNamespace(
+        id="sess_1",
+        user_id="player_42",
+        game_id="space_shooter",
+        status=SimpleNamespace(value="paid"),
+        item=SimpleNamespace(title="50 Gold Coins", price=499, currency="USD"),
+    )
+    body = Event("e1", "payment.succeeded", "space_shooter", "sandbox", "sess_1", 3, NOW, {"status": "succeeded"},
+                 session_summary(session)).body()  # fmt: skip
+    assert list(body) == [
+        "id",
+        "event",
+        "timestamp",
+        "mode",
+        "session_id",
+        "user_id",
+        "game_id",
+        "status",
+        "item",
+        "data",
+    ]
+    assert body["status"] == "paid" and body["data"]["status"] == "succeeded"
+    assert body["item"] == {"title": "50 Gold Coins", "price": 499, "currency": "USD"}
+    plain = Event("e2", "endpoint.failing", "g", "live", None, None, NOW, {"endpoint_id": "we_1"}).body()
+    assert list(plain) == ["id", "event", "timestamp", "mode", "data"]

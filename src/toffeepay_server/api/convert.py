@@ -16,7 +16,7 @@ from ..domain.errors import DomainError, Reason
 from ..domain.payments import Dispute, Payment
 from ..domain.refunds import Refund
 from ..domain.sessions import Session
-from ..domain.webhooks import Endpoint
+from ..domain.webhooks import Attempt, Chaos, Endpoint
 
 
 def ts(value: datetime | None) -> Timestamp | None:
@@ -156,6 +156,36 @@ def endpoint(e: Endpoint) -> wpb.Endpoint:
         enabled=e.enabled,
         description=e.description,
         created_at=ts(e.created_at),
+        disabled_reason=e.disabled_reason,
+        failing_since=ts(e.failing_since),
+        last_success_at=ts(e.last_success_at),
+        last_failure_at=ts(e.last_failure_at),
+        chaos=wpb.Chaos(**e.chaos.as_dict()) if e.chaos else None,
+    )
+
+
+def chaos(message: Any) -> Chaos | None:
+    """The chaos settings of a request, when it sets them."""
+    if not message.has_field("chaos"):
+        return None
+    c = message.chaos
+    return Chaos(c.duplicate_percent, c.delay_max_seconds, c.bad_signature_percent)
+
+
+def attempt(a: Attempt) -> wpb.DeliveryAttempt:
+    return wpb.DeliveryAttempt(
+        id=a.id,
+        event_id=a.event_id,
+        endpoint_id=a.endpoint_id,
+        attempt_number=a.attempt_number,
+        status=a.status,
+        http_status=a.http_status,
+        latency_ms=a.latency_ms,
+        response_excerpt=a.response_excerpt,
+        error=a.error,
+        trigger=a.trigger,
+        created_at=ts(a.created_at),
+        next_attempt_at=ts(a.next_attempt_at),
     )
 
 
@@ -167,4 +197,9 @@ def event(body: dict[str, Any]) -> wpb.Event:
         timestamp=Timestamp.from_json(json.dumps(body["timestamp"])),
         mode=body["mode"],
         data=struct(body["data"]),
+        session_id=body.get("session_id"),
+        user_id=body.get("user_id"),
+        game_id=body.get("game_id"),
+        status=body.get("status"),
+        item=pb.Item(**body["item"]) if "item" in body else None,
     )

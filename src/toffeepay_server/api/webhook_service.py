@@ -33,6 +33,7 @@ class WebhookService:
             format=request.format,
             events=list(request.events),
             description=convert.optional(request, "description"),
+            chaos=convert.chaos(request),
         )
         return pb.CreateEndpointResponse(endpoint=convert.endpoint(created), secret=secret)
 
@@ -53,6 +54,7 @@ class WebhookService:
             events=list(request.filter.events) if request.filter is not None else None,
             enabled=convert.optional(request, "enabled"),
             description=convert.optional(request, "description"),
+            chaos=convert.chaos(request),
         )
         return convert.endpoint(updated)
 
@@ -82,3 +84,39 @@ class WebhookService:
             self.ctx, auth.principal(), _id(request), convert.optional(request, "endpoint_id")
         )
         return pb.ResendEventResponse(deliveries=scheduled)
+
+    async def list_delivery_attempts(
+        self, request: pb.ListDeliveryAttemptsRequest, ctx: Any, /
+    ) -> pb.ListDeliveryAttemptsResponse:
+        page = listing.page(
+            request.limit, request.offset, convert.when(request, "from"), convert.when(request, "to"), default_limit=50
+        )
+        found, total = await webhooks.list_attempts(
+            self.ctx,
+            auth.principal(),
+            endpoint_id=convert.optional(request, "endpoint_id"),
+            event_id=convert.optional(request, "event_id"),
+            status=convert.optional(request, "status"),
+            trigger=convert.optional(request, "trigger"),
+            page=page,
+        )
+        return pb.ListDeliveryAttemptsResponse(
+            attempts=[convert.attempt(a) for a in found], total=total, has_more=page.offset + len(found) < total
+        )
+
+    async def replay_events(self, request: pb.ReplayEventsRequest, ctx: Any, /) -> pb.ReplayEventsResponse:
+        replay = await webhooks.replay_events(
+            self.ctx,
+            auth.principal(),
+            created_from=convert.when(request, "from"),
+            created_to=convert.when(request, "to"),
+            types=list(request.types),
+            endpoint_id=convert.optional(request, "endpoint_id"),
+            only_failed=request.only_failed,
+        )
+        return pb.ReplayEventsResponse(replayed=replay.replayed)
+
+    async def send_test_event(self, request: pb.SendTestEventRequest, ctx: Any, /) -> pb.DeliveryAttempt:
+        if not request.endpoint_id:
+            raise DomainError(Reason.INVALID_ARGUMENT, "endpoint_id is required")
+        return convert.attempt(await webhooks.send_test_event(self.ctx, auth.principal(), request.endpoint_id))

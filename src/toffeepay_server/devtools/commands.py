@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
@@ -25,6 +25,7 @@ from toffeepay.errors import APIConnectionError, APIError, AuthenticationError, 
 
 from ..config import DEFAULT_PUBLIC_URL, Settings
 from ..domain import events as event_types
+from ..domain.durations import parse_duration
 from ..domain.errors import DomainError
 from ..domain.keys import KEY_PREFIX, Mode
 from ..domain.money import to_major
@@ -365,16 +366,78 @@ def events_resend(
         console.print(f"{event_id}: {deliveries} deliver{'y' if deliveries == 1 else 'ies'} scheduled")
 
 
+@events_app.command("replay")
+def events_replay(
+    game: Game,
+    since: Annotated[str, typer.Option("--since", help="Events created this long ago or later: 30m, 2h, 3d.")],
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only this event type (repeatable).")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Only to this endpoint id; every enabled endpoint that wants them by default.")
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only events whose last delivery to the endpoint failed.")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="Follow the deliveries with a progress bar until all were tried.")] = True,
+    api_url: ApiUrl = DEFAULT_PUBLIC_URL,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Deliver the game's sandbox events of a time range again (same event ids), with a progress bar."""
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] --since: {exc}")
+        raise typer.Exit(2) from None
+    with _client(game, api_url, api_key) as client:
+        started = datetime.now(UTC)
+        replayed = client.webhooks.events.replay(
+            from_=started - window, types=types, endpoint_id=endpoint, only_failed=failed
+        )
+        tried = _follow_replay(client, replayed, started, endpoint, as_json) if wait and replayed else 0
+    if as_json:
+        _print_json({"replayed": replayed, "attempted": tried})
+    else:
+        console.print(f"{replayed} deliver{'y' if replayed == 1 else 'ies'} replayed")
+
+
+def _follow_replay(client: ToffeePay, replayed: int, started: datetime, endpoint: str | None, quiet: bool) -> int:
+    """Count the replay's attempts as they are made, until every delivery was tried once."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    def attempted() -> int:
+        page = client.webhooks.endpoints.attempts(
+            endpoint_id=endpoint, trigger="replay", from_=started - timedelta(seconds=5), limit=1
+        )
+        return min(page.total, replayed)
+
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task("replay", total=replayed)
+        done = attempted()
+        while done < replayed:
+            progress.update(task, completed=done)
+            time.sleep(0.5)
+            done = attempted()
+        progress.update(task, completed=done)
+    return done
+
+
 def trigger(
-    event: Annotated[str, typer.Argument(help=f"One of: {', '.join(event_types.EVENT_TYPES)}.")],
+    event: Annotated[str, typer.Argument(help=f"One of: {', '.join(event_types.SESSION_EVENT_TYPES)}.")],
     game: Game,
     api_url: ApiUrl = DEFAULT_PUBLIC_URL,
     api_key: ApiKey = None,
     as_json: AsJson = False,
 ) -> None:
     """Run a real sandbox flow that emits EVENT (e.g. payment.succeeded creates and pays a session)."""
-    if event not in event_types.EVENT_TYPES:
-        err.print(f"[red]error:[/red] unknown event {event!r}; one of: {', '.join(event_types.EVENT_TYPES)}")
+    if event not in event_types.SESSION_EVENT_TYPES:
+        err.print(f"[red]error:[/red] unknown event {event!r}; one of: {', '.join(event_types.SESSION_EVENT_TYPES)}")
         raise typer.Exit(2)
     with _client(game, api_url, api_key) as client:
         from . import trigger as flows

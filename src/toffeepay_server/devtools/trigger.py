@@ -55,8 +55,8 @@ class Triggered:
 
 def run(client: ToffeePay, event: str, game_id: str) -> Triggered:
     """Create a session and take it down the path that emits `event`."""
-    if event not in events.EVENT_TYPES:
-        raise ValueError(f"unknown event {event!r}; one of: {', '.join(events.EVENT_TYPES)}")
+    if event not in events.SESSION_EVENT_TYPES:
+        raise ValueError(f"unknown event {event!r}; one of: {', '.join(events.SESSION_EVENT_TYPES)}")
     created = client.sessions.create(game_id=game_id, user_id=USER_ID, item=ITEM, metadata={"trigger": event})
     done = Triggered(event, created.id)
     if event == events.SESSION_CANCELLED:

@@ -30,6 +30,7 @@ class Reason(StrEnum):
     SESSION_NOT_PENDING = "session_not_pending"
     PAYMENT_IN_PROGRESS = "payment_in_progress"
     SESSION_NOT_PAID = "session_not_paid"
+    ENDPOINT_DISABLED = "endpoint_disabled"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_KEY_IN_USE = "idempotency_key_in_use"
     RATE_LIMITED = "rate_limited"

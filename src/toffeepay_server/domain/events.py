@@ -19,6 +19,12 @@ DISPUTE_CREATED = "dispute.created"
 REFUND_CREATED = "refund.created"
 REFUND_SUCCEEDED = "refund.succeeded"
 REFUND_FAILED = "refund.failed"
+# About the game's own endpoints, sent to its other endpoints of that mode.
+ENDPOINT_FAILING = "endpoint.failing"
+ENDPOINT_DISABLED = "endpoint.disabled"
+ENDPOINT_EVENTS = frozenset({ENDPOINT_FAILING, ENDPOINT_DISABLED})
+# SendTestEvent's event: signed and sent at once, never stored.
+PING = "ping"
 
 EVENT_TYPES = (
     SESSION_CREATED,
@@ -34,7 +40,12 @@ EVENT_TYPES = (
     REFUND_CREATED,
     REFUND_SUCCEEDED,
     REFUND_FAILED,
+    ENDPOINT_FAILING,
+    ENDPOINT_DISABLED,
 )
+
+# Events about a session (its own, its payment's, its disputes'): all but the endpoint ones.
+SESSION_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t not in ENDPOINT_EVENTS)
 
 
 def rfc3339(value: datetime) -> str:
@@ -57,6 +68,9 @@ class Event:
     sequence: int | None
     created_at: datetime
     data: dict[str, Any]
+    # The session this event is about, as the Getting Started guide's sample shows it at the
+    # top level (session_id, user_id, game_id, status, item): see `session_summary`.
+    summary: dict[str, Any] | None = None
 
     def body(self) -> dict[str, Any]:
         return {
@@ -64,8 +78,20 @@ class Event:
             "event": self.type,
             "timestamp": rfc3339(self.created_at),
             "mode": self.mode,
+            **(self.summary or {}),
             "data": self.data,
         }
+
+
+def session_summary(session: Any) -> dict[str, Any]:
+    """The top-level fields of every event about a session; `status` is the session's after the event."""
+    return {
+        "session_id": session.id,
+        "user_id": session.user_id,
+        "game_id": session.game_id,
+        "status": session.status.value,
+        "item": {"title": session.item.title, "price": session.item.price, "currency": session.item.currency},
+    }
 
 
 def _timestamps(obj: Any, names: tuple[str, ...]) -> dict[str, str]:
@@ -171,4 +197,11 @@ def refund_data(refund: Any, payment: Any, session: Any, previous_status: str | 
     if refund.failure_code:
         data["failure_code"] = refund.failure_code.value
     data.update(_timestamps(refund, ("created_at", "succeeded_at", "failed_at")))
+
+
+def endpoint_data(endpoint: Any) -> dict[str, Any]:
+    """`endpoint.failing` and `endpoint.disabled` data."""
+    data: dict[str, Any] = {"endpoint_id": endpoint.id, "url": endpoint.url}
+    if endpoint.failing_since is not None:
+        data["failing_since"] = rfc3339(endpoint.failing_since)
     return data

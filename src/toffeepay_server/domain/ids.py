@@ -18,6 +18,8 @@ API_KEY = "key"
 ENDPOINT = "we"
 DELIVERY = "dlv"
 USER = "usr"
+ATTEMPT = "atmpt"
+REPLAY = "rpl"
 
 IdFactory = Callable[[str], str]
 

@@ -61,6 +61,71 @@ def private_allowed(setting: str, mode: str) -> bool:
     return setting == PRIVATE_ALL or (setting == PRIVATE_SANDBOX and mode == "sandbox")
 
 
+DISABLED_FAILING = "failing"
+DISABLED_MANUAL = "manual"
+MAX_CHAOS_DELAY = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Chaos:
+    """Sandbox chaos: deliveries sent twice, late (and so out of order), or wrongly signed."""
+
+    duplicate_percent: int = 0
+    delay_max_seconds: int = 0
+    bad_signature_percent: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "duplicate_percent": self.duplicate_percent,
+            "delay_max_seconds": self.delay_max_seconds,
+            "bad_signature_percent": self.bad_signature_percent,
+        }
+
+
+def check_chaos(chaos: Chaos | None, mode: str) -> Chaos | None:
+    """Valid chaos settings for a sandbox endpoint; all zero means none."""
+    if chaos is None:
+        return None
+    for name, value, top in (
+        ("duplicate_percent", chaos.duplicate_percent, 100),
+        ("delay_max_seconds", chaos.delay_max_seconds, MAX_CHAOS_DELAY),
+        ("bad_signature_percent", chaos.bad_signature_percent, 100),
+    ):
+        if not 0 <= value <= top:
+            raise DomainError(Reason.INVALID_ARGUMENT, f"chaos.{name} must be 0..{top}, got {value}")
+    if chaos == Chaos():
+        return None
+    if mode != "sandbox":
+        raise DomainError(Reason.INVALID_ARGUMENT, "chaos is for sandbox endpoints only; live endpoints refuse it")
+    return chaos
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt as ListDeliveryAttempts shows it."""
+
+    id: str
+    event_id: str
+    endpoint_id: str
+    attempt_number: int
+    succeeded: bool
+    http_status: int | None
+    latency_ms: int
+    response_excerpt: str | None
+    error: str | None
+    trigger: str
+    created_at: datetime
+    next_attempt_at: datetime | None
+
+    @property
+    def status(self) -> str:
+        return "succeeded" if self.succeeded else "failed"
+
+
+TRIGGERS = ("scheduled", "manual", "replay", "test")
+ATTEMPT_STATUSES = ("succeeded", "failed")
+
+
 def new_secret() -> str:
     """`whsec_` + base64 of 32 random bytes (Standard Webhooks style)."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -82,6 +147,12 @@ class Endpoint:
     previous_secret_expires_at: datetime | None
     created_at: datetime
     deleted_at: datetime | None = None
+    disabled_reason: str | None = None
+    failing_since: datetime | None = None
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    failing_reported_at: datetime | None = None
+    chaos: Chaos | None = None
 
     def carries(self, event_type: str) -> bool:
         """Whether this endpoint's format can express the event at all."""

@@ -12,6 +12,7 @@ from ..services.context import ServiceContext
 from .dispatcher import Dispatcher
 from .reconciler import Reconciler
 from .retention import run_retention
+from .retry import RetryPolicy
 from .sweeper import run_sweeper
 
 
@@ -29,6 +30,9 @@ class Background:
         dispatcher = Dispatcher(
             self.ctx,
             site_id=self.settings.site_id,
+            policy=RetryPolicy(
+                schedule=self.settings.webhook_retry_schedule, give_up_after=self.settings.webhook_retry_for
+            ),
             concurrency=self.settings.webhook_concurrency,
             per_game=self.settings.webhook_game_concurrency,
             per_endpoint=self.settings.webhook_endpoint_concurrency,

@@ -28,7 +28,7 @@ import httpx
 import structlog
 
 from ..domain.keys import Mode
-from ..domain.webhooks import LEGACY_FORM
+from ..domain.webhooks import LEGACY_FORM, new_secret
 from ..observability import metrics
 from ..services import outbox
 from ..services.context import ServiceContext
@@ -65,6 +65,111 @@ async def _excerpt(response: httpx.Response) -> str:
         if seen > DRAIN_BYTES:
             break
     return kept.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+class Sender:
+    """Signs and sends one attempt (with sandbox chaos applied) and says what it got.
+
+    The dispatcher sends through one; the app hands another to the services for test events.
+    """
+
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        *,
+        site_id: str = "toffeepay",
+        max_connections: int = 256,
+        timeout: float = SEND_TIMEOUT,
+    ) -> None:
+        self.ctx = ctx
+        self.site_id = site_id
+        self.timeout = timeout
+        self.clients = {
+            mode: webhook_client(
+                private=ctx.private_targets_allowed(mode.value), max_connections=max_connections, timeout=timeout
+            )
+            for mode in Mode
+        }
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+    def _request(self, job: Job, now: datetime, *, bad_signature: bool) -> tuple[bytes, dict[str, str]]:
+        valid = job.endpoint.signing_secrets(now)
+        if bad_signature:
+            valid = [new_secret()]
+        if job.endpoint.format == LEGACY_FORM:
+            # One hash only: made with the oldest valid secret, so receivers keep working
+            # through a rotation's overlap (the SDK accepts both secrets meanwhile).
+            body = legacy.form_body(json.loads(job.body), self.site_id, valid[-1], int(now.timestamp()))
+            headers = {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-ToffeePay-Event-Id": job.event_id,
+                "X-ToffeePay-Event": job.event_type,
+            }
+            return body, headers
+        body = job.body.encode()
+        return body, signing.json_headers(job.event_id, job.event_type, body, int(now.timestamp()), valid)
+
+    def _bad_signature(self, job: Job) -> bool:
+        chaos = job.endpoint.chaos
+        return bool(chaos and job.trigger != "test" and self.ctx.rng.uniform(0, 100) < chaos.bad_signature_percent)
+
+    async def attempt(self, job: Job, policy: RetryPolicy | None) -> Outcome:
+        """Send now; on failure `policy` says when to try again (None: never)."""
+        attempted_at = self.ctx.clock()
+        if not job.endpoint.carries(job.event_type):
+            # The endpoint's format changed to one that cannot express this event: nothing to send.
+            return Outcome(
+                job,
+                attempted_at,
+                0,
+                None,
+                None,
+                f"format {job.endpoint.format} cannot carry {job.event_type}",
+                False,
+                None,
+            )
+        bad_signature = self._bad_signature(job)
+        body, headers = self._request(job, attempted_at, bad_signature=bad_signature)
+        client = self.clients[Mode(job.endpoint.mode)]
+        status: int | None = None
+        excerpt: str | None = None
+        error: str | None = None
+        retry_after: str | None = None
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with client.stream("POST", job.endpoint.url, content=body, headers=headers) as response:
+                    status = response.status_code
+                    retry_after = response.headers.get("retry-after")
+                    excerpt = await _excerpt(response)
+        except TimeoutError:
+            error = f"no complete answer within {self.timeout:g} s"
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:EXCERPT_BYTES]
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        if bad_signature and error is None:
+            error = "chaos: sent with a wrong signature, so counted as failed and retried"
+        succeeded = error is None and status is not None and 200 <= status < 300
+        next_attempt_at = None
+        if not succeeded:
+            now = self.ctx.clock()
+            if policy is not None:
+                wait = parse_retry_after(retry_after, now)
+                next_attempt_at = policy.next_attempt(job.attempt, job.delivery_created_at, now, wait)
+            log.warning(
+                "webhook attempt failed",
+                delivery_id=job.delivery_id,
+                event_id=job.event_id,
+                endpoint_id=job.endpoint.id,
+                attempt=job.attempt,
+                status=status,
+                error=error,
+                next_attempt_at=next_attempt_at.isoformat() if next_attempt_at else None,
+            )
+        return Outcome(job, attempted_at, latency_ms, status, excerpt, error, succeeded, next_attempt_at)
 
 
 class Dispatcher:
@@ -108,19 +213,17 @@ class Dispatcher:
         # Whether due deliveries may be waiting (retries, or more than there was room for);
         # a round triggered by a new commit only fans out unless this is set.
         self.due = True
-        self.clients = {
-            mode: webhook_client(
-                private=ctx.private_targets_allowed(mode.value), max_connections=concurrency, timeout=timeout
-            )
-            for mode in Mode
-        }
+        self.sender = Sender(ctx, site_id=site_id, max_connections=concurrency, timeout=timeout)
 
     # Running
 
     async def run(self) -> None:
         """Dispatch until cancelled; then let sends under way finish briefly and record them."""
         self.wake = wake = self.ctx.db.outbox_signal()
-        helpers = [asyncio.create_task(self._record_forever(), name="webhook-recorder")]
+        helpers = [
+            asyncio.create_task(self._record_forever(), name="webhook-recorder"),
+            asyncio.create_task(self._housekeep_forever(), name="webhook-housekeeping"),
+        ]
         if self.ctx.db.is_postgres:
             helpers.append(asyncio.create_task(self._listen(wake), name="webhook-listener"))
         watch = self.ctx.db.commit_watch()
@@ -171,8 +274,7 @@ class Dispatcher:
                 return attempts
 
     async def aclose(self) -> None:
-        for client in self.clients.values():
-            await client.aclose()
+        await self.sender.aclose()
 
     # Leasing
 
@@ -235,70 +337,8 @@ class Dispatcher:
         self.finished.append(outcome)
         self.finished_signal.set()
 
-    def _request(self, job: Job, now: datetime) -> tuple[bytes, dict[str, str]]:
-        valid = job.endpoint.signing_secrets(now)
-        if job.endpoint.format == LEGACY_FORM:
-            # One hash only: made with the oldest valid secret, so receivers keep working
-            # through a rotation's overlap (the SDK accepts both secrets meanwhile).
-            body = legacy.form_body(json.loads(job.body), self.site_id, valid[-1], int(now.timestamp()))
-            headers = {
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-ToffeePay-Event-Id": job.event_id,
-                "X-ToffeePay-Event": job.event_type,
-            }
-            return body, headers
-        body = job.body.encode()
-        return body, signing.json_headers(job.event_id, job.event_type, body, int(now.timestamp()), valid)
-
     async def _attempt(self, job: Job) -> Outcome:
-        attempted_at = self.ctx.clock()
-        if not job.endpoint.carries(job.event_type):
-            # The endpoint's format changed to one that cannot express this event: nothing to send.
-            return Outcome(
-                job,
-                attempted_at,
-                0,
-                None,
-                None,
-                f"format {job.endpoint.format} cannot carry {job.event_type}",
-                False,
-                None,
-            )
-        body, headers = self._request(job, attempted_at)
-        client = self.clients[Mode(job.endpoint.mode)]
-        status: int | None = None
-        excerpt: str | None = None
-        error: str | None = None
-        retry_after: str | None = None
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.timeout):
-                async with client.stream("POST", job.endpoint.url, content=body, headers=headers) as response:
-                    status = response.status_code
-                    retry_after = response.headers.get("retry-after")
-                    excerpt = await _excerpt(response)
-        except TimeoutError:
-            error = f"no complete answer within {self.timeout:g} s"
-        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:EXCERPT_BYTES]
-        latency_ms = round((time.perf_counter() - started) * 1000)
-        succeeded = error is None and status is not None and 200 <= status < 300
-        next_attempt_at = None
-        if not succeeded:
-            now = self.ctx.clock()
-            wait = parse_retry_after(retry_after, now)
-            next_attempt_at = self.policy.next_attempt(job.attempt, job.delivery_created_at, now, wait)
-            log.warning(
-                "webhook attempt failed",
-                delivery_id=job.delivery_id,
-                event_id=job.event_id,
-                endpoint_id=job.endpoint.id,
-                attempt=job.attempt,
-                status=status,
-                error=error,
-                next_attempt_at=next_attempt_at.isoformat() if next_attempt_at else None,
-            )
-        return Outcome(job, attempted_at, latency_ms, status, excerpt, error, succeeded, next_attempt_at)
+        return await self.sender.attempt(job, self.policy)
 
     # Recording
 
@@ -323,6 +363,22 @@ class Dispatcher:
                 log.exception("recording webhook attempts failed")
                 await asyncio.sleep(1)
                 self.finished_signal.set()
+
+    async def housekeep(self) -> None:
+        """Report and disable failing endpoints; feed replays their next deliveries."""
+        await outbox.report_failing_endpoints(self.ctx)
+        if await outbox.feed_replays(self.ctx):
+            self.due = True
+            if self.wake is not None:
+                self.wake.set()
+
+    async def _housekeep_forever(self) -> None:
+        while True:
+            try:
+                await self.housekeep()
+            except Exception:
+                log.exception("webhook housekeeping failed")
+            await asyncio.sleep(DUE_CHECK)
 
     async def _listen(self, wake: asyncio.Event) -> None:
         """Follow PostgreSQL notifications; reconnect when the connection drops."""

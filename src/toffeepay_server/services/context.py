@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..config import Settings
 from ..domain import ids
@@ -28,6 +29,14 @@ class ServiceContext:
     new_event_id: Callable[[], str] = ids.new_event_id
     # none | sandbox | all: which endpoints may use http and private or loopback addresses.
     private_webhook_targets: str = "none"
+    # An endpoint failing every attempt this long is reported (endpoint.failing), then disabled.
+    webhook_warn_after: timedelta = timedelta(days=1)
+    webhook_disable_after: timedelta = timedelta(days=5)
+    # Chance for sandbox chaos (duplicates, delays).
+    rng: random.Random = field(default_factory=random.Random)
+    # Sends one signed request now (SendTestEvent): set by the app from the webhook dispatcher's
+    # sender, an adapter this layer cannot import. Takes a Job, returns an Outcome.
+    webhook_sender: Callable[[Any], Awaitable[Any]] | None = None
     # How long after payment a session the game has not fulfilled counts as overdue.
     fulfillment_grace: timedelta = DEFAULT_GRACE
 
@@ -39,6 +48,8 @@ class ServiceContext:
             ),
             public_url=settings.public_url,
             private_webhook_targets=settings.private_webhook_targets,
+            webhook_warn_after=settings.webhook_warn_after,
+            webhook_disable_after=settings.webhook_disable_after,
             fulfillment_grace=settings.fulfillment_grace,
         )
 

@@ -80,7 +80,7 @@ async def record_dispute(
             return existing
         if game_id is None:
             return dispute
-        sequence = None
+        sequence, counted = None, None
         if session is not None:
             counted = session.counted()
             if not await session_store.save_transition(uow.conn, session, counted):
@@ -96,6 +96,7 @@ async def record_dispute(
                 sequence=sequence,
                 created_at=now,
                 data=events.dispute_data(dispute, sequence, session.fulfilled_at if session else None),
+                summary=events.session_summary(counted) if counted is not None else None,
             )
         )
     return dispute

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
+from ..domain import events as event_rules
 from ..domain import ids
 from ..domain.deliveries import DeliveryStatus, after_attempt
-from ..domain.webhooks import EVENT_RETENTION, Endpoint
+from ..domain.webhooks import DISABLED_FAILING, EVENT_RETENTION, Endpoint
 from ..store import outbox as store
 from ..store import webhooks as endpoint_store
 from ..store.database import UnitOfWork
@@ -17,6 +20,9 @@ from .context import ServiceContext
 
 FAN_OUT_BATCH = 500
 PURGE_BATCH = 1000
+# A replay keeps at most this many of its deliveries waiting, fed this many at a time.
+REPLAY_WINDOW = 1000
+REPLAY_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,8 @@ class Job:
     event_type: str
     body: str
     endpoint: Endpoint
+    # scheduled | manual | replay | test
+    trigger: str = "scheduled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,30 +173,74 @@ async def _fan_out(
         by_scope[(endpoint.game_id, endpoint.mode)].append(endpoint)
     deliveries, jobs = [], []
     for row in rows:
+        about = _subject_endpoint(row)
         for endpoint in by_scope[(row.game_id, row.mode)]:
-            if not endpoint.wants(row.type) or endpoint.created_at > row.created_at:
+            if not endpoint.wants(row.type) or endpoint.created_at > row.created_at or endpoint.id == about:
                 continue
-            delivery_id = ctx.new_id(ids.DELIVERY)
-            mine = capacity.take(endpoint)
-            deliveries.append(
-                {
-                    "id": delivery_id,
-                    "event_id": row.id,
-                    "endpoint_id": endpoint.id,
-                    "status": DeliveryStatus.PENDING.value,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "claimed_by": me if mine else None,
-                    "claimed_until": until if mine else None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            if mine:
-                jobs.append(Job(delivery_id, 1, now, row.id, row.type, row.raw_body, endpoint))
+            for delay in _chaos_delays(ctx, endpoint):
+                delivery_id = ctx.new_id(ids.DELIVERY)
+                mine = delay is None and capacity.take(endpoint)
+                deliveries.append(
+                    delivery_row(
+                        delivery_id,
+                        row.id,
+                        endpoint.id,
+                        now + (delay or timedelta(0)),
+                        now,
+                        claimed_by=me if mine else None,
+                    )
+                    | {"claimed_until": until if mine else None}
+                )
+                if mine:
+                    jobs.append(Job(delivery_id, 1, now, row.id, row.type, row.raw_body, endpoint))
     await store.insert_deliveries(uow.conn, deliveries)
     await store.mark_fanned_out(uow.conn, [row.position for row in rows], now)
     return len(rows), jobs, len(jobs) < len(deliveries)
+
+
+def delivery_row(
+    delivery_id: str,
+    event_id: str,
+    endpoint_id: str,
+    due: datetime,
+    now: datetime,
+    *,
+    trigger: str = "scheduled",
+    replay_id: str | None = None,
+    claimed_by: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": delivery_id,
+        "event_id": event_id,
+        "endpoint_id": endpoint_id,
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": due,
+        "claimed_by": claimed_by,
+        "claimed_until": None,
+        "created_at": now,
+        "updated_at": now,
+        "trigger": trigger,
+        "replay_id": replay_id,
+    }
+
+
+def _subject_endpoint(row: Any) -> str | None:
+    """The endpoint an `endpoint.*` event is about: it goes to the game's other endpoints."""
+    if row.type not in event_rules.ENDPOINT_EVENTS:
+        return None
+    return json.loads(row.raw_body)["data"].get("endpoint_id")
+
+
+def _chaos_delays(ctx: ServiceContext, endpoint: Endpoint) -> list[timedelta | None]:
+    """One delivery, sent at once (None); with chaos, maybe late, maybe twice."""
+    chaos = endpoint.chaos
+    if chaos is None:
+        return [None]
+    copies = 2 if ctx.rng.uniform(0, 100) < chaos.duplicate_percent else 1
+    if not chaos.delay_max_seconds:
+        return [None] * copies
+    return [timedelta(seconds=ctx.rng.uniform(0, chaos.delay_max_seconds)) for _ in range(copies)]
 
 
 async def _claim_due(
@@ -229,26 +281,54 @@ async def _claim_due(
             events[r.event_id].type,
             events[r.event_id].raw_body,
             endpoints[r.endpoint_id],
+            r.trigger or "scheduled",
         )
         for r in leased
     ]
     return jobs, more
 
 
+def attempt_row(ctx: ServiceContext, o: Outcome) -> dict[str, Any]:
+    return {
+        "delivery_id": o.job.delivery_id,
+        "attempted_at": o.attempted_at,
+        "status_code": o.status_code,
+        "latency_ms": o.latency_ms,
+        "response_excerpt": o.excerpt,
+        "error": o.error,
+        "attempt_id": ctx.new_id(ids.ATTEMPT),
+        "event_id": o.job.event_id,
+        "endpoint_id": o.job.endpoint.id,
+        "attempt_number": o.job.attempt,
+        "trigger": o.job.trigger,
+        "next_attempt_at": o.next_attempt_at,
+    }
+
+
+async def record_health(uow: UnitOfWork, outcomes: Sequence[Outcome]) -> None:
+    """Move each endpoint's health on: last success and failure, and the current run of failures."""
+    by_endpoint: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        by_endpoint[o.job.endpoint.id].append(o)
+    for endpoint_id, mine in sorted(by_endpoint.items()):
+        mine.sort(key=lambda o: o.attempted_at)
+        successes = [o.attempted_at for o in mine if o.succeeded]
+        failures = [o.attempted_at for o in mine if not o.succeeded]
+        last_success = successes[-1] if successes else None
+        since = [at for at in failures if last_success is None or at > last_success]
+        await endpoint_store.record_health(
+            uow.conn,
+            endpoint_id,
+            last_success_at=last_success,
+            last_failure_at=failures[-1] if failures else None,
+            failing_from=since[0] if since else None,
+        )
+
+
 async def record(ctx: ServiceContext, *, me: str, outcomes: Sequence[Outcome]) -> None:
     """Log each attempt and move its delivery on (succeeded, retry later, or failed for good)."""
     now = ctx.clock()
-    attempts = [
-        {
-            "delivery_id": o.job.delivery_id,
-            "attempted_at": o.attempted_at,
-            "status_code": o.status_code,
-            "latency_ms": o.latency_ms,
-            "response_excerpt": o.excerpt,
-            "error": o.error,
-        }
-        for o in outcomes
-    ]
+    attempts = [attempt_row(ctx, o) for o in outcomes]
     moves = [
         {
             "b_id": o.job.delivery_id,
@@ -264,6 +344,82 @@ async def record(ctx: ServiceContext, *, me: str, outcomes: Sequence[Outcome]) -
     ]
     async with ctx.db.transaction() as uow:
         await store.record(uow.conn, attempts, moves)
+        await record_health(uow, outcomes)
+
+
+async def report_failing_endpoints(ctx: ServiceContext) -> int:
+    """Report endpoints failing for the warn period (endpoint.failing) and disable those failing
+    for the disable period (endpoint.disabled), each event to the game's other endpoints of that
+    mode; returns how many endpoints changed."""
+    now = ctx.clock()
+    bounds = {"warn_before": now - ctx.webhook_warn_after, "disable_before": now - ctx.webhook_disable_after}
+    async with ctx.db.read() as conn:  # most of the time there is nothing to do: no write lock for that
+        if not await endpoint_store.endpoints_to_report(conn, **bounds, lock=False):
+            return 0
+    async with ctx.db.transaction() as uow:
+        found = await endpoint_store.endpoints_to_report(
+            uow.conn, warn_before=now - ctx.webhook_warn_after, disable_before=now - ctx.webhook_disable_after
+        )
+        for endpoint in found:
+            assert endpoint.failing_since is not None
+            changed = replace(endpoint, failing_reported_at=endpoint.failing_reported_at or now)
+            types = [] if endpoint.failing_reported_at else [event_rules.ENDPOINT_FAILING]
+            if endpoint.failing_since <= now - ctx.webhook_disable_after:
+                changed = replace(changed, enabled=False, disabled_reason=DISABLED_FAILING)
+                types.append(event_rules.ENDPOINT_DISABLED)
+                await endpoint_store.fail_pending_deliveries(uow.conn, endpoint.id, now)
+            await endpoint_store.save_endpoint(uow.conn, changed)
+            for event_type in types:
+                uow.add_event(
+                    event_rules.Event(
+                        id=ctx.new_event_id(),
+                        type=event_type,
+                        game_id=endpoint.game_id,
+                        mode=endpoint.mode,
+                        session_id=None,
+                        sequence=None,
+                        created_at=now,
+                        data=event_rules.endpoint_data(endpoint),
+                    )
+                )
+    return len(found)
+
+
+async def feed_replays(ctx: ServiceContext) -> int:
+    """Give unfinished replays their next batch of deliveries where their backlog is short;
+    returns the deliveries added."""
+    added = 0
+    async with ctx.db.read() as conn:
+        pending = await store.unfinished_replays(conn, 20)
+    for replay in pending:
+        async with ctx.db.transaction() as uow:
+            if await store.replay_backlog(uow.conn, replay.id) > REPLAY_WINDOW - REPLAY_BATCH:
+                continue
+            endpoint = await endpoint_store.get_endpoint(uow.conn, replay.endpoint_id)
+            now = ctx.clock()
+            if endpoint is None or not endpoint.enabled:
+                await store.advance_replay(uow.conn, replay.id, cursor=replay.cursor, fed=replay.fed, finished_at=now)
+                continue
+            rows = await store.next_replay_events(uow.conn, replay, REPLAY_BATCH)
+            deliveries = [
+                delivery_row(
+                    ctx.new_id(ids.DELIVERY), r.id, endpoint.id, now, now, trigger="replay", replay_id=replay.id
+                )
+                for r in rows
+                if _subject_endpoint(r) != endpoint.id  # never an endpoint's own failing/disabled event
+            ]
+            await store.insert_deliveries(uow.conn, deliveries)
+            await store.advance_replay(
+                uow.conn,
+                replay.id,
+                cursor=rows[-1].position if rows else replay.cursor,
+                fed=replay.fed + len(deliveries),
+                finished_at=now if len(rows) < REPLAY_BATCH else None,
+            )
+            if rows:
+                uow.wake_dispatchers()
+            added += len(deliveries)
+    return added
 
 
 async def purge_old_events(ctx: ServiceContext) -> int:

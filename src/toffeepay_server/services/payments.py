@@ -35,6 +35,7 @@ def payment_event(
         sequence=session.event_sequence,
         created_at=at,
         data=events.payment_data(payment, session, previous),
+        summary=events.session_summary(session),
     )
 
 

@@ -47,6 +47,7 @@ def refund_event(
         sequence=session.event_sequence,
         created_at=at,
         data=events.refund_data(refund, payment, session, previous),
+        summary=events.session_summary(session),
     )
 
 

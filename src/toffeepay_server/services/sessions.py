@@ -27,6 +27,7 @@ def session_event(
         sequence=session.event_sequence,
         created_at=at,
         data=events.session_data(session, previous),
+        summary=events.session_summary(session),
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, delete, exists, insert, or_, select, type_coerce, update
+from sqlalchemy import Text, and_, bindparam, delete, exists, func, insert, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
@@ -15,6 +15,7 @@ from .paging import created_between, page_of
 from .tables import deliveries as d
 from .tables import delivery_attempts as attempts
 from .tables import events as ev
+from .tables import replays as rp
 from .tables import webhook_endpoints as ep
 from .types import Instant
 
@@ -57,7 +58,7 @@ _CLAIM = (
     update(d)
     .where(d.c.id.in_(bindparam("ids", expanding=True)), _DUE)
     .values(claimed_by=bindparam("me"), claimed_until=bindparam("until", type_=Instant()), updated_at=_NOW)
-    .returning(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, d.c.created_at)
+    .returning(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, d.c.created_at, d.c.trigger)
 )
 
 
@@ -201,3 +202,166 @@ async def purge_events(conn: AsyncConnection, before: datetime, batch: int) -> i
     await conn.execute(delete(d).where(d.c.event_id.in_(old)))
     await conn.execute(delete(ev).where(ev.c.id.in_(old)))
     return len(old)
+
+
+# Delivery attempts (ListDeliveryAttempts)
+
+_SUCCEEDED = and_(attempts.c.error.is_(None), attempts.c.status_code >= 200, attempts.c.status_code < 300)
+
+
+async def list_attempts(
+    conn: AsyncConnection,
+    *,
+    game_id: str,
+    mode: str,
+    endpoint_id: str | None,
+    event_id: str | None,
+    status: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
+    trigger: str | None = None,
+) -> tuple[list[Any], int]:
+    """Attempts to the scope's endpoints, newest first."""
+    scope = select(ep.c.id).where(ep.c.game_id == game_id, ep.c.mode == mode).scalar_subquery()
+    conditions: list[ColumnElement[bool]] = [attempts.c.endpoint_id.in_(scope), attempts.c.attempt_id.is_not(None)]
+    if endpoint_id is not None:
+        conditions.append(attempts.c.endpoint_id == endpoint_id)
+    if event_id is not None:
+        conditions.append(attempts.c.event_id == event_id)
+    if trigger is not None:
+        conditions.append(attempts.c.trigger == trigger)
+    if status == "succeeded":
+        conditions.append(_SUCCEEDED)
+    elif status == "failed":
+        conditions.append(~_SUCCEEDED)
+    conditions += created_between(attempts.c.attempted_at, created_from, created_to)
+    columns = [
+        attempts.c.attempt_id,
+        attempts.c.event_id,
+        attempts.c.endpoint_id,
+        attempts.c.attempt_number,
+        attempts.c.status_code,
+        attempts.c.latency_ms,
+        attempts.c.response_excerpt,
+        attempts.c.error,
+        attempts.c.trigger,
+        attempts.c.attempted_at,
+        attempts.c.next_attempt_at,
+    ]
+    order = [attempts.c.attempted_at.desc(), attempts.c.id.desc()]
+    return await page_of(conn, attempts, columns, conditions, order, limit, offset)
+
+
+# Replays (ReplayEvents)
+
+
+def _replay_events(
+    *,
+    game_id: str,
+    mode: str,
+    endpoint_id: str,
+    types: Sequence[str],
+    created_from: datetime,
+    created_to: datetime | None,
+    only_failed: bool,
+) -> list[ColumnElement[bool]]:
+    """Which events of the scope a replay to this endpoint sends (positions still to be bounded)."""
+    conditions: list[ColumnElement[bool]] = [
+        ev.c.game_id == game_id,
+        ev.c.mode == mode,
+        ev.c.created_at >= created_from,
+    ]
+    if created_to is not None:
+        conditions.append(ev.c.created_at <= created_to)
+    if types:
+        conditions.append(ev.c.type.in_(list(types)))
+    if only_failed:
+        # The endpoint's latest delivery of the event failed (given up, or its last attempt failed).
+        later = d.alias("later")
+        conditions.append(
+            exists().where(
+                d.c.event_id == ev.c.id,
+                d.c.endpoint_id == endpoint_id,
+                or_(d.c.status == DeliveryStatus.FAILED, and_(d.c.status == DeliveryStatus.PENDING, d.c.attempts > 0)),
+                ~exists()
+                .where(
+                    later.c.event_id == ev.c.id,
+                    later.c.endpoint_id == endpoint_id,
+                    later.c.created_at > d.c.created_at,
+                )
+                .correlate_except(later),
+            )
+        )
+    return conditions
+
+
+async def latest_position(conn: AsyncConnection, *, game_id: str, mode: str) -> int:
+    stmt = select(func.max(ev.c.position)).where(ev.c.game_id == game_id, ev.c.mode == mode)
+    return (await conn.execute(stmt)).scalar_one() or 0
+
+
+async def count_replay(conn: AsyncConnection, *, upto: int, **selection: Any) -> int:
+    stmt = select(func.count()).select_from(ev).where(*_replay_events(**selection), ev.c.position <= upto)
+    return (await conn.execute(stmt)).scalar_one()
+
+
+async def replay_rows(conn: AsyncConnection, *, upto: int, **selection: Any) -> list[Any]:
+    """The selected events with their bodies (for selections of a few rare types)."""
+    stmt = select(ev.c.id, ev.c.type, RAW_BODY).where(*_replay_events(**selection), ev.c.position <= upto)
+    return list(await conn.execute(stmt))
+
+
+async def insert_replay(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    await conn.execute(insert(rp).values(**row))
+
+
+async def unfinished_replays(conn: AsyncConnection, limit: int) -> list[Any]:
+    stmt = select(rp).where(rp.c.finished_at.is_(None)).order_by(rp.c.created_at).limit(limit)
+    return list(await conn.execute(stmt))
+
+
+async def replay_backlog(conn: AsyncConnection, replay_id: str) -> int:
+    """Deliveries of this replay not yet attempted successfully or given up."""
+    stmt = select(func.count()).select_from(d).where(d.c.replay_id == replay_id, d.c.status == DeliveryStatus.PENDING)
+    return (await conn.execute(stmt)).scalar_one()
+
+
+async def next_replay_events(conn: AsyncConnection, replay: Any, limit: int) -> list[Any]:
+    """The next events of a replay after its cursor, oldest first."""
+    conditions = _replay_events(
+        game_id=replay.game_id,
+        mode=replay.mode,
+        endpoint_id=replay.endpoint_id,
+        types=list(replay.types),
+        created_from=replay.created_from,
+        created_to=replay.created_to,
+        only_failed=replay.only_failed,
+    )
+    stmt = (
+        select(ev.c.position, ev.c.id, ev.c.type, RAW_BODY)
+        .where(*conditions, ev.c.position > replay.cursor, ev.c.position <= replay.upto)
+        .order_by(ev.c.position)
+        .limit(limit)
+    )
+    return list(await conn.execute(stmt))
+
+
+async def advance_replay(
+    conn: AsyncConnection, replay_id: str, *, cursor: int, fed: int, finished_at: datetime | None
+) -> None:
+    await conn.execute(update(rp).where(rp.c.id == replay_id).values(cursor=cursor, fed=fed, finished_at=finished_at))
+
+
+async def replay_progress(conn: AsyncConnection, replay_ids: Sequence[str]) -> tuple[int, int]:
+    """(deliveries of these replays attempted at least once, deliveries they make in all)."""
+    total = (
+        await conn.execute(select(func.coalesce(func.sum(rp.c.total), 0)).where(rp.c.id.in_(list(replay_ids))))
+    ).scalar_one()
+    done = (
+        await conn.execute(
+            select(func.count()).select_from(d).where(d.c.replay_id.in_(list(replay_ids)), d.c.attempts > 0)
+        )
+    ).scalar_one()
+    return int(done), int(total)

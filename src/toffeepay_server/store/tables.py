@@ -193,6 +193,15 @@ webhook_endpoints = Table(
     Column("previous_secret_expires_at", Instant),
     Column("created_at", Instant, nullable=False),
     Column("deleted_at", Instant),
+    # Health: why it was disabled (failing | manual), the first failure of the current run of
+    # failures, the last success and failure, and when that run was reported (endpoint.failing).
+    Column("disabled_reason", String(16)),
+    Column("failing_since", Instant),
+    Column("last_success_at", Instant),
+    Column("last_failure_at", Instant),
+    Column("failing_reported_at", Instant),
+    # Sandbox chaos settings {duplicate_percent, delay_max_seconds, bad_signature_percent}.
+    Column("chaos", JsonText),
     Index("ix_endpoints_scope", "game_id", "mode"),
 )
 
@@ -211,8 +220,12 @@ deliveries = Table(
     Column("claimed_until", Instant),
     Column("created_at", Instant, nullable=False),
     Column("updated_at", Instant, nullable=False),
+    # scheduled (fan-out, the default) | manual (ResendEvent) | replay | test
+    Column("trigger", String(16)),
+    Column("replay_id", String(40)),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_event", "event_id"),
+    Index("ix_deliveries_replay", "replay_id", "status"),
 )
 
 delivery_attempts = Table(
@@ -225,7 +238,39 @@ delivery_attempts = Table(
     Column("latency_ms", Integer, nullable=False),
     Column("response_excerpt", Text),
     Column("error", Text),
+    # The public id (atmpt_...), what was sent where, and what came next.
+    Column("attempt_id", String(40)),
+    Column("event_id", String(36)),
+    Column("endpoint_id", String(40)),
+    Column("attempt_number", Integer),
+    Column("trigger", String(16)),
+    Column("next_attempt_at", Instant),
     Index("ix_attempts_delivery", "delivery_id", "attempted_at"),
+    Index("ix_attempts_public_id", "attempt_id", unique=True),
+    Index("ix_attempts_endpoint", "endpoint_id", "attempted_at"),
+    Index("ix_attempts_event", "event_id", "attempted_at"),
+)
+
+# A replay (ReplayEvents) to one endpoint, fed to the outbox in batches so a large one never
+# crowds out normal deliveries: events of the scope after `cursor` up to `upto` (positions).
+replays = Table(
+    "replays",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("game_id", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("types", JsonText, nullable=False),
+    Column("created_from", Instant, nullable=False),
+    Column("created_to", Instant),
+    Column("only_failed", Boolean, nullable=False),
+    Column("cursor", BigInteger, nullable=False),
+    Column("upto", BigInteger, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("fed", Integer, nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("finished_at", Instant),
+    Index("ix_replays_unfinished", "finished_at", "created_at"),
 )
 
 idempotency_keys = Table(

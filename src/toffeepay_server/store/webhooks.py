@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.deliveries import DeliveryStatus
-from ..domain.webhooks import Endpoint
+from ..domain.webhooks import Chaos, Endpoint
 from .tables import deliveries
 from .tables import webhook_endpoints as t
+from .types import Instant
 
 
 def endpoint_from_row(row: Any) -> Endpoint:
@@ -30,6 +31,12 @@ def endpoint_from_row(row: Any) -> Endpoint:
         previous_secret_expires_at=row.previous_secret_expires_at,
         created_at=row.created_at,
         deleted_at=row.deleted_at,
+        disabled_reason=row.disabled_reason,
+        failing_since=row.failing_since,
+        last_success_at=row.last_success_at,
+        last_failure_at=row.last_failure_at,
+        failing_reported_at=row.failing_reported_at,
+        chaos=Chaos(**row.chaos) if row.chaos else None,
     )
 
 
@@ -44,6 +51,12 @@ def _values(e: Endpoint) -> dict[str, Any]:
         "previous_secret": e.previous_secret,
         "previous_secret_expires_at": e.previous_secret_expires_at,
         "deleted_at": e.deleted_at,
+        "disabled_reason": e.disabled_reason,
+        "failing_since": e.failing_since,
+        "last_success_at": e.last_success_at,
+        "last_failure_at": e.last_failure_at,
+        "failing_reported_at": e.failing_reported_at,
+        "chaos": e.chaos.as_dict() if e.chaos else None,
     }
 
 
@@ -106,3 +119,45 @@ async def fail_pending_deliveries(conn: AsyncConnection, endpoint_id: str, now: 
 async def endpoints_by_id(conn: AsyncConnection, endpoint_ids: Sequence[str]) -> dict[str, Endpoint]:
     rows = await conn.execute(select(t).where(t.c.id.in_(list(set(endpoint_ids)))))
     return {r.id: endpoint_from_row(r) for r in rows}
+
+
+async def record_health(
+    conn: AsyncConnection,
+    endpoint_id: str,
+    *,
+    last_success_at: datetime | None,
+    last_failure_at: datetime | None,
+    failing_from: datetime | None,
+) -> None:
+    """Note a batch of attempts: `failing_from` is the first failure after the batch's last success
+    (None when the last attempt succeeded, which ends the run of failures)."""
+    values: dict[str, Any] = {}
+    if last_success_at is not None:
+        values["last_success_at"] = last_success_at
+    if last_failure_at is not None:
+        values["last_failure_at"] = last_failure_at
+    if failing_from is None:
+        values["failing_since"] = None
+        values["failing_reported_at"] = None
+    else:
+        values["failing_since"] = func.coalesce(t.c.failing_since, literal(failing_from, type_=Instant()))
+    await conn.execute(update(t).where(t.c.id == endpoint_id).values(**values))
+
+
+async def endpoints_to_report(
+    conn: AsyncConnection, *, warn_before: datetime, disable_before: datetime, lock: bool = True
+) -> list[Endpoint]:
+    """Enabled endpoints failing since before `warn_before` not yet reported, or since before
+    `disable_before`; with `lock`, locked for the change."""
+    stmt = select(t).where(
+        t.c.deleted_at.is_(None),
+        t.c.enabled.is_(True),
+        t.c.failing_since.is_not(None),
+        or_(
+            and_(t.c.failing_reported_at.is_(None), t.c.failing_since <= warn_before),
+            t.c.failing_since <= disable_before,
+        ),
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return [endpoint_from_row(r) for r in await conn.execute(stmt)]

@@ -4,7 +4,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._version import VERSION as __version__
-from .webhook import LegacyCallback, SignatureVerificationError, Webhook, WebhookSignature
+from .webhook import Diagnosis, LegacyCallback, SignatureVerificationError, Webhook, WebhookSignature
 
 if TYPE_CHECKING:
     from . import types
@@ -75,6 +75,7 @@ __all__ = [
     "AsyncToffeePay",
     "AuthenticationError",
     "ConflictError",
+    "Diagnosis",
     "FailedPreconditionError",
     "InvalidRequestError",
     "LegacyCallback",

@@ -17,6 +17,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -111,7 +112,130 @@ class WebhookSignature:
             )
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a webhook does or does not verify (`Webhook.explain`).
+
+    `reason` is None when valid, else one of: `malformed_header`, `stale_timestamp`,
+    `body_added_newline`, `body_reencoded`, `wrong_secret`, `body_changed`.
+    """
+
+    valid: bool
+    reason: str | None
+    message: str
+    timestamp: int | None = None
+    # Seconds the header's `t` is ahead of now (negative: behind).
+    skew_seconds: int | None = None
+
+
+def _matches(payload: bytes, timestamp: int, signatures: list[str], secrets: list[str]) -> bool:
+    matched = False
+    for secret in secrets:
+        want = WebhookSignature.compute(payload, timestamp, secret).encode()
+        for got in signatures:
+            matched |= hmac.compare_digest(want, got.encode())
+    return matched
+
+
+def _reencodings(payload: bytes) -> list[bytes]:
+    """The bytes ToffeePay would have sent for this JSON: compact, UTF-8 or ASCII-escaped."""
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [json.dumps(value, separators=(",", ":"), ensure_ascii=ascii).encode() for ascii in (False, True)]
+
+
+def _secret_variants(secret: str) -> list[tuple[str, str]]:
+    """Other spellings of a secret people pass by mistake, each with what went wrong."""
+    found = []
+    if not secret.startswith("whsec_"):
+        found.append(("whsec_" + secret, "the secret without its whsec_ prefix"))
+    elif secret != secret.strip():
+        found.append((secret.strip(), "the secret with spaces or a newline around it"))
+    return found
+
+
 class Webhook:
+    @staticmethod
+    def explain(
+        payload: bytes | str,
+        sig_header: str | None,
+        secret: Secret,
+        tolerance: int | None = DEFAULT_TOLERANCE,
+        *,
+        now: float | None = None,
+    ) -> Diagnosis:
+        """Say exactly why a webhook verifies or not, by the same rules as `construct_event`:
+        a malformed header, a timestamp outside the tolerance (and by how much), a body with a
+        newline added or re-encoded as JSON, a signature made with another secret, or other bytes."""
+        body = payload.encode() if isinstance(payload, str) else payload
+        secrets = _secrets(secret)
+        try:
+            timestamp, signatures = WebhookSignature.parse_header(sig_header)
+        except SignatureVerificationError as exc:
+            shown = "missing" if not sig_header else repr(sig_header[:120])
+            return Diagnosis(False, "malformed_header", f"the signature header is {shown}: {exc}")
+        skew = timestamp - round(time.time() if now is None else now)
+        late = tolerance is not None and abs(skew) > tolerance
+        if _matches(body, timestamp, signatures, secrets):
+            if late:
+                assert tolerance is not None
+                direction = "in the past" if skew < 0 else "in the future"
+                return Diagnosis(
+                    False,
+                    "stale_timestamp",
+                    f"the signature is right, but its timestamp t={timestamp} is {abs(skew)} s {direction}, "
+                    f"{abs(skew) - tolerance} s beyond the tolerance of {tolerance} s: a replayed or stored "
+                    "request, or a clock that is off",
+                    timestamp,
+                    skew,
+                )
+            return Diagnosis(True, None, "valid: the signature matches and the timestamp is recent", timestamp, skew)
+        stripped = body.rstrip(b"\r\n")
+        if stripped != body and _matches(stripped, timestamp, signatures, secrets):
+            return Diagnosis(
+                False,
+                "body_added_newline",
+                f"the body has {len(body) - len(stripped)} byte(s) of newline added at its end; "
+                "verify the raw request body exactly as received",
+                timestamp,
+                skew,
+            )
+        for candidate in _reencodings(body):
+            if candidate != body and _matches(candidate, timestamp, signatures, secrets):
+                return Diagnosis(
+                    False,
+                    "body_reencoded",
+                    "the body is the same JSON but not the same bytes: it was parsed and serialised again "
+                    "(spacing, key order or escapes changed); verify the raw request body, not re-encoded JSON",
+                    timestamp,
+                    skew,
+                )
+        for given in secrets:
+            for variant, what in _secret_variants(given):
+                if _matches(body, timestamp, signatures, [variant]):
+                    return Diagnosis(
+                        False, "wrong_secret", f"the signature was made with {what}; pass it whole", timestamp, skew
+                    )
+        if body in _reencodings(body):
+            return Diagnosis(
+                False,
+                "wrong_secret",
+                "the body is byte for byte what ToffeePay sends, but the signature was made with another secret "
+                "(another endpoint's, the other mode's, or one rotated away)",
+                timestamp,
+                skew,
+            )
+        return Diagnosis(
+            False,
+            "body_changed",
+            "the body's bytes differ from those that were signed (not the JSON ToffeePay sent, or changed on "
+            "the way); verify the raw request body",
+            timestamp,
+            skew,
+        )
+
     @staticmethod
     def construct_event(
         payload: bytes | str, sig_header: str | None, secret: Secret, tolerance: int | None = DEFAULT_TOLERANCE

@@ -6,13 +6,50 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Item } from "./resources_pb.js";
+import { file_pay_v1_resources } from "./resources_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file pay/v1/webhook.proto.
  */
 export const file_pay_v1_webhook: GenFile = /*@__PURE__*/
-  fileDesc("ChRwYXkvdjEvd2ViaG9vay5wcm90bxIGcGF5LnYxIrwBCghFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSDAoEbW9kZRgDIAEoCRIOCgZmb3JtYXQYBCABKAkSDgoGZXZlbnRzGAUgAygJEg8KB2VuYWJsZWQYBiABKAgSGAoLZGVzY3JpcHRpb24YByABKAlIAIgBARIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIOCgxfZGVzY3JpcHRpb24ibgoVQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0EgsKA3VybBgBIAEoCRIOCgZmb3JtYXQYAiABKAkSDgoGZXZlbnRzGAMgAygJEhgKC2Rlc2NyaXB0aW9uGAQgASgJSACIAQFCDgoMX2Rlc2NyaXB0aW9uIkwKFkNyZWF0ZUVuZHBvaW50UmVzcG9uc2USIgoIZW5kcG9pbnQYASABKAsyEC5wYXkudjEuRW5kcG9pbnQSDgoGc2VjcmV0GAIgASgJIhYKFExpc3RFbmRwb2ludHNSZXF1ZXN0Il0KFUxpc3RFbmRwb2ludHNSZXNwb25zZRIjCgllbmRwb2ludHMYASADKAsyEC5wYXkudjEuRW5kcG9pbnQSDQoFdG90YWwYAiABKAUSEAoIaGFzX21vcmUYAyABKAgiHQoLRXZlbnRGaWx0ZXISDgoGZXZlbnRzGAEgAygJIs4BChVVcGRhdGVFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkSEAoDdXJsGAIgASgJSACIAQESEwoGZm9ybWF0GAMgASgJSAGIAQESIwoGZmlsdGVyGAQgASgLMhMucGF5LnYxLkV2ZW50RmlsdGVyEhQKB2VuYWJsZWQYBSABKAhIAogBARIYCgtkZXNjcmlwdGlvbhgGIAEoCUgDiAEBQgYKBF91cmxCCQoHX2Zvcm1hdEIKCghfZW5hYmxlZEIOCgxfZGVzY3JpcHRpb24iIwoVRGVsZXRlRW5kcG9pbnRSZXF1ZXN0EgoKAmlkGAEgASgJIhgKFkRlbGV0ZUVuZHBvaW50UmVzcG9uc2UiUwoTUm90YXRlU2VjcmV0UmVxdWVzdBIKCgJpZBgBIAEoCRIcCg9vdmVybGFwX3NlY29uZHMYAiABKAVIAIgBAUISChBfb3ZlcmxhcF9zZWNvbmRzImYKFFJvdGF0ZVNlY3JldFJlc3BvbnNlEg4KBnNlY3JldBgBIAEoCRI+ChpwcmV2aW91c19zZWNyZXRfZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihgEKBUV2ZW50EgoKAmlkGAEgASgJEg0KBWV2ZW50GAIgASgJEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbW9kZRgEIAEoCRIlCgRkYXRhGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKxAQoRTGlzdEV2ZW50c1JlcXVlc3QSDQoFdHlwZXMYASADKAkSKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKBWFmdGVyGAQgASgJSACIAQESDQoFbGltaXQYBSABKAUSDgoGb2Zmc2V0GAYgASgFQggKBl9hZnRlciJUChJMaXN0RXZlbnRzUmVzcG9uc2USHQoGZXZlbnRzGAEgAygLMg0ucGF5LnYxLkV2ZW50Eg0KBXRvdGFsGAIgASgFEhAKCGhhc19tb3JlGAMgASgIIkoKElJlc2VuZEV2ZW50UmVxdWVzdBIKCgJpZBgBIAEoCRIYCgtlbmRwb2ludF9pZBgCIAEoCUgAiAEBQg4KDF9lbmRwb2ludF9pZCIpChNSZXNlbmRFdmVudFJlc3BvbnNlEhIKCmRlbGl2ZXJpZXMYASABKAUypQQKDldlYmhvb2tTZXJ2aWNlEk8KDkNyZWF0ZUVuZHBvaW50Eh0ucGF5LnYxLkNyZWF0ZUVuZHBvaW50UmVxdWVzdBoeLnBheS52MS5DcmVhdGVFbmRwb2ludFJlc3BvbnNlElEKDUxpc3RFbmRwb2ludHMSHC5wYXkudjEuTGlzdEVuZHBvaW50c1JlcXVlc3QaHS5wYXkudjEuTGlzdEVuZHBvaW50c1Jlc3BvbnNlIgOQAgESQQoOVXBkYXRlRW5kcG9pbnQSHS5wYXkudjEuVXBkYXRlRW5kcG9pbnRSZXF1ZXN0GhAucGF5LnYxLkVuZHBvaW50Ek8KDkRlbGV0ZUVuZHBvaW50Eh0ucGF5LnYxLkRlbGV0ZUVuZHBvaW50UmVxdWVzdBoeLnBheS52MS5EZWxldGVFbmRwb2ludFJlc3BvbnNlEkkKDFJvdGF0ZVNlY3JldBIbLnBheS52MS5Sb3RhdGVTZWNyZXRSZXF1ZXN0GhwucGF5LnYxLlJvdGF0ZVNlY3JldFJlc3BvbnNlEkgKCkxpc3RFdmVudHMSGS5wYXkudjEuTGlzdEV2ZW50c1JlcXVlc3QaGi5wYXkudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIgOQAgESRgoLUmVzZW5kRXZlbnQSGi5wYXkudjEuUmVzZW5kRXZlbnRSZXF1ZXN0GhsucGF5LnYxLlJlc2VuZEV2ZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChRwYXkvdjEvd2ViaG9vay5wcm90bxIGcGF5LnYxIlwKBUNoYW9zEhkKEWR1cGxpY2F0ZV9wZXJjZW50GAEgASgFEhkKEWRlbGF5X21heF9zZWNvbmRzGAIgASgFEh0KFWJhZF9zaWduYXR1cmVfcGVyY2VudBgDIAEoBSKpAwoIRW5kcG9pbnQSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEgwKBG1vZGUYAyABKAkSDgoGZm9ybWF0GAQgASgJEg4KBmV2ZW50cxgFIAMoCRIPCgdlbmFibGVkGAYgASgIEhgKC2Rlc2NyaXB0aW9uGAcgASgJSACIAQESLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoPZGlzYWJsZWRfcmVhc29uGAkgASgJSAGIAQESMQoNZmFpbGluZ19zaW5jZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPbGFzdF9zdWNjZXNzX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9sYXN0X2ZhaWx1cmVfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhwKBWNoYW9zGA0gASgLMg0ucGF5LnYxLkNoYW9zQg4KDF9kZXNjcmlwdGlvbkISChBfZGlzYWJsZWRfcmVhc29uIowBChVDcmVhdGVFbmRwb2ludFJlcXVlc3QSCwoDdXJsGAEgASgJEg4KBmZvcm1hdBgCIAEoCRIOCgZldmVudHMYAyADKAkSGAoLZGVzY3JpcHRpb24YBCABKAlIAIgBARIcCgVjaGFvcxgFIAEoCzINLnBheS52MS5DaGFvc0IOCgxfZGVzY3JpcHRpb24iTAoWQ3JlYXRlRW5kcG9pbnRSZXNwb25zZRIiCghlbmRwb2ludBgBIAEoCzIQLnBheS52MS5FbmRwb2ludBIOCgZzZWNyZXQYAiABKAkiFgoUTGlzdEVuZHBvaW50c1JlcXVlc3QiXQoVTGlzdEVuZHBvaW50c1Jlc3BvbnNlEiMKCWVuZHBvaW50cxgBIAMoCzIQLnBheS52MS5FbmRwb2ludBINCgV0b3RhbBgCIAEoBRIQCghoYXNfbW9yZRgDIAEoCCIdCgtFdmVudEZpbHRlchIOCgZldmVudHMYASADKAki7AEKFVVwZGF0ZUVuZHBvaW50UmVxdWVzdBIKCgJpZBgBIAEoCRIQCgN1cmwYAiABKAlIAIgBARITCgZmb3JtYXQYAyABKAlIAYgBARIjCgZmaWx0ZXIYBCABKAsyEy5wYXkudjEuRXZlbnRGaWx0ZXISFAoHZW5hYmxlZBgFIAEoCEgCiAEBEhgKC2Rlc2NyaXB0aW9uGAYgASgJSAOIAQESHAoFY2hhb3MYByABKAsyDS5wYXkudjEuQ2hhb3NCBgoEX3VybEIJCgdfZm9ybWF0QgoKCF9lbmFibGVkQg4KDF9kZXNjcmlwdGlvbiIjChVEZWxldGVFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAkiGAoWRGVsZXRlRW5kcG9pbnRSZXNwb25zZSJTChNSb3RhdGVTZWNyZXRSZXF1ZXN0EgoKAmlkGAEgASgJEhwKD292ZXJsYXBfc2Vjb25kcxgCIAEoBUgAiAEBQhIKEF9vdmVybGFwX3NlY29uZHMiZgoUUm90YXRlU2VjcmV0UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEj4KGnByZXZpb3VzX3NlY3JldF9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKuAgoFRXZlbnQSCgoCaWQYASABKAkSDQoFZXZlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRtb2RlGAQgASgJEiUKBGRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhcKCnNlc3Npb25faWQYBiABKAlIAIgBARIUCgd1c2VyX2lkGAcgASgJSAGIAQESFAoHZ2FtZV9pZBgIIAEoCUgCiAEBEhMKBnN0YXR1cxgJIAEoCUgDiAEBEhoKBGl0ZW0YCiABKAsyDC5wYXkudjEuSXRlbUINCgtfc2Vzc2lvbl9pZEIKCghfdXNlcl9pZEIKCghfZ2FtZV9pZEIJCgdfc3RhdHVzIrEBChFMaXN0RXZlbnRzUmVxdWVzdBINCgV0eXBlcxgBIAMoCRIoCgRmcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoFYWZ0ZXIYBCABKAlIAIgBARINCgVsaW1pdBgFIAEoBRIOCgZvZmZzZXQYBiABKAVCCAoGX2FmdGVyIlQKEkxpc3RFdmVudHNSZXNwb25zZRIdCgZldmVudHMYASADKAsyDS5wYXkudjEuRXZlbnQSDQoFdG90YWwYAiABKAUSEAoIaGFzX21vcmUYAyABKAgiSgoSUmVzZW5kRXZlbnRSZXF1ZXN0EgoKAmlkGAEgASgJEhgKC2VuZHBvaW50X2lkGAIgASgJSACIAQFCDgoMX2VuZHBvaW50X2lkIikKE1Jlc2VuZEV2ZW50UmVzcG9uc2USEgoKZGVsaXZlcmllcxgBIAEoBSLyAgoPRGVsaXZlcnlBdHRlbXB0EgoKAmlkGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEhMKC2VuZHBvaW50X2lkGAMgASgJEhYKDmF0dGVtcHRfbnVtYmVyGAQgASgFEg4KBnN0YXR1cxgFIAEoCRIYCgtodHRwX3N0YXR1cxgGIAEoBUgAiAEBEhIKCmxhdGVuY3lfbXMYByABKAUSHQoQcmVzcG9uc2VfZXhjZXJwdBgIIAEoCUgBiAEBEhIKBWVycm9yGAkgASgJSAKIAQESDwoHdHJpZ2dlchgKIAEoCRIuCgpjcmVhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg4KDF9odHRwX3N0YXR1c0ITChFfcmVzcG9uc2VfZXhjZXJwdEIICgZfZXJyb3IingIKG0xpc3REZWxpdmVyeUF0dGVtcHRzUmVxdWVzdBIYCgtlbmRwb2ludF9pZBgBIAEoCUgAiAEBEhUKCGV2ZW50X2lkGAIgASgJSAGIAQESEwoGc3RhdHVzGAMgASgJSAKIAQESKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAYgASgFEg4KBm9mZnNldBgHIAEoBRIUCgd0cmlnZ2VyGAggASgJSAOIAQFCDgoMX2VuZHBvaW50X2lkQgsKCV9ldmVudF9pZEIJCgdfc3RhdHVzQgoKCF90cmlnZ2VyImoKHExpc3REZWxpdmVyeUF0dGVtcHRzUmVzcG9uc2USKQoIYXR0ZW1wdHMYASADKAsyFy5wYXkudjEuRGVsaXZlcnlBdHRlbXB0Eg0KBXRvdGFsGAIgASgFEhAKCGhhc19tb3JlGAMgASgIIrUBChNSZXBsYXlFdmVudHNSZXF1ZXN0EhgKC2VuZHBvaW50X2lkGAEgASgJSACIAQESDQoFdHlwZXMYAiADKAkSKAoEZnJvbRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC29ubHlfZmFpbGVkGAUgASgIQg4KDF9lbmRwb2ludF9pZCIoChRSZXBsYXlFdmVudHNSZXNwb25zZRIQCghyZXBsYXllZBgBIAEoBSIrChRTZW5kVGVzdEV2ZW50UmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCTKgBgoOV2ViaG9va1NlcnZpY2USTwoOQ3JlYXRlRW5kcG9pbnQSHS5wYXkudjEuQ3JlYXRlRW5kcG9pbnRSZXF1ZXN0Gh4ucGF5LnYxLkNyZWF0ZUVuZHBvaW50UmVzcG9uc2USUQoNTGlzdEVuZHBvaW50cxIcLnBheS52MS5MaXN0RW5kcG9pbnRzUmVxdWVzdBodLnBheS52MS5MaXN0RW5kcG9pbnRzUmVzcG9uc2UiA5ACARJBCg5VcGRhdGVFbmRwb2ludBIdLnBheS52MS5VcGRhdGVFbmRwb2ludFJlcXVlc3QaEC5wYXkudjEuRW5kcG9pbnQSTwoORGVsZXRlRW5kcG9pbnQSHS5wYXkudjEuRGVsZXRlRW5kcG9pbnRSZXF1ZXN0Gh4ucGF5LnYxLkRlbGV0ZUVuZHBvaW50UmVzcG9uc2USSQoMUm90YXRlU2VjcmV0EhsucGF5LnYxLlJvdGF0ZVNlY3JldFJlcXVlc3QaHC5wYXkudjEuUm90YXRlU2VjcmV0UmVzcG9uc2USSAoKTGlzdEV2ZW50cxIZLnBheS52MS5MaXN0RXZlbnRzUmVxdWVzdBoaLnBheS52MS5MaXN0RXZlbnRzUmVzcG9uc2UiA5ACARJGCgtSZXNlbmRFdmVudBIaLnBheS52MS5SZXNlbmRFdmVudFJlcXVlc3QaGy5wYXkudjEuUmVzZW5kRXZlbnRSZXNwb25zZRJmChRMaXN0RGVsaXZlcnlBdHRlbXB0cxIjLnBheS52MS5MaXN0RGVsaXZlcnlBdHRlbXB0c1JlcXVlc3QaJC5wYXkudjEuTGlzdERlbGl2ZXJ5QXR0ZW1wdHNSZXNwb25zZSIDkAIBEkkKDFJlcGxheUV2ZW50cxIbLnBheS52MS5SZXBsYXlFdmVudHNSZXF1ZXN0GhwucGF5LnYxLlJlcGxheUV2ZW50c1Jlc3BvbnNlEkYKDVNlbmRUZXN0RXZlbnQSHC5wYXkudjEuU2VuZFRlc3RFdmVudFJlcXVlc3QaFy5wYXkudjEuRGVsaXZlcnlBdHRlbXB0YgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_pay_v1_resources]);
+
+/**
+ * Sandbox chaos: deliveries sent twice, late and out of order, or with a wrong signature.
+ *
+ * @generated from message pay.v1.Chaos
+ */
+export type Chaos = Message<"pay.v1.Chaos"> & {
+  /**
+   * 0..100: chance that a delivery is sent twice.
+   *
+   * @generated from field: int32 duplicate_percent = 1;
+   */
+  duplicatePercent: number;
+
+  /**
+   * 0..300: each delivery waits a random time up to this before it is sent.
+   *
+   * @generated from field: int32 delay_max_seconds = 2;
+   */
+  delayMaxSeconds: number;
+
+  /**
+   * 0..100: chance that an attempt is signed wrongly (counted as failed and retried).
+   *
+   * @generated from field: int32 bad_signature_percent = 3;
+   */
+  badSignaturePercent: number;
+};
+
+/**
+ * Describes the message pay.v1.Chaos.
+ * Use `create(ChaosSchema)` to create a new message.
+ */
+export const ChaosSchema: GenMessage<Chaos> = /*@__PURE__*/
+  messageDesc(file_pay_v1_webhook, 0);
 
 /**
  * @generated from message pay.v1.Endpoint
@@ -63,6 +100,37 @@ export type Endpoint = Message<"pay.v1.Endpoint"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 8;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * failing (disabled after failing every attempt) | manual; absent while enabled.
+   *
+   * @generated from field: optional string disabled_reason = 9;
+   */
+  disabledReason?: string | undefined;
+
+  /**
+   * The first failure of the current run of failures; absent while the endpoint succeeds.
+   *
+   * @generated from field: google.protobuf.Timestamp failing_since = 10;
+   */
+  failingSince?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_success_at = 11;
+   */
+  lastSuccessAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_failure_at = 12;
+   */
+  lastFailureAt?: Timestamp | undefined;
+
+  /**
+   * Sandbox endpoints only.
+   *
+   * @generated from field: pay.v1.Chaos chaos = 13;
+   */
+  chaos?: Chaos | undefined;
 };
 
 /**
@@ -70,7 +138,7 @@ export type Endpoint = Message<"pay.v1.Endpoint"> & {
  * Use `create(EndpointSchema)` to create a new message.
  */
 export const EndpointSchema: GenMessage<Endpoint> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 0);
+  messageDesc(file_pay_v1_webhook, 1);
 
 /**
  * @generated from message pay.v1.CreateEndpointRequest
@@ -97,6 +165,13 @@ export type CreateEndpointRequest = Message<"pay.v1.CreateEndpointRequest"> & {
    * @generated from field: optional string description = 4;
    */
   description?: string | undefined;
+
+  /**
+   * Sandbox endpoints only; live endpoints refuse it.
+   *
+   * @generated from field: pay.v1.Chaos chaos = 5;
+   */
+  chaos?: Chaos | undefined;
 };
 
 /**
@@ -104,7 +179,7 @@ export type CreateEndpointRequest = Message<"pay.v1.CreateEndpointRequest"> & {
  * Use `create(CreateEndpointRequestSchema)` to create a new message.
  */
 export const CreateEndpointRequestSchema: GenMessage<CreateEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 1);
+  messageDesc(file_pay_v1_webhook, 2);
 
 /**
  * @generated from message pay.v1.CreateEndpointResponse
@@ -128,7 +203,7 @@ export type CreateEndpointResponse = Message<"pay.v1.CreateEndpointResponse"> & 
  * Use `create(CreateEndpointResponseSchema)` to create a new message.
  */
 export const CreateEndpointResponseSchema: GenMessage<CreateEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 2);
+  messageDesc(file_pay_v1_webhook, 3);
 
 /**
  * @generated from message pay.v1.ListEndpointsRequest
@@ -141,7 +216,7 @@ export type ListEndpointsRequest = Message<"pay.v1.ListEndpointsRequest"> & {
  * Use `create(ListEndpointsRequestSchema)` to create a new message.
  */
 export const ListEndpointsRequestSchema: GenMessage<ListEndpointsRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 3);
+  messageDesc(file_pay_v1_webhook, 4);
 
 /**
  * @generated from message pay.v1.ListEndpointsResponse
@@ -168,7 +243,7 @@ export type ListEndpointsResponse = Message<"pay.v1.ListEndpointsResponse"> & {
  * Use `create(ListEndpointsResponseSchema)` to create a new message.
  */
 export const ListEndpointsResponseSchema: GenMessage<ListEndpointsResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 4);
+  messageDesc(file_pay_v1_webhook, 5);
 
 /**
  * The event filter of an endpoint; an empty list means all events.
@@ -187,7 +262,7 @@ export type EventFilter = Message<"pay.v1.EventFilter"> & {
  * Use `create(EventFilterSchema)` to create a new message.
  */
 export const EventFilterSchema: GenMessage<EventFilter> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 5);
+  messageDesc(file_pay_v1_webhook, 6);
 
 /**
  * Only the fields that are set change.
@@ -224,6 +299,13 @@ export type UpdateEndpointRequest = Message<"pay.v1.UpdateEndpointRequest"> & {
    * @generated from field: optional string description = 6;
    */
   description?: string | undefined;
+
+  /**
+   * Replaces the chaos settings; all zero turns chaos off.
+   *
+   * @generated from field: pay.v1.Chaos chaos = 7;
+   */
+  chaos?: Chaos | undefined;
 };
 
 /**
@@ -231,7 +313,7 @@ export type UpdateEndpointRequest = Message<"pay.v1.UpdateEndpointRequest"> & {
  * Use `create(UpdateEndpointRequestSchema)` to create a new message.
  */
 export const UpdateEndpointRequestSchema: GenMessage<UpdateEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 6);
+  messageDesc(file_pay_v1_webhook, 7);
 
 /**
  * @generated from message pay.v1.DeleteEndpointRequest
@@ -248,7 +330,7 @@ export type DeleteEndpointRequest = Message<"pay.v1.DeleteEndpointRequest"> & {
  * Use `create(DeleteEndpointRequestSchema)` to create a new message.
  */
 export const DeleteEndpointRequestSchema: GenMessage<DeleteEndpointRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 7);
+  messageDesc(file_pay_v1_webhook, 8);
 
 /**
  * @generated from message pay.v1.DeleteEndpointResponse
@@ -261,7 +343,7 @@ export type DeleteEndpointResponse = Message<"pay.v1.DeleteEndpointResponse"> & 
  * Use `create(DeleteEndpointResponseSchema)` to create a new message.
  */
 export const DeleteEndpointResponseSchema: GenMessage<DeleteEndpointResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 8);
+  messageDesc(file_pay_v1_webhook, 9);
 
 /**
  * @generated from message pay.v1.RotateSecretRequest
@@ -285,7 +367,7 @@ export type RotateSecretRequest = Message<"pay.v1.RotateSecretRequest"> & {
  * Use `create(RotateSecretRequestSchema)` to create a new message.
  */
 export const RotateSecretRequestSchema: GenMessage<RotateSecretRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 9);
+  messageDesc(file_pay_v1_webhook, 10);
 
 /**
  * @generated from message pay.v1.RotateSecretResponse
@@ -307,7 +389,7 @@ export type RotateSecretResponse = Message<"pay.v1.RotateSecretResponse"> & {
  * Use `create(RotateSecretResponseSchema)` to create a new message.
  */
 export const RotateSecretResponseSchema: GenMessage<RotateSecretResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 10);
+  messageDesc(file_pay_v1_webhook, 11);
 
 /**
  * An event exactly as its JSON webhook body carries it.
@@ -339,6 +421,34 @@ export type Event = Message<"pay.v1.Event"> & {
    * @generated from field: google.protobuf.Struct data = 5;
    */
   data?: JsonObject | undefined;
+
+  /**
+   * Events about a session also carry these at the top level (the Getting Started guide's
+   * sample): the session, its player and game, its status after this event, and its item.
+   *
+   * @generated from field: optional string session_id = 6;
+   */
+  sessionId?: string | undefined;
+
+  /**
+   * @generated from field: optional string user_id = 7;
+   */
+  userId?: string | undefined;
+
+  /**
+   * @generated from field: optional string game_id = 8;
+   */
+  gameId?: string | undefined;
+
+  /**
+   * @generated from field: optional string status = 9;
+   */
+  status?: string | undefined;
+
+  /**
+   * @generated from field: pay.v1.Item item = 10;
+   */
+  item?: Item | undefined;
 };
 
 /**
@@ -346,7 +456,7 @@ export type Event = Message<"pay.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 11);
+  messageDesc(file_pay_v1_webhook, 12);
 
 /**
  * @generated from message pay.v1.ListEventsRequest
@@ -394,7 +504,7 @@ export type ListEventsRequest = Message<"pay.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 12);
+  messageDesc(file_pay_v1_webhook, 13);
 
 /**
  * @generated from message pay.v1.ListEventsResponse
@@ -421,7 +531,7 @@ export type ListEventsResponse = Message<"pay.v1.ListEventsResponse"> & {
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 13);
+  messageDesc(file_pay_v1_webhook, 14);
 
 /**
  * @generated from message pay.v1.ResendEventRequest
@@ -445,7 +555,7 @@ export type ResendEventRequest = Message<"pay.v1.ResendEventRequest"> & {
  * Use `create(ResendEventRequestSchema)` to create a new message.
  */
 export const ResendEventRequestSchema: GenMessage<ResendEventRequest> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 14);
+  messageDesc(file_pay_v1_webhook, 15);
 
 /**
  * @generated from message pay.v1.ResendEventResponse
@@ -464,7 +574,261 @@ export type ResendEventResponse = Message<"pay.v1.ResendEventResponse"> & {
  * Use `create(ResendEventResponseSchema)` to create a new message.
  */
 export const ResendEventResponseSchema: GenMessage<ResendEventResponse> = /*@__PURE__*/
-  messageDesc(file_pay_v1_webhook, 15);
+  messageDesc(file_pay_v1_webhook, 16);
+
+/**
+ * @generated from message pay.v1.DeliveryAttempt
+ */
+export type DeliveryAttempt = Message<"pay.v1.DeliveryAttempt"> & {
+  /**
+   * atmpt_...
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string endpoint_id = 3;
+   */
+  endpointId: string;
+
+  /**
+   * @generated from field: int32 attempt_number = 4;
+   */
+  attemptNumber: number;
+
+  /**
+   * succeeded | failed
+   *
+   * @generated from field: string status = 5;
+   */
+  status: string;
+
+  /**
+   * Absent when there was no answer.
+   *
+   * @generated from field: optional int32 http_status = 6;
+   */
+  httpStatus?: number | undefined;
+
+  /**
+   * @generated from field: int32 latency_ms = 7;
+   */
+  latencyMs: number;
+
+  /**
+   * The first 1 KB of the answer.
+   *
+   * @generated from field: optional string response_excerpt = 8;
+   */
+  responseExcerpt?: string | undefined;
+
+  /**
+   * Why there was no answer (or why it counts as failed).
+   *
+   * @generated from field: optional string error = 9;
+   */
+  error?: string | undefined;
+
+  /**
+   * scheduled | manual | replay | test
+   *
+   * @generated from field: string trigger = 10;
+   */
+  trigger: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 11;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When another attempt is planned.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_at = 12;
+   */
+  nextAttemptAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message pay.v1.DeliveryAttempt.
+ * Use `create(DeliveryAttemptSchema)` to create a new message.
+ */
+export const DeliveryAttemptSchema: GenMessage<DeliveryAttempt> = /*@__PURE__*/
+  messageDesc(file_pay_v1_webhook, 17);
+
+/**
+ * @generated from message pay.v1.ListDeliveryAttemptsRequest
+ */
+export type ListDeliveryAttemptsRequest = Message<"pay.v1.ListDeliveryAttemptsRequest"> & {
+  /**
+   * @generated from field: optional string endpoint_id = 1;
+   */
+  endpointId?: string | undefined;
+
+  /**
+   * @generated from field: optional string event_id = 2;
+   */
+  eventId?: string | undefined;
+
+  /**
+   * succeeded | failed
+   *
+   * @generated from field: optional string status = 3;
+   */
+  status?: string | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 4;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 5;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * 1..250; 0 means the default of 50.
+   *
+   * @generated from field: int32 limit = 6;
+   */
+  limit: number;
+
+  /**
+   * @generated from field: int32 offset = 7;
+   */
+  offset: number;
+
+  /**
+   * scheduled | manual | replay | test
+   *
+   * @generated from field: optional string trigger = 8;
+   */
+  trigger?: string | undefined;
+};
+
+/**
+ * Describes the message pay.v1.ListDeliveryAttemptsRequest.
+ * Use `create(ListDeliveryAttemptsRequestSchema)` to create a new message.
+ */
+export const ListDeliveryAttemptsRequestSchema: GenMessage<ListDeliveryAttemptsRequest> = /*@__PURE__*/
+  messageDesc(file_pay_v1_webhook, 18);
+
+/**
+ * @generated from message pay.v1.ListDeliveryAttemptsResponse
+ */
+export type ListDeliveryAttemptsResponse = Message<"pay.v1.ListDeliveryAttemptsResponse"> & {
+  /**
+   * @generated from field: repeated pay.v1.DeliveryAttempt attempts = 1;
+   */
+  attempts: DeliveryAttempt[];
+
+  /**
+   * @generated from field: int32 total = 2;
+   */
+  total: number;
+
+  /**
+   * @generated from field: bool has_more = 3;
+   */
+  hasMore: boolean;
+};
+
+/**
+ * Describes the message pay.v1.ListDeliveryAttemptsResponse.
+ * Use `create(ListDeliveryAttemptsResponseSchema)` to create a new message.
+ */
+export const ListDeliveryAttemptsResponseSchema: GenMessage<ListDeliveryAttemptsResponse> = /*@__PURE__*/
+  messageDesc(file_pay_v1_webhook, 19);
+
+/**
+ * @generated from message pay.v1.ReplayEventsRequest
+ */
+export type ReplayEventsRequest = Message<"pay.v1.ReplayEventsRequest"> & {
+  /**
+   * Only to this endpoint; every enabled endpoint that wants the events when unset.
+   *
+   * @generated from field: optional string endpoint_id = 1;
+   */
+  endpointId?: string | undefined;
+
+  /**
+   * Only these event types; empty means all.
+   *
+   * @generated from field: repeated string types = 2;
+   */
+  types: string[];
+
+  /**
+   * Events created from this time (required) ...
+   *
+   * @generated from field: google.protobuf.Timestamp from = 3;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * ... up to this one (default: now).
+   *
+   * @generated from field: google.protobuf.Timestamp to = 4;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * Only events whose last delivery to the endpoint failed.
+   *
+   * @generated from field: bool only_failed = 5;
+   */
+  onlyFailed: boolean;
+};
+
+/**
+ * Describes the message pay.v1.ReplayEventsRequest.
+ * Use `create(ReplayEventsRequestSchema)` to create a new message.
+ */
+export const ReplayEventsRequestSchema: GenMessage<ReplayEventsRequest> = /*@__PURE__*/
+  messageDesc(file_pay_v1_webhook, 20);
+
+/**
+ * @generated from message pay.v1.ReplayEventsResponse
+ */
+export type ReplayEventsResponse = Message<"pay.v1.ReplayEventsResponse"> & {
+  /**
+   * Deliveries scheduled.
+   *
+   * @generated from field: int32 replayed = 1;
+   */
+  replayed: number;
+};
+
+/**
+ * Describes the message pay.v1.ReplayEventsResponse.
+ * Use `create(ReplayEventsResponseSchema)` to create a new message.
+ */
+export const ReplayEventsResponseSchema: GenMessage<ReplayEventsResponse> = /*@__PURE__*/
+  messageDesc(file_pay_v1_webhook, 21);
+
+/**
+ * @generated from message pay.v1.SendTestEventRequest
+ */
+export type SendTestEventRequest = Message<"pay.v1.SendTestEventRequest"> & {
+  /**
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+};
+
+/**
+ * Describes the message pay.v1.SendTestEventRequest.
+ * Use `create(SendTestEventRequestSchema)` to create a new message.
+ */
+export const SendTestEventRequestSchema: GenMessage<SendTestEventRequest> = /*@__PURE__*/
+  messageDesc(file_pay_v1_webhook, 22);
 
 /**
  * Webhook endpoints and the event log of the API key's game and mode.
@@ -529,6 +893,36 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof ResendEventRequestSchema;
     output: typeof ResendEventResponseSchema;
+  },
+  /**
+   * Every delivery attempt to the caller's endpoints, newest first.
+   *
+   * @generated from rpc pay.v1.WebhookService.ListDeliveryAttempts
+   */
+  listDeliveryAttempts: {
+    methodKind: "unary";
+    input: typeof ListDeliveryAttemptsRequestSchema;
+    output: typeof ListDeliveryAttemptsResponseSchema;
+  },
+  /**
+   * Delivers matching events again (same ids), to one endpoint or to every enabled endpoint that wants them.
+   *
+   * @generated from rpc pay.v1.WebhookService.ReplayEvents
+   */
+  replayEvents: {
+    methodKind: "unary";
+    input: typeof ReplayEventsRequestSchema;
+    output: typeof ReplayEventsResponseSchema;
+  },
+  /**
+   * Signs and sends a `ping` event to the endpoint now; returns the attempt.
+   *
+   * @generated from rpc pay.v1.WebhookService.SendTestEvent
+   */
+  sendTestEvent: {
+    methodKind: "unary";
+    input: typeof SendTestEventRequestSchema;
+    output: typeof DeliveryAttemptSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pay_v1_webhook, 0);

@@ -19,7 +19,7 @@ from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DE
 from protobuf import DescService
 
 from . import webhook_pb
-from .webhook_pb import CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, DeleteEndpointResponse, Endpoint as Endpoint_, ListEndpointsRequest, ListEndpointsResponse, ListEventsRequest, ListEventsResponse, ResendEventRequest, ResendEventResponse, RotateSecretRequest, RotateSecretResponse, UpdateEndpointRequest
+from .webhook_pb import CreateEndpointRequest, CreateEndpointResponse, DeleteEndpointRequest, DeleteEndpointResponse, DeliveryAttempt, Endpoint as Endpoint_, ListDeliveryAttemptsRequest, ListDeliveryAttemptsResponse, ListEndpointsRequest, ListEndpointsResponse, ListEventsRequest, ListEventsResponse, ReplayEventsRequest, ReplayEventsResponse, ResendEventRequest, ResendEventResponse, RotateSecretRequest, RotateSecretResponse, SendTestEventRequest, UpdateEndpointRequest
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -56,6 +56,24 @@ class WebhookService(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     async def resend_event(self, request: ResendEventRequest, ctx: RequestContext[ResendEventRequest, ResendEventResponse], /) -> ResendEventResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def list_delivery_attempts(self, request: ListDeliveryAttemptsRequest, ctx: RequestContext[ListDeliveryAttemptsRequest, ListDeliveryAttemptsResponse], /) -> ListDeliveryAttemptsResponse:
+        """
+        Every delivery attempt to the caller's endpoints, newest first.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def replay_events(self, request: ReplayEventsRequest, ctx: RequestContext[ReplayEventsRequest, ReplayEventsResponse], /) -> ReplayEventsResponse:
+        """
+        Delivers matching events again (same ids), to one endpoint or to every enabled endpoint that wants them.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def send_test_event(self, request: SendTestEventRequest, ctx: RequestContext[SendTestEventRequest, DeliveryAttempt], /) -> DeliveryAttempt:
+        """
+        Signs and sends a `ping` event to the endpoint now; returns the attempt.
+        """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     @classmethod
@@ -152,6 +170,39 @@ class WebhookServiceASGIApplication(ConnectASGIApplication[WebhookService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.resend_event,
+                ),
+                "/pay.v1.WebhookService/ListDeliveryAttempts": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListDeliveryAttempts",
+                        service_name="pay.v1.WebhookService",
+                        input=ListDeliveryAttemptsRequest,
+                        output=ListDeliveryAttemptsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.list_delivery_attempts,
+                ),
+                "/pay.v1.WebhookService/ReplayEvents": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ReplayEvents",
+                        service_name="pay.v1.WebhookService",
+                        input=ReplayEventsRequest,
+                        output=ReplayEventsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.replay_events,
+                ),
+                "/pay.v1.WebhookService/SendTestEvent": Endpoint.unary(
+                    method=MethodInfo(
+                        name="SendTestEvent",
+                        service_name="pay.v1.WebhookService",
+                        input=SendTestEventRequest,
+                        output=DeliveryAttempt,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.send_test_event,
                 ),
             },
             interceptors=interceptors,
@@ -317,6 +368,77 @@ class WebhookServiceClient(ConnectClient):
             headers=headers,
             timeout_ms=timeout_ms,
         )
+    async def list_delivery_attempts(
+        self,
+        request: ListDeliveryAttemptsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> ListDeliveryAttemptsResponse:
+        """
+        Every delivery attempt to the caller's endpoints, newest first.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListDeliveryAttempts",
+                service_name="pay.v1.WebhookService",
+                input=ListDeliveryAttemptsRequest,
+                output=ListDeliveryAttemptsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    async def replay_events(
+        self,
+        request: ReplayEventsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ReplayEventsResponse:
+        """
+        Delivers matching events again (same ids), to one endpoint or to every enabled endpoint that wants them.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ReplayEvents",
+                service_name="pay.v1.WebhookService",
+                input=ReplayEventsRequest,
+                output=ReplayEventsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def send_test_event(
+        self,
+        request: SendTestEventRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> DeliveryAttempt:
+        """
+        Signs and sends a `ping` event to the endpoint now; returns the attempt.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SendTestEvent",
+                service_name="pay.v1.WebhookService",
+                input=SendTestEventRequest,
+                output=DeliveryAttempt,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class WebhookServiceSync(Protocol):
     """
@@ -344,6 +466,24 @@ class WebhookServiceSync(Protocol):
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     def resend_event(self, request: ResendEventRequest, ctx: RequestContext[ResendEventRequest, ResendEventResponse], /) -> ResendEventResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def list_delivery_attempts(self, request: ListDeliveryAttemptsRequest, ctx: RequestContext[ListDeliveryAttemptsRequest, ListDeliveryAttemptsResponse], /) -> ListDeliveryAttemptsResponse:
+        """
+        Every delivery attempt to the caller's endpoints, newest first.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def replay_events(self, request: ReplayEventsRequest, ctx: RequestContext[ReplayEventsRequest, ReplayEventsResponse], /) -> ReplayEventsResponse:
+        """
+        Delivers matching events again (same ids), to one endpoint or to every enabled endpoint that wants them.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def send_test_event(self, request: SendTestEventRequest, ctx: RequestContext[SendTestEventRequest, DeliveryAttempt], /) -> DeliveryAttempt:
+        """
+        Signs and sends a `ping` event to the endpoint now; returns the attempt.
+        """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     @classmethod
@@ -438,6 +578,39 @@ class WebhookServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.resend_event,
+                ),
+                "/pay.v1.WebhookService/ListDeliveryAttempts": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListDeliveryAttempts",
+                        service_name="pay.v1.WebhookService",
+                        input=ListDeliveryAttemptsRequest,
+                        output=ListDeliveryAttemptsResponse,
+                        idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.list_delivery_attempts,
+                ),
+                "/pay.v1.WebhookService/ReplayEvents": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ReplayEvents",
+                        service_name="pay.v1.WebhookService",
+                        input=ReplayEventsRequest,
+                        output=ReplayEventsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.replay_events,
+                ),
+                "/pay.v1.WebhookService/SendTestEvent": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="SendTestEvent",
+                        service_name="pay.v1.WebhookService",
+                        input=SendTestEventRequest,
+                        output=DeliveryAttempt,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.send_test_event,
                 ),
             },
             interceptors=interceptors,
@@ -597,6 +770,77 @@ class WebhookServiceClientSync(ConnectClientSync):
                 service_name="pay.v1.WebhookService",
                 input=ResendEventRequest,
                 output=ResendEventResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def list_delivery_attempts(
+        self,
+        request: ListDeliveryAttemptsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+        use_get: bool = False,
+    ) -> ListDeliveryAttemptsResponse:
+        """
+        Every delivery attempt to the caller's endpoints, newest first.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListDeliveryAttempts",
+                service_name="pay.v1.WebhookService",
+                input=ListDeliveryAttemptsRequest,
+                output=ListDeliveryAttemptsResponse,
+                idempotency_level=IdempotencyLevel.NO_SIDE_EFFECTS,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+            use_get=use_get,
+        )
+    def replay_events(
+        self,
+        request: ReplayEventsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ReplayEventsResponse:
+        """
+        Delivers matching events again (same ids), to one endpoint or to every enabled endpoint that wants them.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ReplayEvents",
+                service_name="pay.v1.WebhookService",
+                input=ReplayEventsRequest,
+                output=ReplayEventsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def send_test_event(
+        self,
+        request: SendTestEventRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> DeliveryAttempt:
+        """
+        Signs and sends a `ping` event to the endpoint now; returns the attempt.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="SendTestEvent",
+                service_name="pay.v1.WebhookService",
+                input=SendTestEventRequest,
+                output=DeliveryAttempt,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),

@@ -15,13 +15,65 @@ from protobuf import Message
 from protobuf._codegen import file_desc
 from protobuf.wkt.google.protobuf import struct_pb, timestamp_pb
 
+from . import resources_pb
+
 if TYPE_CHECKING:
     from protobuf import DescFile
     from protobuf.wkt.google.protobuf.struct_pb import Struct
     from protobuf.wkt.google.protobuf.timestamp_pb import Timestamp
 
+    from .resources_pb import Item
 
-_EndpointFields: TypeAlias = Literal["id", "url", "mode", "format", "events", "enabled", "description", "created_at"]
+
+_ChaosFields: TypeAlias = Literal["duplicate_percent", "delay_max_seconds", "bad_signature_percent"]
+
+class Chaos(Message[_ChaosFields]):
+    """
+    Sandbox chaos: deliveries sent twice, late and out of order, or with a wrong signature.
+
+    ```proto
+    message pay.v1.Chaos
+    ```
+
+    Attributes:
+        duplicate_percent:
+            0..100: chance that a delivery is sent twice.
+
+            ```proto
+            int32 duplicate_percent = 1;
+            ```
+        delay_max_seconds:
+            0..300: each delivery waits a random time up to this before it is sent.
+
+            ```proto
+            int32 delay_max_seconds = 2;
+            ```
+        bad_signature_percent:
+            0..100: chance that an attempt is signed wrongly (counted as failed and retried).
+
+            ```proto
+            int32 bad_signature_percent = 3;
+            ```
+    """
+
+    __slots__ = ("duplicate_percent", "delay_max_seconds", "bad_signature_percent")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            duplicate_percent: int = 0,
+            delay_max_seconds: int = 0,
+            bad_signature_percent: int = 0,
+        ) -> None:
+            pass
+
+        duplicate_percent: int
+        delay_max_seconds: int
+        bad_signature_percent: int
+
+_EndpointFields: TypeAlias = Literal["id", "url", "mode", "format", "events", "enabled", "description", "created_at", "disabled_reason", "failing_since", "last_success_at", "last_failure_at", "chaos"]
 
 class Endpoint(Message[_EndpointFields]):
     """
@@ -68,9 +120,35 @@ class Endpoint(Message[_EndpointFields]):
             ```proto
             optional google.protobuf.Timestamp created_at = 8;
             ```
+        disabled_reason:
+            failing (disabled after failing every attempt) | manual; absent while enabled.
+
+            ```proto
+            optional string disabled_reason = 9;
+            ```
+        failing_since:
+            The first failure of the current run of failures; absent while the endpoint succeeds.
+
+            ```proto
+            optional google.protobuf.Timestamp failing_since = 10;
+            ```
+        last_success_at:
+            ```proto
+            optional google.protobuf.Timestamp last_success_at = 11;
+            ```
+        last_failure_at:
+            ```proto
+            optional google.protobuf.Timestamp last_failure_at = 12;
+            ```
+        chaos:
+            Sandbox endpoints only.
+
+            ```proto
+            optional pay.v1.Chaos chaos = 13;
+            ```
     """
 
-    __slots__ = ("id", "url", "mode", "format", "events", "enabled", "description", "created_at")
+    __slots__ = ("id", "url", "mode", "format", "events", "enabled", "description", "created_at", "disabled_reason", "failing_since", "last_success_at", "last_failure_at", "chaos")
 
     if TYPE_CHECKING:
 
@@ -85,6 +163,11 @@ class Endpoint(Message[_EndpointFields]):
             enabled: bool = False,
             description: str | None = None,
             created_at: Timestamp | None = None,
+            disabled_reason: str | None = None,
+            failing_since: Timestamp | None = None,
+            last_success_at: Timestamp | None = None,
+            last_failure_at: Timestamp | None = None,
+            chaos: Chaos | None = None,
         ) -> None:
             pass
 
@@ -96,8 +179,13 @@ class Endpoint(Message[_EndpointFields]):
         enabled: bool
         description: str
         created_at: Timestamp | None
+        disabled_reason: str
+        failing_since: Timestamp | None
+        last_success_at: Timestamp | None
+        last_failure_at: Timestamp | None
+        chaos: Chaos | None
 
-_CreateEndpointRequestFields: TypeAlias = Literal["url", "format", "events", "description"]
+_CreateEndpointRequestFields: TypeAlias = Literal["url", "format", "events", "description", "chaos"]
 
 class CreateEndpointRequest(Message[_CreateEndpointRequestFields]):
     """
@@ -124,9 +212,15 @@ class CreateEndpointRequest(Message[_CreateEndpointRequestFields]):
             ```proto
             optional string description = 4;
             ```
+        chaos:
+            Sandbox endpoints only; live endpoints refuse it.
+
+            ```proto
+            optional pay.v1.Chaos chaos = 5;
+            ```
     """
 
-    __slots__ = ("url", "format", "events", "description")
+    __slots__ = ("url", "format", "events", "description", "chaos")
 
     if TYPE_CHECKING:
 
@@ -137,6 +231,7 @@ class CreateEndpointRequest(Message[_CreateEndpointRequestFields]):
             format: str = "",
             events: list[str] | None = None,
             description: str | None = None,
+            chaos: Chaos | None = None,
         ) -> None:
             pass
 
@@ -144,6 +239,7 @@ class CreateEndpointRequest(Message[_CreateEndpointRequestFields]):
         format: str
         events: list[str]
         description: str
+        chaos: Chaos | None
 
 _CreateEndpointResponseFields: TypeAlias = Literal["endpoint", "secret"]
 
@@ -269,7 +365,7 @@ class EventFilter(Message[_EventFilterFields]):
 
         events: list[str]
 
-_UpdateEndpointRequestFields: TypeAlias = Literal["id", "url", "format", "filter", "enabled", "description"]
+_UpdateEndpointRequestFields: TypeAlias = Literal["id", "url", "format", "filter", "enabled", "description", "chaos"]
 
 class UpdateEndpointRequest(Message[_UpdateEndpointRequestFields]):
     """
@@ -304,9 +400,15 @@ class UpdateEndpointRequest(Message[_UpdateEndpointRequestFields]):
             ```proto
             optional string description = 6;
             ```
+        chaos:
+            Replaces the chaos settings; all zero turns chaos off.
+
+            ```proto
+            optional pay.v1.Chaos chaos = 7;
+            ```
     """
 
-    __slots__ = ("id", "url", "format", "filter", "enabled", "description")
+    __slots__ = ("id", "url", "format", "filter", "enabled", "description", "chaos")
 
     if TYPE_CHECKING:
 
@@ -319,6 +421,7 @@ class UpdateEndpointRequest(Message[_UpdateEndpointRequestFields]):
             filter: EventFilter | None = None,
             enabled: bool | None = None,
             description: str | None = None,
+            chaos: Chaos | None = None,
         ) -> None:
             pass
 
@@ -328,6 +431,7 @@ class UpdateEndpointRequest(Message[_UpdateEndpointRequestFields]):
         filter: EventFilter | None
         enabled: bool
         description: str
+        chaos: Chaos | None
 
 _DeleteEndpointRequestFields: TypeAlias = Literal["id"]
 
@@ -445,7 +549,7 @@ class RotateSecretResponse(Message[_RotateSecretResponseFields]):
         secret: str
         previous_secret_expires_at: Timestamp | None
 
-_EventFields: TypeAlias = Literal["id", "event", "timestamp", "mode", "data"]
+_EventFields: TypeAlias = Literal["id", "event", "timestamp", "mode", "data", "session_id", "user_id", "game_id", "status", "item"]
 
 class Event(Message[_EventFields]):
     """
@@ -476,9 +580,32 @@ class Event(Message[_EventFields]):
             ```proto
             optional google.protobuf.Struct data = 5;
             ```
+        session_id:
+            Events about a session also carry these at the top level (the Getting Started guide's
+            sample): the session, its player and game, its status after this event, and its item.
+
+            ```proto
+            optional string session_id = 6;
+            ```
+        user_id:
+            ```proto
+            optional string user_id = 7;
+            ```
+        game_id:
+            ```proto
+            optional string game_id = 8;
+            ```
+        status:
+            ```proto
+            optional string status = 9;
+            ```
+        item:
+            ```proto
+            optional pay.v1.Item item = 10;
+            ```
     """
 
-    __slots__ = ("id", "event", "timestamp", "mode", "data")
+    __slots__ = ("id", "event", "timestamp", "mode", "data", "session_id", "user_id", "game_id", "status", "item")
 
     if TYPE_CHECKING:
 
@@ -490,6 +617,11 @@ class Event(Message[_EventFields]):
             timestamp: Timestamp | None = None,
             mode: str = "",
             data: Struct | None = None,
+            session_id: str | None = None,
+            user_id: str | None = None,
+            game_id: str | None = None,
+            status: str | None = None,
+            item: Item | None = None,
         ) -> None:
             pass
 
@@ -498,6 +630,11 @@ class Event(Message[_EventFields]):
         timestamp: Timestamp | None
         mode: str
         data: Struct | None
+        session_id: str
+        user_id: str
+        game_id: str
+        status: str
+        item: Item | None
 
 _ListEventsRequestFields: TypeAlias = Literal["types", "from", "to", "after", "limit", "offset"]
 
@@ -669,14 +806,360 @@ class ResendEventResponse(Message[_ResendEventResponseFields]):
 
         deliveries: int
 
+_DeliveryAttemptFields: TypeAlias = Literal["id", "event_id", "endpoint_id", "attempt_number", "status", "http_status", "latency_ms", "response_excerpt", "error", "trigger", "created_at", "next_attempt_at"]
+
+class DeliveryAttempt(Message[_DeliveryAttemptFields]):
+    """
+    ```proto
+    message pay.v1.DeliveryAttempt
+    ```
+
+    Attributes:
+        id:
+            atmpt_...
+
+            ```proto
+            string id = 1;
+            ```
+        event_id:
+            ```proto
+            string event_id = 2;
+            ```
+        endpoint_id:
+            ```proto
+            string endpoint_id = 3;
+            ```
+        attempt_number:
+            ```proto
+            int32 attempt_number = 4;
+            ```
+        status:
+            succeeded | failed
+
+            ```proto
+            string status = 5;
+            ```
+        http_status:
+            Absent when there was no answer.
+
+            ```proto
+            optional int32 http_status = 6;
+            ```
+        latency_ms:
+            ```proto
+            int32 latency_ms = 7;
+            ```
+        response_excerpt:
+            The first 1 KB of the answer.
+
+            ```proto
+            optional string response_excerpt = 8;
+            ```
+        error:
+            Why there was no answer (or why it counts as failed).
+
+            ```proto
+            optional string error = 9;
+            ```
+        trigger:
+            scheduled | manual | replay | test
+
+            ```proto
+            string trigger = 10;
+            ```
+        created_at:
+            ```proto
+            optional google.protobuf.Timestamp created_at = 11;
+            ```
+        next_attempt_at:
+            When another attempt is planned.
+
+            ```proto
+            optional google.protobuf.Timestamp next_attempt_at = 12;
+            ```
+    """
+
+    __slots__ = ("id", "event_id", "endpoint_id", "attempt_number", "status", "http_status", "latency_ms", "response_excerpt", "error", "trigger", "created_at", "next_attempt_at")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            id: str = "",
+            event_id: str = "",
+            endpoint_id: str = "",
+            attempt_number: int = 0,
+            status: str = "",
+            http_status: int | None = None,
+            latency_ms: int = 0,
+            response_excerpt: str | None = None,
+            error: str | None = None,
+            trigger: str = "",
+            created_at: Timestamp | None = None,
+            next_attempt_at: Timestamp | None = None,
+        ) -> None:
+            pass
+
+        id: str
+        event_id: str
+        endpoint_id: str
+        attempt_number: int
+        status: str
+        http_status: int
+        latency_ms: int
+        response_excerpt: str
+        error: str
+        trigger: str
+        created_at: Timestamp | None
+        next_attempt_at: Timestamp | None
+
+_ListDeliveryAttemptsRequestFields: TypeAlias = Literal["endpoint_id", "event_id", "status", "from", "to", "limit", "offset", "trigger"]
+
+class ListDeliveryAttemptsRequest(Message[_ListDeliveryAttemptsRequestFields]):
+    """
+    ```proto
+    message pay.v1.ListDeliveryAttemptsRequest
+    ```
+
+    Attributes:
+        endpoint_id:
+            ```proto
+            optional string endpoint_id = 1;
+            ```
+        event_id:
+            ```proto
+            optional string event_id = 2;
+            ```
+        status:
+            succeeded | failed
+
+            ```proto
+            optional string status = 3;
+            ```
+        from_:
+            ```proto
+            optional google.protobuf.Timestamp from = 4;
+            ```
+        to:
+            ```proto
+            optional google.protobuf.Timestamp to = 5;
+            ```
+        limit:
+            1..250; 0 means the default of 50.
+
+            ```proto
+            int32 limit = 6;
+            ```
+        offset:
+            ```proto
+            int32 offset = 7;
+            ```
+        trigger:
+            scheduled | manual | replay | test
+
+            ```proto
+            optional string trigger = 8;
+            ```
+    """
+
+    __slots__ = ("endpoint_id", "event_id", "status", "from_", "to", "limit", "offset", "trigger")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            endpoint_id: str | None = None,
+            event_id: str | None = None,
+            status: str | None = None,
+            from_: Timestamp | None = None,
+            to: Timestamp | None = None,
+            limit: int = 0,
+            offset: int = 0,
+            trigger: str | None = None,
+        ) -> None:
+            pass
+
+        endpoint_id: str
+        event_id: str
+        status: str
+        from_: Timestamp | None
+        to: Timestamp | None
+        limit: int
+        offset: int
+        trigger: str
+
+_ListDeliveryAttemptsResponseFields: TypeAlias = Literal["attempts", "total", "has_more"]
+
+class ListDeliveryAttemptsResponse(Message[_ListDeliveryAttemptsResponseFields]):
+    """
+    ```proto
+    message pay.v1.ListDeliveryAttemptsResponse
+    ```
+
+    Attributes:
+        attempts:
+            ```proto
+            repeated pay.v1.DeliveryAttempt attempts = 1;
+            ```
+        total:
+            ```proto
+            int32 total = 2;
+            ```
+        has_more:
+            ```proto
+            bool has_more = 3;
+            ```
+    """
+
+    __slots__ = ("attempts", "total", "has_more")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            attempts: list[DeliveryAttempt] | None = None,
+            total: int = 0,
+            has_more: bool = False,
+        ) -> None:
+            pass
+
+        attempts: list[DeliveryAttempt]
+        total: int
+        has_more: bool
+
+_ReplayEventsRequestFields: TypeAlias = Literal["endpoint_id", "types", "from", "to", "only_failed"]
+
+class ReplayEventsRequest(Message[_ReplayEventsRequestFields]):
+    """
+    ```proto
+    message pay.v1.ReplayEventsRequest
+    ```
+
+    Attributes:
+        endpoint_id:
+            Only to this endpoint; every enabled endpoint that wants the events when unset.
+
+            ```proto
+            optional string endpoint_id = 1;
+            ```
+        types:
+            Only these event types; empty means all.
+
+            ```proto
+            repeated string types = 2;
+            ```
+        from_:
+            Events created from this time (required) ...
+
+            ```proto
+            optional google.protobuf.Timestamp from = 3;
+            ```
+        to:
+            ... up to this one (default: now).
+
+            ```proto
+            optional google.protobuf.Timestamp to = 4;
+            ```
+        only_failed:
+            Only events whose last delivery to the endpoint failed.
+
+            ```proto
+            bool only_failed = 5;
+            ```
+    """
+
+    __slots__ = ("endpoint_id", "types", "from_", "to", "only_failed")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            endpoint_id: str | None = None,
+            types: list[str] | None = None,
+            from_: Timestamp | None = None,
+            to: Timestamp | None = None,
+            only_failed: bool = False,
+        ) -> None:
+            pass
+
+        endpoint_id: str
+        types: list[str]
+        from_: Timestamp | None
+        to: Timestamp | None
+        only_failed: bool
+
+_ReplayEventsResponseFields: TypeAlias = Literal["replayed"]
+
+class ReplayEventsResponse(Message[_ReplayEventsResponseFields]):
+    """
+    ```proto
+    message pay.v1.ReplayEventsResponse
+    ```
+
+    Attributes:
+        replayed:
+            Deliveries scheduled.
+
+            ```proto
+            int32 replayed = 1;
+            ```
+    """
+
+    __slots__ = ("replayed",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            replayed: int = 0,
+        ) -> None:
+            pass
+
+        replayed: int
+
+_SendTestEventRequestFields: TypeAlias = Literal["endpoint_id"]
+
+class SendTestEventRequest(Message[_SendTestEventRequestFields]):
+    """
+    ```proto
+    message pay.v1.SendTestEventRequest
+    ```
+
+    Attributes:
+        endpoint_id:
+            ```proto
+            string endpoint_id = 1;
+            ```
+    """
+
+    __slots__ = ("endpoint_id",)
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            *,
+            endpoint_id: str = "",
+        ) -> None:
+            pass
+
+        endpoint_id: str
+
 
 _DESC = file_desc(
-    b'\n\x14pay/v1/webhook.proto\x12\x06pay.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto"\xfc\x01\n\x08Endpoint\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x12\n\x04mode\x18\x03 \x01(\tR\x04mode\x12\x16\n\x06format\x18\x04 \x01(\tR\x06format\x12\x16\n\x06events\x18\x05 \x03(\tR\x06events\x12\x18\n\x07enabled\x18\x06 \x01(\x08R\x07enabled\x12%\n\x0bdescription\x18\x07 \x01(\tH\x00R\x0bdescription\x88\x01\x01\x129\n\ncreated_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAtB\x0e\n\x0c_description"\x90\x01\n\x15CreateEndpointRequest\x12\x10\n\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n\x06format\x18\x02 \x01(\tR\x06format\x12\x16\n\x06events\x18\x03 \x03(\tR\x06events\x12%\n\x0bdescription\x18\x04 \x01(\tH\x00R\x0bdescription\x88\x01\x01B\x0e\n\x0c_description"^\n\x16CreateEndpointResponse\x12,\n\x08endpoint\x18\x01 \x01(\x0b2\x10.pay.v1.EndpointR\x08endpoint\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret"\x16\n\x14ListEndpointsRequest"x\n\x15ListEndpointsResponse\x12.\n\tendpoints\x18\x01 \x03(\x0b2\x10.pay.v1.EndpointR\tendpoints\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"%\n\x0bEventFilter\x12\x16\n\x06events\x18\x01 \x03(\tR\x06events"\xfd\x01\n\x15UpdateEndpointRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n\x03url\x18\x02 \x01(\tH\x00R\x03url\x88\x01\x01\x12\x1b\n\x06format\x18\x03 \x01(\tH\x01R\x06format\x88\x01\x01\x12+\n\x06filter\x18\x04 \x01(\x0b2\x13.pay.v1.EventFilterR\x06filter\x12\x1d\n\x07enabled\x18\x05 \x01(\x08H\x02R\x07enabled\x88\x01\x01\x12%\n\x0bdescription\x18\x06 \x01(\tH\x03R\x0bdescription\x88\x01\x01B\x06\n\x04_urlB\t\n\x07_formatB\n\n\x08_enabledB\x0e\n\x0c_description"\'\n\x15DeleteEndpointRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\x18\n\x16DeleteEndpointResponse"g\n\x13RotateSecretRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12,\n\x0foverlap_seconds\x18\x02 \x01(\x05H\x00R\x0eoverlapSeconds\x88\x01\x01B\x12\n\x10_overlap_seconds"\x87\x01\n\x14RotateSecretResponse\x12\x16\n\x06secret\x18\x01 \x01(\tR\x06secret\x12W\n\x1aprevious_secret_expires_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x17previousSecretExpiresAt"\xa8\x01\n\x05Event\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05event\x18\x02 \x01(\tR\x05event\x128\n\ttimestamp\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x12\n\x04mode\x18\x04 \x01(\tR\x04mode\x12+\n\x04data\x18\x05 \x01(\x0b2\x17.google.protobuf.StructR\x04data"\xd8\x01\n\x11ListEventsRequest\x12\x14\n\x05types\x18\x01 \x03(\tR\x05types\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n\x05after\x18\x04 \x01(\tH\x00R\x05after\x88\x01\x01\x12\x14\n\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x06 \x01(\x05R\x06offsetB\x08\n\x06_after"l\n\x12ListEventsResponse\x12%\n\x06events\x18\x01 \x03(\x0b2\r.pay.v1.EventR\x06events\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"Z\n\x12ResendEventRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12$\n\x0bendpoint_id\x18\x02 \x01(\tH\x00R\nendpointId\x88\x01\x01B\x0e\n\x0c_endpoint_id"5\n\x13ResendEventResponse\x12\x1e\n\ndeliveries\x18\x01 \x01(\x05R\ndeliveries2\xa5\x04\n\x0eWebhookService\x12O\n\x0eCreateEndpoint\x12\x1d.pay.v1.CreateEndpointRequest\x1a\x1e.pay.v1.CreateEndpointResponse\x12Q\n\rListEndpoints\x12\x1c.pay.v1.ListEndpointsRequest\x1a\x1d.pay.v1.ListEndpointsResponse"\x03\x90\x02\x01\x12A\n\x0eUpdateEndpoint\x12\x1d.pay.v1.UpdateEndpointRequest\x1a\x10.pay.v1.Endpoint\x12O\n\x0eDeleteEndpoint\x12\x1d.pay.v1.DeleteEndpointRequest\x1a\x1e.pay.v1.DeleteEndpointResponse\x12I\n\x0cRotateSecret\x12\x1b.pay.v1.RotateSecretRequest\x1a\x1c.pay.v1.RotateSecretResponse\x12H\n\nListEvents\x12\x19.pay.v1.ListEventsRequest\x1a\x1a.pay.v1.ListEventsResponse"\x03\x90\x02\x01\x12F\n\x0bResendEvent\x12\x1a.pay.v1.ResendEventRequest\x1a\x1b.pay.v1.ResendEventResponseb\x06proto3',
+    b'\n\x14pay/v1/webhook.proto\x12\x06pay.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pay/v1/resources.proto"\x94\x01\n\x05Chaos\x12+\n\x11duplicate_percent\x18\x01 \x01(\x05R\x10duplicatePercent\x12*\n\x11delay_max_seconds\x18\x02 \x01(\x05R\x0fdelayMaxSeconds\x122\n\x15bad_signature_percent\x18\x03 \x01(\x05R\x13badSignaturePercent"\xac\x04\n\x08Endpoint\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12\x12\n\x04mode\x18\x03 \x01(\tR\x04mode\x12\x16\n\x06format\x18\x04 \x01(\tR\x06format\x12\x16\n\x06events\x18\x05 \x03(\tR\x06events\x12\x18\n\x07enabled\x18\x06 \x01(\x08R\x07enabled\x12%\n\x0bdescription\x18\x07 \x01(\tH\x00R\x0bdescription\x88\x01\x01\x129\n\ncreated_at\x18\x08 \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12,\n\x0fdisabled_reason\x18\t \x01(\tH\x01R\x0edisabledReason\x88\x01\x01\x12?\n\rfailing_since\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\x0cfailingSince\x12B\n\x0flast_success_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\rlastSuccessAt\x12B\n\x0flast_failure_at\x18\x0c \x01(\x0b2\x1a.google.protobuf.TimestampR\rlastFailureAt\x12#\n\x05chaos\x18\r \x01(\x0b2\r.pay.v1.ChaosR\x05chaosB\x0e\n\x0c_descriptionB\x12\n\x10_disabled_reason"\xb5\x01\n\x15CreateEndpointRequest\x12\x10\n\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n\x06format\x18\x02 \x01(\tR\x06format\x12\x16\n\x06events\x18\x03 \x03(\tR\x06events\x12%\n\x0bdescription\x18\x04 \x01(\tH\x00R\x0bdescription\x88\x01\x01\x12#\n\x05chaos\x18\x05 \x01(\x0b2\r.pay.v1.ChaosR\x05chaosB\x0e\n\x0c_description"^\n\x16CreateEndpointResponse\x12,\n\x08endpoint\x18\x01 \x01(\x0b2\x10.pay.v1.EndpointR\x08endpoint\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret"\x16\n\x14ListEndpointsRequest"x\n\x15ListEndpointsResponse\x12.\n\tendpoints\x18\x01 \x03(\x0b2\x10.pay.v1.EndpointR\tendpoints\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"%\n\x0bEventFilter\x12\x16\n\x06events\x18\x01 \x03(\tR\x06events"\xa2\x02\n\x15UpdateEndpointRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n\x03url\x18\x02 \x01(\tH\x00R\x03url\x88\x01\x01\x12\x1b\n\x06format\x18\x03 \x01(\tH\x01R\x06format\x88\x01\x01\x12+\n\x06filter\x18\x04 \x01(\x0b2\x13.pay.v1.EventFilterR\x06filter\x12\x1d\n\x07enabled\x18\x05 \x01(\x08H\x02R\x07enabled\x88\x01\x01\x12%\n\x0bdescription\x18\x06 \x01(\tH\x03R\x0bdescription\x88\x01\x01\x12#\n\x05chaos\x18\x07 \x01(\x0b2\r.pay.v1.ChaosR\x05chaosB\x06\n\x04_urlB\t\n\x07_formatB\n\n\x08_enabledB\x0e\n\x0c_description"\'\n\x15DeleteEndpointRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"\x18\n\x16DeleteEndpointResponse"g\n\x13RotateSecretRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12,\n\x0foverlap_seconds\x18\x02 \x01(\x05H\x00R\x0eoverlapSeconds\x88\x01\x01B\x12\n\x10_overlap_seconds"\x87\x01\n\x14RotateSecretResponse\x12\x16\n\x06secret\x18\x01 \x01(\tR\x06secret\x12W\n\x1aprevious_secret_expires_at\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x17previousSecretExpiresAt"\xf9\x02\n\x05Event\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05event\x18\x02 \x01(\tR\x05event\x128\n\ttimestamp\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x12\n\x04mode\x18\x04 \x01(\tR\x04mode\x12+\n\x04data\x18\x05 \x01(\x0b2\x17.google.protobuf.StructR\x04data\x12"\n\nsession_id\x18\x06 \x01(\tH\x00R\tsessionId\x88\x01\x01\x12\x1c\n\x07user_id\x18\x07 \x01(\tH\x01R\x06userId\x88\x01\x01\x12\x1c\n\x07game_id\x18\x08 \x01(\tH\x02R\x06gameId\x88\x01\x01\x12\x1b\n\x06status\x18\t \x01(\tH\x03R\x06status\x88\x01\x01\x12 \n\x04item\x18\n \x01(\x0b2\x0c.pay.v1.ItemR\x04itemB\r\n\x0b_session_idB\n\n\x08_user_idB\n\n\x08_game_idB\t\n\x07_status"\xd8\x01\n\x11ListEventsRequest\x12\x14\n\x05types\x18\x01 \x03(\tR\x05types\x12.\n\x04from\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x19\n\x05after\x18\x04 \x01(\tH\x00R\x05after\x88\x01\x01\x12\x14\n\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x06 \x01(\x05R\x06offsetB\x08\n\x06_after"l\n\x12ListEventsResponse\x12%\n\x06events\x18\x01 \x03(\x0b2\r.pay.v1.EventR\x06events\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"Z\n\x12ResendEventRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12$\n\x0bendpoint_id\x18\x02 \x01(\tH\x00R\nendpointId\x88\x01\x01B\x0e\n\x0c_endpoint_id"5\n\x13ResendEventResponse\x12\x1e\n\ndeliveries\x18\x01 \x01(\x05R\ndeliveries"\xf4\x03\n\x0fDeliveryAttempt\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n\x08event_id\x18\x02 \x01(\tR\x07eventId\x12\x1f\n\x0bendpoint_id\x18\x03 \x01(\tR\nendpointId\x12%\n\x0eattempt_number\x18\x04 \x01(\x05R\rattemptNumber\x12\x16\n\x06status\x18\x05 \x01(\tR\x06status\x12$\n\x0bhttp_status\x18\x06 \x01(\x05H\x00R\nhttpStatus\x88\x01\x01\x12\x1d\n\nlatency_ms\x18\x07 \x01(\x05R\tlatencyMs\x12.\n\x10response_excerpt\x18\x08 \x01(\tH\x01R\x0fresponseExcerpt\x88\x01\x01\x12\x19\n\x05error\x18\t \x01(\tH\x02R\x05error\x88\x01\x01\x12\x18\n\x07trigger\x18\n \x01(\tR\x07trigger\x129\n\ncreated_at\x18\x0b \x01(\x0b2\x1a.google.protobuf.TimestampR\tcreatedAt\x12B\n\x0fnext_attempt_at\x18\x0c \x01(\x0b2\x1a.google.protobuf.TimestampR\rnextAttemptAtB\x0e\n\x0c_http_statusB\x13\n\x11_response_excerptB\x08\n\x06_error"\xdd\x02\n\x1bListDeliveryAttemptsRequest\x12$\n\x0bendpoint_id\x18\x01 \x01(\tH\x00R\nendpointId\x88\x01\x01\x12\x1e\n\x08event_id\x18\x02 \x01(\tH\x01R\x07eventId\x88\x01\x01\x12\x1b\n\x06status\x18\x03 \x01(\tH\x02R\x06status\x88\x01\x01\x12.\n\x04from\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x05 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x14\n\x05limit\x18\x06 \x01(\x05R\x05limit\x12\x16\n\x06offset\x18\x07 \x01(\x05R\x06offset\x12\x1d\n\x07trigger\x18\x08 \x01(\tH\x03R\x07trigger\x88\x01\x01B\x0e\n\x0c_endpoint_idB\x0b\n\t_event_idB\t\n\x07_statusB\n\n\x08_trigger"\x84\x01\n\x1cListDeliveryAttemptsResponse\x123\n\x08attempts\x18\x01 \x03(\x0b2\x17.pay.v1.DeliveryAttemptR\x08attempts\x12\x14\n\x05total\x18\x02 \x01(\x05R\x05total\x12\x19\n\x08has_more\x18\x03 \x01(\x08R\x07hasMore"\xde\x01\n\x13ReplayEventsRequest\x12$\n\x0bendpoint_id\x18\x01 \x01(\tH\x00R\nendpointId\x88\x01\x01\x12\x14\n\x05types\x18\x02 \x03(\tR\x05types\x12.\n\x04from\x18\x03 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04from\x12*\n\x02to\x18\x04 \x01(\x0b2\x1a.google.protobuf.TimestampR\x02to\x12\x1f\n\x0bonly_failed\x18\x05 \x01(\x08R\nonlyFailedB\x0e\n\x0c_endpoint_id"2\n\x14ReplayEventsResponse\x12\x1a\n\x08replayed\x18\x01 \x01(\x05R\x08replayed"7\n\x14SendTestEventRequest\x12\x1f\n\x0bendpoint_id\x18\x01 \x01(\tR\nendpointId2\xa0\x06\n\x0eWebhookService\x12O\n\x0eCreateEndpoint\x12\x1d.pay.v1.CreateEndpointRequest\x1a\x1e.pay.v1.CreateEndpointResponse\x12Q\n\rListEndpoints\x12\x1c.pay.v1.ListEndpointsRequest\x1a\x1d.pay.v1.ListEndpointsResponse"\x03\x90\x02\x01\x12A\n\x0eUpdateEndpoint\x12\x1d.pay.v1.UpdateEndpointRequest\x1a\x10.pay.v1.Endpoint\x12O\n\x0eDeleteEndpoint\x12\x1d.pay.v1.DeleteEndpointRequest\x1a\x1e.pay.v1.DeleteEndpointResponse\x12I\n\x0cRotateSecret\x12\x1b.pay.v1.RotateSecretRequest\x1a\x1c.pay.v1.RotateSecretResponse\x12H\n\nListEvents\x12\x19.pay.v1.ListEventsRequest\x1a\x1a.pay.v1.ListEventsResponse"\x03\x90\x02\x01\x12F\n\x0bResendEvent\x12\x1a.pay.v1.ResendEventRequest\x1a\x1b.pay.v1.ResendEventResponse\x12f\n\x14ListDeliveryAttempts\x12#.pay.v1.ListDeliveryAttemptsRequest\x1a$.pay.v1.ListDeliveryAttemptsResponse"\x03\x90\x02\x01\x12I\n\x0cReplayEvents\x12\x1b.pay.v1.ReplayEventsRequest\x1a\x1c.pay.v1.ReplayEventsResponse\x12F\n\rSendTestEvent\x12\x1c.pay.v1.SendTestEventRequest\x1a\x17.pay.v1.DeliveryAttemptb\x06proto3',
     [
         struct_pb.desc(),
         timestamp_pb.desc(),
+        resources_pb.desc(),
     ],
     {
+        "Chaos": Chaos,
         "Endpoint": Endpoint,
         "CreateEndpointRequest": CreateEndpointRequest,
         "CreateEndpointResponse": CreateEndpointResponse,
@@ -693,6 +1176,12 @@ _DESC = file_desc(
         "ListEventsResponse": ListEventsResponse,
         "ResendEventRequest": ResendEventRequest,
         "ResendEventResponse": ResendEventResponse,
+        "DeliveryAttempt": DeliveryAttempt,
+        "ListDeliveryAttemptsRequest": ListDeliveryAttemptsRequest,
+        "ListDeliveryAttemptsResponse": ListDeliveryAttemptsResponse,
+        "ReplayEventsRequest": ReplayEventsRequest,
+        "ReplayEventsResponse": ReplayEventsResponse,
+        "SendTestEventRequest": SendTestEventRequest,
     },
 )
 
