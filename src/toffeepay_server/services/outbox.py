@@ -343,8 +343,10 @@ async def record(ctx: ServiceContext, *, me: str, outcomes: Sequence[Outcome]) -
         for o in outcomes
     ]
     async with ctx.db.transaction() as uow:
-        await store.record(uow.conn, attempts, moves)
+        # Endpoints before their deliveries, in id order: the order every transaction that
+        # changes both takes its locks in (disabling or deleting an endpoint), so none deadlock.
         await record_health(uow, outcomes)
+        await store.record(uow.conn, attempts, moves)
 
 
 async def report_failing_endpoints(ctx: ServiceContext) -> int:

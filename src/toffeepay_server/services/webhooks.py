@@ -431,7 +431,7 @@ async def send_test_event(ctx: ServiceContext, principal: Principal, endpoint_id
         delivery = delivery_row(job.delivery_id, event_id, endpoint.id, now, now, trigger="test")
         status = after_attempt(DeliveryStatus.PENDING, succeeded=outcome.succeeded, next_attempt_at=None)
         delivery.update(status=status.value, attempts=1, next_attempt_at=None)
+        await record_health(uow, [outcome])
         await outbox_store.insert_deliveries(uow.conn, [delivery])
         await outbox_store.record(uow.conn, [row], [])
-        await record_health(uow, [outcome])
     return attempt_from_row(SimpleNamespace(**row))
