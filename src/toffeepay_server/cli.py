@@ -580,7 +580,7 @@ def webhooks_attempts(
             page=listing.page(limit, 0, None, None, default_limit=20),
         ),
     )
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": a.id,
             "event_id": a.event_id,

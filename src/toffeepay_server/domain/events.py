@@ -197,6 +197,7 @@ def refund_data(refund: Any, payment: Any, session: Any, previous_status: str | 
     if refund.failure_code:
         data["failure_code"] = refund.failure_code.value
     data.update(_timestamps(refund, ("created_at", "succeeded_at", "failed_at")))
+    return data
 
 
 def endpoint_data(endpoint: Any) -> dict[str, Any]:

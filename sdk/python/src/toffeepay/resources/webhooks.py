@@ -44,8 +44,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     for name in ("session_id", "user_id", "game_id", "status"):
         if event.has_field(name):
             body[name] = getattr(event, name)
-    if event.has_field("item"):
-        body["item"] = {"title": event.item.title, "price": event.item.price, "currency": event.item.currency}
+    if event.has_field("item") and (item := event.item) is not None:
+        body["item"] = {"title": item.title, "price": item.price, "currency": item.currency}
     body["data"] = _whole_numbers(event.data.to_python()) if event.data is not None else {}
     return body
 
