@@ -13,6 +13,7 @@ CPU time per request beside it (what the hardening adds, whatever else runs).
     python bench/hardening.py                     # 3 rounds of 5 s each, about a minute
     python bench/hardening.py --rounds 5 --duration 10
     python bench/hardening.py --baseline <commit>
+    python bench/hardening.py --baseline <commit> --script create_session_idempotent.lua
 """
 
 from __future__ import annotations
@@ -56,9 +57,12 @@ def short(commit: str) -> str:
 
 
 def export_tree(commit: str, into: Path) -> Path:
-    """The `src/` of `commit`, extracted under `into`."""
+    """The `src/` of `commit` and its SDK (the generated Connect code the server serves),
+    extracted under `into`."""
     into.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, "src"], cwd=ROOT, capture_output=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "src", "sdk/python/src"], cwd=ROOT, capture_output=True
+    )
     if archive.returncode != 0:
         raise BenchError(f"git archive {commit} failed: {archive.stderr.decode()}")
     tar_path = into / "src.tar"
@@ -72,8 +76,9 @@ def start(workdir: Path, src: Path | None) -> tuple[Server, str]:
     workdir.mkdir(parents=True)
     server = Server(f"sqlite:///{workdir / 'bench.db'}", workdir, workers=1)
     if src is not None:
-        # Ahead of the editable install on sys.path, so the old tree is the one imported.
-        server.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
+        # Ahead of the editable installs on sys.path, so the old tree (and its SDK) is the one imported.
+        sdk = src.parent / "sdk" / "python" / "src"
+        server.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), str(sdk), os.environ.get("PYTHONPATH")]))
     key = server.create_game()
     server.start()
     return server, key
@@ -81,9 +86,9 @@ def start(workdir: Path, src: Path | None) -> tuple[Server, str]:
 
 def measure(server: Server, key: str, opts: argparse.Namespace) -> dict[str, Any]:
     conc = {"connections": opts.connections, "threads": opts.threads}
-    wrk(server.url, "create_session.lua", [key, GAME_ID], seconds=opts.warmup, **conc)
+    wrk(server.url, opts.script, [key, GAME_ID], seconds=opts.warmup, **conc)
     cpu_before = server.cpu_seconds()
-    result = wrk(server.url, "create_session.lua", [key, GAME_ID], seconds=opts.duration, **conc)
+    result = wrk(server.url, opts.script, [key, GAME_ID], seconds=opts.duration, **conc)
     cpu = server.cpu_seconds() - cpu_before
     if result["non2xx"] or {k: v for k, v in result["errors"].items() if k != "status" and v}:
         raise BenchError(f"errors under load: {result['first_error']} {result['errors']}")
@@ -110,6 +115,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--script",
+        default="create_session.lua",
+        help="wrk script in bench/wrk/ (create_session_idempotent.lua: with an Idempotency-Key)",
+    )
     opts = parser.parse_args()
     baseline = opts.baseline or default_baseline()
     resolved = short(baseline)

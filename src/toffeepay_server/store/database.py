@@ -200,14 +200,34 @@ class HeldTransaction:
 
     @asynccontextmanager
     async def part(self) -> AsyncIterator[UnitOfWork]:
-        """A savepoint: rolled back alone when its block raises, committed only with the rest."""
-        conn = await self._connection()
-        async with conn.begin_nested():
-            uow = UnitOfWork(conn, self.db.dialect)
-            yield uow
-            await uow.flush_events()
+        """One `transaction()` block of the request: rolled back alone when it raises,
+        committed only with the rest. The first block begins the transaction (should it
+        raise, nothing else was written: the whole transaction is rolled back); later
+        blocks are savepoints."""
+        if self.conn is None:
+            conn = await self._connection()
+            try:
+                uow = UnitOfWork(conn, self.db.dialect)
+                yield uow
+                await uow.flush_events()
+            except BaseException:
+                await self._discard()
+                raise
+        else:
+            conn = self.conn
+            async with conn.begin_nested():
+                uow = UnitOfWork(conn, self.db.dialect)
+                yield uow
+                await uow.flush_events()
         self.outbox_changed |= uow.outbox_changed
         self.events += uow.events
+
+    async def _discard(self) -> None:
+        """Roll back what the request wrote; it may write again (a new transaction then)."""
+        if self.tx is not None and self.tx.is_active:
+            await self.tx.rollback()
+        await self._close()
+        self.events, self.outbox_changed = [], False
 
     @asynccontextmanager
     async def final(self) -> AsyncIterator[UnitOfWork]:
