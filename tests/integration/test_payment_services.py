@@ -17,11 +17,10 @@ from toffeepay_server.domain.errors import DomainError, Reason
 from toffeepay_server.domain.keys import Principal
 from toffeepay_server.domain.payments import FailureCode, Method, Outcome, PaymentStatus
 from toffeepay_server.domain.sessions import SessionStatus, new_session
-from toffeepay_server.processors import flow
-from toffeepay_server.processors.base import Instructions
 from toffeepay_server.processors.sandbox import adapter as sandbox
-from toffeepay_server.services import disputes, games, payments, sessions
+from toffeepay_server.services import disputes, games, payments, processing, sessions
 from toffeepay_server.services.context import ServiceContext
+from toffeepay_server.services.processor import Instructions
 from toffeepay_server.services.secrets import installation_secret
 from toffeepay_server.store.database import Database
 from toffeepay_server.store.migrate import upgrade
@@ -169,7 +168,9 @@ async def test_the_sandbox_outcome_waits_in_the_database(world: World) -> None:
     """Any process delivers the sandbox's due notification, so a restart loses none."""
     sid = await world.session()
     processor = sandbox.SandboxProcessor(world.clock, settle_after=1.5)
-    started = await flow.pay(world.ctx, processor, sid, Instructions(Method.GOOGLE_PAY, {"outcome": "card_declined"}))
+    started = await processing.pay(
+        world.ctx, processor, sid, Instructions(Method.GOOGLE_PAY, {"outcome": "card_declined"})
+    )
     assert started.status is PaymentStatus.PROCESSING
     assert await sandbox.settle_due(world.ctx) == 0
     world.clock.advance(seconds=1.5)

@@ -16,9 +16,9 @@ from toffeepay_server.domain.keys import Mode
 from toffeepay_server.domain.payments import FailureCode, Method, Outcome, Payment, PaymentStatus
 from toffeepay_server.domain.sessions import new_session
 from toffeepay_server.events.reconciler import Reconciler
-from toffeepay_server.processors.base import Instructions, Processor, ProcessorError, Processors, Started
 from toffeepay_server.services import games, payments, sessions
 from toffeepay_server.services.context import ServiceContext
+from toffeepay_server.services.processor import Instructions, Processor, ProcessorError, Processors, Started
 from toffeepay_server.store.database import Database
 from toffeepay_server.store.migrate import upgrade
 

@@ -29,9 +29,9 @@ from tests.support import free_port
 from toffeepay_server.config import Secret
 from toffeepay_server.domain.clock import system_clock
 from toffeepay_server.domain.payments import FailureCode, Method, Outcome, Payment, PaymentStatus
-from toffeepay_server.processors.base import Instructions, ProcessorError
 from toffeepay_server.processors.stripe import transformers
 from toffeepay_server.processors.stripe.adapter import StripeProcessor
+from toffeepay_server.services.processor import Instructions, ProcessorError
 
 
 class Recording(stripe.HTTPXClient):

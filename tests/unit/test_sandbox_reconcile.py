@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from toffeepay_server.domain.payments import FailureCode, Method, Payment, PaymentStatus
-from toffeepay_server.processors.base import Instructions
 from toffeepay_server.processors.sandbox import adapter
+from toffeepay_server.services.processor import Instructions
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 

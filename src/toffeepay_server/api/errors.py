@@ -21,7 +21,7 @@ from connectrpc.errors import ConnectError
 from toffeepay._proto.google.rpc.error_details_pb import ErrorInfo
 
 from ..domain.errors import DomainError, Reason
-from ..store.database import is_outage
+from ..services.context import is_outage
 
 log = structlog.get_logger("toffeepay.api")
 

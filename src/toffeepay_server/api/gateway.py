@@ -24,10 +24,8 @@ import structlog
 
 from ..domain.errors import DomainError, Reason
 from ..observability.request_id import request_id_of
-from ..services import games
-from ..services.context import ServiceContext
-from ..store import idempotency as store
-from ..store.database import is_outage
+from ..services import games, idempotency
+from ..services.context import ServiceContext, is_outage
 from . import auth
 from .errors import connect_code, http_status
 from .guard import CLIENT_ADDRESS
@@ -266,17 +264,14 @@ class ApiGateway:
         deadline = loop.time() + self.idempotency_wait
         owner = uuid.uuid4().hex
         while True:
-            async with self.ctx.db.transaction() as uow:
-                stored = await store.claim(
-                    uow.conn,
-                    self.ctx.db.dialect,
-                    api_key_id=api_key_id,
-                    key=key,
-                    request_hash=request_hash,
-                    owner=owner,
-                    now=self.ctx.clock(),
-                    lease=self.idempotency_lease,
-                )
+            stored = await idempotency.claim(
+                self.ctx,
+                api_key_id=api_key_id,
+                key=key,
+                request_hash=request_hash,
+                owner=owner,
+                lease=self.idempotency_lease,
+            )
             if stored is None:
                 break
             if stored.request_hash != request_hash:
@@ -324,8 +319,8 @@ class ApiGateway:
                         ]
                         try:
                             async with held.final() as uow:
-                                await store.finish(
-                                    uow.conn,
+                                await idempotency.finish(
+                                    uow,
                                     api_key_id=api_key_id,
                                     key=key,
                                     owner=owner,
@@ -334,12 +329,11 @@ class ApiGateway:
                                     body=body,
                                 )
                             return True
-                        except store.LostClaim:
+                        except idempotency.LostClaim:
                             return False
                     # Not stored: nothing of it happened, and the client may fix it and retry.
                     await held.rollback()
-                    async with self.ctx.db.transaction() as uow:
-                        await store.release(uow.conn, api_key_id=api_key_id, key=key, owner=owner)
+                    await idempotency.release(self.ctx, api_key_id=api_key_id, key=key, owner=owner)
                     return True
                 finally:
                     if (event := self._finished.pop((api_key_id, key), None)) is not None:
@@ -378,7 +372,7 @@ class ApiGateway:
                     await settle(None, b"")
 
     @staticmethod
-    async def _replay(send: Send, stored: store.Stored) -> None:
+    async def _replay(send: Send, stored: idempotency.Stored) -> None:
         body = stored.response_body or b""
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored.response_headers or []]
         headers += [(b"content-length", str(len(body)).encode()), (b"idempotent-replayed", b"true")]

@@ -11,10 +11,9 @@ from ..domain import listing
 from ..domain.errors import DomainError, Reason
 from ..domain.refunds import parse_reason
 from ..domain.sessions import new_session
-from ..processors import flow
-from ..processors.base import Processors
-from ..services import fulfilment, payments, refunds, sessions
+from ..services import fulfilment, payments, processing, refunds, sessions
 from ..services.context import ServiceContext
+from ..services.processor import Processors
 from . import auth, convert
 
 
@@ -115,7 +114,7 @@ class PaymentService:
 
     async def refund_payment(self, request: pb.RefundPaymentRequest, ctx: Any, /) -> rpb.Refund:
         payment = await refunds.payment_to_refund(self.ctx, auth.principal(), request.payment_id)
-        refund = await flow.refund(
+        refund = await processing.refund(
             self.ctx,
             self.processors,
             payment,

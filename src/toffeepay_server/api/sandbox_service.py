@@ -19,12 +19,10 @@ from toffeepay._proto.pay.v1 import sandbox_pb as pb
 from ..domain.errors import DomainError, Reason
 from ..domain.payments import dispute_reason, disputed_amount, parse_method
 from ..domain.refunds import parse_reason
-from ..domain.sessions import SessionStatus
-from ..processors import flow
-from ..processors.base import Instructions, Processors
 from ..processors.sandbox import adapter as sandbox
-from ..services import payments, refunds, sessions
+from ..services import payments, processing, refunds, sessions
 from ..services.context import ServiceContext
+from ..services.processor import Instructions, Processors
 from . import auth, convert
 
 
@@ -45,18 +43,13 @@ class SandboxService:
         principal = auth.sandbox_principal()
         session_id = _required(request.session_id, "session_id")
         instructions = Instructions(parse_method(request.method), {"outcome": request.outcome})
-        payment = await flow.pay(self.ctx, self.processor, session_id, instructions, principal=principal)
+        payment = await processing.pay(self.ctx, self.processor, session_id, instructions, principal=principal)
         return convert.payment(payment)
 
     async def expire_session(self, request: pb.ExpireSessionRequest, ctx: Any, /) -> rpb.Session:
         principal = auth.sandbox_principal()
         session_id = _required(request.session_id, "session_id")
-        expired = await sessions.expire_session(self.ctx, session_id, principal, force=True)
-        if expired is None:
-            # Nothing to expire: already expired (answered as is), or the state refuses it.
-            expired = await sessions.get_session(self.ctx, principal, session_id)
-            if expired.status is not SessionStatus.EXPIRED:
-                expired.check_cancellable(self.ctx.clock())
+        expired = await sessions.expire_now(self.ctx, principal, session_id)
         return convert.session(expired, self.ctx.page_url(expired.id))
 
     async def create_dispute(self, request: pb.CreateDisputeRequest, ctx: Any, /) -> rpb.Dispute:
@@ -70,7 +63,7 @@ class SandboxService:
     async def create_refund(self, request: pb.CreateRefundRequest, ctx: Any, /) -> rpb.Refund:
         principal = auth.sandbox_principal()
         payment = await refunds.payment_to_refund(self.ctx, principal, request.payment_id)
-        refund = await flow.refund(
+        refund = await processing.refund(
             self.ctx,
             self.processors,
             payment,

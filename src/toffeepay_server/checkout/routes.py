@@ -28,10 +28,9 @@ from ..domain.money import format_amount
 from ..domain.payments import PaymentStatus, parse_method
 from ..domain.sessions import Session, SessionStatus
 from ..domain.urls import is_local_host, with_session_id
-from ..processors import flow
-from ..processors.base import Instructions, Processors
-from ..services import checkout, return_tokens, sessions
+from ..services import checkout, processing, return_tokens, sessions
 from ..services.context import ServiceContext
+from ..services.processor import Instructions, Processors
 from ..services.secrets import installation_secret
 from . import assets, qr
 from .csrf import FIELD, Csrf, derive_key
@@ -204,7 +203,7 @@ class CheckoutPages:
             instructions = Instructions(
                 parse_method(form.get("method", "")), {k: form[k] for k in PROCESSOR_FIELDS if k in form}
             )
-            await flow.pay(self.ctx, processor, session_id, instructions)
+            await processing.pay(self.ctx, processor, session_id, instructions)
         except DomainError as exc:
             if exc.reason is Reason.NOT_FOUND:
                 return self._not_found(request)

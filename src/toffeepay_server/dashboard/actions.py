@@ -19,9 +19,8 @@ from ..config import Settings
 from ..domain.accounts import Action, key_action, parse_role
 from ..domain.errors import DomainError, Reason
 from ..domain.refunds import parse_reason
-from ..processors import flow
-from ..processors.base import Processors
-from ..services import accounts, audit, games, refunds, sessions, webhooks
+from ..services import accounts, audit, games, processing, refunds, sessions, webhooks
+from ..services.processor import Processors
 from .pages import Pages
 from .web import Refused, Web, field, page, read_form, safe_next
 
@@ -206,7 +205,7 @@ class Actions:
             target=payment.id,
             details={"amount": amount if amount is not None else "rest", "reason": reason.value},
         ):
-            await flow.refund(self.ctx, self.processors, payment, amount=amount, reason=reason)
+            await processing.refund(self.ctx, self.processors, payment, amount=amount, reason=reason)
         return self.web.see(scope.url("sessions", session.id))
 
     # API keys

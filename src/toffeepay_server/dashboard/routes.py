@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from ..config import Settings
-from ..processors.base import Processors
 from ..services.context import ServiceContext
+from ..services.processor import Processors
 from .actions import Actions
 from .assets import PREFIX
 from .pages import Pages

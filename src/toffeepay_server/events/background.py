@@ -7,8 +7,8 @@ import contextlib
 from datetime import timedelta
 
 from ..config import Settings
-from ..processors.base import Processors
 from ..services.context import ServiceContext
+from ..services.processor import Processors
 from .dispatcher import Dispatcher
 from .reconciler import Reconciler
 from .retention import run_retention

@@ -15,9 +15,9 @@ from datetime import timedelta
 
 import structlog
 
-from ..processors.base import Processor, ProcessorError, Processors
 from ..services import payments
 from ..services.context import ServiceContext
+from ..services.processor import Processor, ProcessorError, Processors
 
 log = structlog.get_logger("toffeepay.reconciler")
 # Stuck payments looked at in one pass, per processor (the oldest first).

@@ -11,9 +11,8 @@ import asyncio
 import structlog
 
 from ..processors.sandbox import adapter as sandbox
-from ..services import fulfilment, sessions
+from ..services import fulfilment, idempotency, sessions
 from ..services.context import ServiceContext
-from ..store import idempotency
 from .reconciler import Reconciler
 
 log = structlog.get_logger("toffeepay.sweeper")
@@ -44,8 +43,7 @@ async def run_sweeper(ctx: ServiceContext, interval: float, reconciler: Reconcil
                 await reconciler.maybe_run()
             ticks += 1
             if ticks % 3600 == 1:
-                async with ctx.db.transaction() as uow:
-                    await idempotency.purge(uow.conn, ctx.clock())
+                await idempotency.purge(ctx)
         except asyncio.CancelledError:
             raise
         except Exception:

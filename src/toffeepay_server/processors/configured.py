@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import Settings
 from ..domain.clock import Clock
-from .base import Processors
+from ..services.processor import Processors
 from .sandbox.adapter import SandboxProcessor
 from .stripe.adapter import StripeProcessor
 

@@ -14,6 +14,7 @@ from ..domain import ids
 from ..domain import webhooks as webhook_rules
 from ..domain.clock import Clock, system_clock
 from ..domain.fulfilment import DEFAULT_GRACE
+from ..store import database
 from ..store.database import Database
 from ..store.secret_box import Keyring
 
@@ -58,6 +59,11 @@ class ServiceContext:
 
     def page_url(self, session_id: str) -> str:
         return f"{self.public_url}/{session_id}"
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot be reached now (answer `unavailable`, not `internal`)."""
+    return database.is_outage(exc)
 
 
 def run_with_context(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]], *, pool_size: int = 10) -> T:

@@ -174,6 +174,19 @@ async def expire_session(
         )
 
 
+async def expire_now(ctx: ServiceContext, principal: Principal, session_id: str) -> Session:
+    """Expire a pending session at once (the sandbox's ExpireSession), as if its time ran out.
+
+    An already expired session is answered as it is; any other state refuses as cancelling would.
+    """
+    expired = await expire_session(ctx, session_id, principal, force=True)
+    if expired is None:
+        expired = await get_session(ctx, principal, session_id)
+        if expired.status is not SessionStatus.EXPIRED:
+            expired.check_cancellable(ctx.clock())
+    return expired
+
+
 async def sweep_expired(ctx: ServiceContext, batch: int = 200) -> int:
     """Record every lapsed session's expiry and its event; returns how many."""
     async with ctx.db.read() as conn:

@@ -21,7 +21,7 @@ from ...domain.payments import Dispute, FailureCode, Outcome, Payment
 from ...domain.refunds import Refund, RefundFailureCode, RefundOutcome
 from ...services import disputes, payments, refunds
 from ...services.context import ServiceContext
-from ..base import Instructions, Processor, ProcessorError, RefundStarted, Started
+from ...services.processor import Instructions, Processor, ProcessorError, RefundStarted, Started
 from . import transformers
 
 NAME = "sandbox"

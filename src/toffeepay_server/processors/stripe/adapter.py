@@ -25,7 +25,7 @@ from ...domain.clock import Clock
 from ...domain.keys import Mode
 from ...domain.payments import FailureCode, Outcome, Payment
 from ...domain.refunds import Refund
-from ..base import Instructions, Processor, ProcessorError, RefundStarted, Started
+from ...services.processor import Instructions, Processor, ProcessorError, RefundStarted, Started
 from . import transformers
 
 NAME = "stripe"

@@ -1,4 +1,9 @@
-"""Paying a session and refunding a payment: the one path from a request to the processor and its outcome."""
+"""Paying a session and refunding a payment: the use cases that hand a payment or a refund to
+a processor (the port in services/processor.py) and record its outcome.
+
+The hosted page, SandboxService, PaymentService.RefundPayment and the dashboard all pay and
+refund through here.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,9 @@ import structlog
 from ..domain.keys import Principal
 from ..domain.payments import FailureCode, Outcome, Payment
 from ..domain.refunds import Refund, RefundFailureCode, RefundOutcome, RefundReason
-from ..services import payments, refunds
-from ..services.context import ServiceContext
-from .base import Instructions, Processor, ProcessorError, Processors
+from . import payments, refunds
+from .context import ServiceContext
+from .processor import Instructions, Processor, ProcessorError, Processors
 
 log = structlog.get_logger("toffeepay.processors")
 
