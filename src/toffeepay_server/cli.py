@@ -103,8 +103,13 @@ def _run(settings: Settings, action: Callable[[ServiceContext], Awaitable[T]]) -
 
 def load_settings() -> Settings:
     """The settings from the environment; a setting that cannot be used stops here, saying why."""
+    from .internals import check_internals
+
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        for problem in check_internals():
+            err.print(f"[yellow]warning:[/yellow] untested library release {problem}", soft_wrap=True)
+        return settings
     except ConfigError as exc:
         err.print(f"[red]configuration error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None

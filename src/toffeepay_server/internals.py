@@ -1,0 +1,55 @@
+"""The private parts of libraries the server relies on, checked once at start-up.
+
+Three couplings have no public API to use instead:
+
+- events/transport.py gives httpx's transport an httpcore pool with a guarded network
+  backend (`AsyncHTTPTransport._pool`): httpx has no public hook for the backend.
+- store/database.py reaches the sqlite3 connection under SQLAlchemy's aiosqlite adapter
+  (`driver_connection._conn`) to send BEGIN without a thread hop.
+- store/sqlite_inline.py stands in for aiosqlite's private queue to its thread (`_tx`).
+
+Each is tested with the exact release pinned in pyproject.toml. Another release may have
+moved them, so the server refuses to start with one, saying which, unless the operator sets
+TOFFEEPAY_ALLOW_UNTESTED_LIBRARIES=1 (then it warns and starts).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+
+from .config import ConfigError
+
+ESCAPE_HATCH = "TOFFEEPAY_ALLOW_UNTESTED_LIBRARIES"
+# Distribution -> (the release the coupling is tested with, what the server reaches into).
+TESTED: dict[str, tuple[str, str]] = {
+    "httpcore": ("1.0.9", "the webhook client's connection pool and network backend"),
+    "httpx": ("0.28.1", "AsyncHTTPTransport._pool, replaced to guard webhook connects"),
+    "aiosqlite": ("0.22.1", "Connection._tx and Connection._conn, run inline on the event loop"),
+    "sqlalchemy": ("2.1.9", "the aiosqlite adapter's driver_connection"),
+}
+
+
+def untested() -> list[str]:
+    """One line per library whose installed release is not the one its coupling was tested with."""
+    found = []
+    for name, (tested, what) in TESTED.items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = "missing"
+        if installed != tested:
+            found.append(f"{name} {installed} (tested with {tested}: {what})")
+    return found
+
+
+def check_internals(environ: dict[str, str] | os._Environ[str] = os.environ) -> list[str]:
+    """Refuse (ConfigError) an untested release unless the escape hatch is set; returns what was let through."""
+    problems = untested()
+    if problems and environ.get(ESCAPE_HATCH) != "1":
+        raise ConfigError(
+            "these libraries are not the releases the server was tested with: "
+            + "; ".join(problems)
+            + f". Install the pinned releases, or set {ESCAPE_HATCH}=1 to start anyway."
+        )
+    return problems
