@@ -676,3 +676,90 @@ func TestLegacyCallbackReceivedAndVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDeliveryAttemptsTestEventAndReplay(t *testing.T) {
+	tp, game := client(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var secret string
+	var received []*toffeepay.Event
+	listener, _ := net.Listen("tcp", "127.0.0.1:0")
+	receiver := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		event, err := toffeepay.ConstructEvent(body, r.Header.Get(toffeepay.SignatureHeader), secret)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		received = append(received, event)
+	})}
+	go receiver.Serve(listener)
+	defer receiver.Close()
+	count := func(match func(*toffeepay.Event) bool) (n int, ids map[string]bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		ids = map[string]bool{}
+		for _, e := range received {
+			if match(e) {
+				n++
+				ids[e.ID] = true
+			}
+		}
+		return n, ids
+	}
+	arrived := func(want int, match func(*toffeepay.Event) bool) map[string]bool {
+		for i := 0; i < 400; i++ {
+			if n, ids := count(match); n >= want {
+				return ids
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("fewer than %d matching events arrived", want)
+		return nil
+	}
+	since := time.Now().Add(-time.Minute)
+	mu.Lock()
+	created, err := tp.Webhooks.CreateEndpoint(ctx, &toffeepay.CreateEndpointRequest{URL: "http://" + listener.Addr().String() + "/hooks", Events: []string{"session.paid"}})
+	if err == nil {
+		secret = created.Secret
+	}
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpointID := created.Endpoint.ID
+	ping, err := tp.Webhooks.SendTestEvent(ctx, endpointID)
+	if err != nil || ping.Status != "succeeded" || ping.Trigger != "test" || ping.HTTPStatus == nil || *ping.HTTPStatus != 200 {
+		t.Fatalf("test event %+v %v", ping, err)
+	}
+	arrived(1, func(e *toffeepay.Event) bool { return e.Event == "ping" && e.Data["endpoint_id"] == endpointID })
+	session, _ := tp.Sessions.Create(ctx, &toffeepay.CreateSessionRequest{GameID: game, UserID: player(), Item: item})
+	if _, err := tp.Sandbox.PaySession(ctx, &toffeepay.PaySessionRequest{SessionID: session.ID}); err != nil {
+		t.Fatal(err)
+	}
+	paid := func(e *toffeepay.Event) bool { return e.Event == "session.paid" && e.Data["session_id"] == session.ID }
+	arrived(1, paid)
+	attempts, err := tp.Webhooks.ListDeliveryAttempts(ctx, &toffeepay.ListDeliveryAttemptsRequest{EndpointID: endpointID, Limit: 1})
+	if err != nil || attempts.Total < 2 || len(attempts.Data) != 1 || !attempts.HasMore {
+		t.Fatalf("attempts %+v %v", attempts, err)
+	}
+	scheduled := false
+	for it := attempts.Iter(); it.Next(ctx); {
+		scheduled = scheduled || (it.Value().Trigger == "scheduled" && it.Value().Status == "succeeded")
+	}
+	if !scheduled {
+		t.Fatal("no succeeded scheduled attempt listed")
+	}
+	replay, err := tp.Webhooks.ReplayEvents(ctx, &toffeepay.ReplayEventsRequest{EndpointID: endpointID, Types: []string{"session.paid"}, From: &since})
+	if err != nil || replay.Replayed < 1 {
+		t.Fatalf("replay %+v %v", replay, err)
+	}
+	if ids := arrived(2, paid); len(ids) != 1 {
+		t.Fatalf("a replay carries the same event id: %v", ids)
+	}
+	if err := tp.Webhooks.DeleteEndpoint(ctx, endpointID); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -189,6 +189,28 @@ func (w *Webhooks) ListEvents(ctx context.Context, req *ListEventsRequest, opts 
 	}, func(a *ListEventsResponse) ([]Event, int32, bool) { return a.Events, a.Total, a.HasMore })
 }
 
+// ListDeliveryAttempts returns a page of delivery attempts to the key's endpoints, newest first.
+func (w *Webhooks) ListDeliveryAttempts(ctx context.Context, req *ListDeliveryAttemptsRequest, opts ...CallOption) (*Page[DeliveryAttempt], error) {
+	r := copyOf(req)
+	return listPage(ctx, r.Offset, func(ctx context.Context, at int32) (*ListDeliveryAttemptsResponse, error) {
+		r.Offset = at
+		return w.rpc.ListDeliveryAttempts(ctx, &r, opts...)
+	}, func(a *ListDeliveryAttemptsResponse) ([]DeliveryAttempt, int32, bool) {
+		return a.Attempts, a.Total, a.HasMore
+	})
+}
+
+// ReplayEvents delivers matching events again (same ids), to one endpoint or to every enabled
+// endpoint that wants them.
+func (w *Webhooks) ReplayEvents(ctx context.Context, req *ReplayEventsRequest, opts ...CallOption) (*ReplayEventsResponse, error) {
+	return w.rpc.ReplayEvents(ctx, req, opts...)
+}
+
+// SendTestEvent signs and sends a ping event to the endpoint now, and returns the attempt.
+func (w *Webhooks) SendTestEvent(ctx context.Context, endpointID string, opts ...CallOption) (*DeliveryAttempt, error) {
+	return w.rpc.SendTestEvent(ctx, &SendTestEventRequest{EndpointID: endpointID}, opts...)
+}
+
 // ResendEvent delivers an event again, to one endpoint or to all that want it.
 func (w *Webhooks) ResendEvent(ctx context.Context, req *ResendEventRequest, opts ...CallOption) (*ResendEventResponse, error) {
 	return w.rpc.ResendEvent(ctx, req, opts...)

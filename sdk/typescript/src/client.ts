@@ -16,7 +16,10 @@ import { SandboxService } from "./gen/pay/v1/sandbox_pb.js";
 import {
   WebhookService,
   type CreateEndpointRequestSchema,
+  type DeliveryAttempt,
   type Event,
+  type ListDeliveryAttemptsRequestSchema,
+  type ReplayEventsRequestSchema,
   type ListEventsRequestSchema,
   type UpdateEndpointRequestSchema,
 } from "./gen/pay/v1/webhook_pb.js";
@@ -187,6 +190,25 @@ export class Webhooks {
   listEvents(params: ListParams<typeof ListEventsRequestSchema> = {}, options?: CallOptions): Promise<Page<Event>> {
     const request = dated(params);
     return page((offset) => this.rpc.listEvents({ ...request, offset }, this.t.options(options)), (a) => a.events, params.offset);
+  }
+
+  /** A page of delivery attempts to the key's endpoints, newest first. */
+  listDeliveryAttempts(
+    params: ListParams<typeof ListDeliveryAttemptsRequestSchema> = {},
+    options?: CallOptions,
+  ): Promise<Page<DeliveryAttempt>> {
+    const request = dated(params);
+    return page((offset) => this.rpc.listDeliveryAttempts({ ...request, offset }, this.t.options(options)), (a) => a.attempts, params.offset);
+  }
+
+  /** Delivers matching events again (same ids), to one endpoint or every enabled one that wants them: `{ replayed }`. */
+  replayEvents(params: Params<typeof ReplayEventsRequestSchema>, options?: CallOptions) {
+    return this.rpc.replayEvents(dated(params), this.t.options(options));
+  }
+
+  /** Signs and sends a `ping` event to the endpoint now; returns the attempt. */
+  sendTestEvent(endpointId: string, options?: CallOptions): Promise<DeliveryAttempt> {
+    return this.rpc.sendTestEvent({ endpointId }, this.t.options(options));
   }
 
   /** Delivers an event again, to one endpoint or all that want it. */

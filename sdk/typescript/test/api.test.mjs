@@ -274,6 +274,49 @@ describe("against toffeepay serve", { skip }, () => {
     }
   });
 
+  test("delivery attempts, a test event and a replay, each verified by the receiver", async () => {
+    const tp = client();
+    const received = [];
+    let secret;
+    const { server, url } = await listen(async (req, res) => {
+      const body = await readBody(req);
+      try {
+        received.push(Webhook.constructEvent(body, req.headers["x-toffeepay-signature"], secret));
+        res.writeHead(200).end("ok");
+      } catch (error) {
+        res.writeHead(400).end(String(error));
+      }
+    });
+    const arrived = async (predicate, count = 1) => {
+      for (let i = 0; i < 400 && received.filter(predicate).length < count; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(received.filter(predicate).length >= count, `waited for ${count}: ${JSON.stringify(received)}`);
+    };
+    try {
+      const since = new Date(Date.now() - 60_000);
+      const created = await tp.webhooks.createEndpoint({ url: `${url}/hooks`, events: ["session.paid"] });
+      secret = created.secret;
+      const endpointId = created.endpoint.id;
+      const ping = await tp.webhooks.sendTestEvent(endpointId);
+      assert.deepEqual([ping.endpointId, ping.status, ping.trigger, ping.httpStatus], [endpointId, "succeeded", "test", 200]);
+      await arrived((e) => e.event === "ping" && e.data.endpoint_id === endpointId);
+      const session = await tp.sessions.create({ gameId: GAME, userId: player(), item: ITEM });
+      await tp.sandbox.paySession(session.id);
+      const paid = (e) => e.event === "session.paid" && e.data.session_id === session.id;
+      await arrived(paid);
+      const attempts = await tp.webhooks.listDeliveryAttempts({ endpointId, limit: 1 });
+      assert.ok(attempts.total >= 2 && attempts.data.length === 1 && attempts.hasMore);
+      assert.ok((await attempts.all()).some((a) => a.trigger === "scheduled" && a.status === "succeeded"));
+      const replay = await tp.webhooks.replayEvents({ endpointId, types: ["session.paid"], from: since });
+      assert.ok(replay.replayed >= 1);
+      await arrived(paid, 2);
+      assert.equal(new Set(received.filter(paid).map((e) => e.id)).size, 1, "a replay carries the same event id");
+      await tp.webhooks.deleteEndpoint(endpointId);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   for (const failFirst of ["before", "after"]) {
     test(`a 503 (${failFirst} the work) is retried with the same Idempotency-Key`, async () => {
       const p = await proxy(failFirst);
