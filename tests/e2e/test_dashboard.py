@@ -341,6 +341,8 @@ def test_rotate_secret_then_webhooks_are_signed_with_both(
     # Disable and enable, from the same page.
     tab.button("Disable").click()
     expect(tab.button("Enable")).to_be_visible()
+    expect(tab.page.locator(".facts")).to_contain_text("disabled (manual)")
+    expect(tab.button("Send test event")).to_have_count(0)
     listed = api.ok("WebhookService/ListEndpoints", {})["endpoints"]
     assert [e["enabled"] for e in listed] == [False]
     tab.button("Enable").click()
@@ -350,6 +352,20 @@ def test_rotate_secret_then_webhooks_are_signed_with_both(
     before = len(receiver.at(path))
     tab.page.get_by_role("button", name="Resend").first.click()
     receiver.wait(lambda: len(receiver.at(path)) > before)
+    # A test event is sent at once and its answer shown; it is listed with trigger "test".
+    tab.button("Send test event").click()
+    expect(tab.page.get_by_role("status")).to_contain_text("delivered: answered 200")
+    assert any(r.headers.get("x-toffeepay-event") == "ping" for r in receiver.at(path))
+    expect(tab.page.locator("tbody tr", has_text="test").first).to_contain_text("200")
+    # Replay today's events: each is delivered again (same event id, trigger replay).
+    before = len(receiver.at(path))
+    tab.page.get_by_text("Replay events to this endpoint").click()
+    tab.page.get_by_label("From (UTC date)").fill(time.strftime("%Y-%m-%d", time.gmtime()))
+    tab.page.get_by_role("group", name="Event types").get_by_label("session.created").check()
+    tab.button("Replay").click()
+    expect(tab.page.get_by_role("status")).to_contain_text("1 events will be delivered again")
+    receiver.wait(lambda: len(receiver.at(path)) > before)
+    assert receiver.at(path)[-1].event_id == request.headers["x-toffeepay-event-id"]
     # Add an endpoint: its secret is shown once.
     tab.nav("Webhooks")
     tab.page.get_by_label("URL").fill(receiver.url(path + "/second"))
@@ -365,6 +381,8 @@ def test_rotate_secret_then_webhooks_are_signed_with_both(
         "webhook.endpoint_disabled",
         "webhook.endpoint_enabled",
         "webhook.event_resent",
+        "webhook.test_event_sent",
+        "webhook.events_replayed",
         "webhook.endpoint_added",
     ):
         expect(log).to_contain_text(action)
@@ -429,7 +447,7 @@ def test_a_viewer_is_refused_every_change(tab: Tab, world: World, dash: Server, 
     tab.nav("Webhooks")
     expect(tab.page.get_by_role("button", name="Add endpoint")).to_have_count(0)
     tab.page.get_by_role("link", name=world.healthy["url"]).click()
-    for name in ("Rotate secret", "Disable", "Resend"):
+    for name in ("Rotate secret", "Disable", "Resend", "Send test event", "Replay"):
         expect(tab.page.get_by_role("button", name=name)).to_have_count(0)
     tab.nav("API keys")
     expect(tab.page.get_by_role("button", name="Roll key")).to_have_count(0)
@@ -446,6 +464,8 @@ def test_a_viewer_is_refused_every_change(tab: Tab, world: World, dash: Server, 
         (f"{base}/webhooks", {"url": "https://example.com/hook"}),
         (f"{base}/webhooks/{world.healthy['id']}/rotate", {"overlap": "0"}),
         (f"{base}/webhooks/{world.healthy['id']}/disable", {}),
+        (f"{base}/webhooks/{world.healthy['id']}/test", {}),
+        (f"{base}/webhooks/{world.healthy['id']}/replay", {"from": "2020-01-01"}),
         (f"{base}/webhooks/{world.failing['id']}/resend", {"event_id": str(uuid.uuid4())}),
         (f"{base}/keys/roll", {}),
         (f"{base}/keys/revoke", {"key": key_id}),

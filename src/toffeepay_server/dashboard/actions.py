@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, date, datetime, time
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +26,23 @@ from .pages import Pages
 from .web import Refused, Web, field, page, read_form, safe_next
 
 SIGN_IN = "dashboard-sign-in"
+
+
+def _day_start(value: str) -> datetime | None:
+    return _date(value, time.min)
+
+
+def _day_end(value: str) -> datetime | None:
+    return _date(value, time.max)
+
+
+def _date(value: str, at: time) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), at, tzinfo=UTC)
+    except ValueError:
+        raise DomainError(Reason.INVALID_TIME_RANGE, "dates are written YYYY-MM-DD") from None
 
 
 class Actions:
@@ -153,6 +171,32 @@ class Actions:
         if action in ("disable", "enable"):
             with audit.recording(self.ctx, actor, f"webhook.endpoint_{action}d", **scoped):
                 await webhooks.update_endpoint(self.ctx, scope.principal, endpoint_id, enabled=action == "enable")
+        elif action == "test":
+            with audit.recording(self.ctx, actor, "webhook.test_event_sent", **scoped):
+                attempt = await webhooks.send_test_event(self.ctx, scope.principal, endpoint_id)
+            result = f"answered {attempt.http_status}" if attempt.http_status else f"no answer ({attempt.error})"
+            outcome = "delivered" if attempt.succeeded else "failed"
+            return await self.pages.endpoint_page(
+                request, scope, notice=f"Test event {attempt.event_id} {outcome}: {result}, {attempt.latency_ms} ms."
+            )
+        elif action == "replay":
+            created_from, created_to = _day_start(field(form, "from")), _day_end(field(form, "to"))
+            types = [t for t in form.get("types", []) if t]
+            only_failed = field(form, "only_failed") == "1"
+            details = {"from": field(form, "from"), "to": field(form, "to"), "types": types, "only_failed": only_failed}
+            with audit.recording(self.ctx, actor, "webhook.events_replayed", **scoped, details=details):
+                replay = await webhooks.replay_events(
+                    self.ctx,
+                    scope.principal,
+                    created_from=created_from,
+                    created_to=created_to,
+                    types=types,
+                    endpoint_id=endpoint_id,
+                    only_failed=only_failed,
+                )
+            return await self.pages.endpoint_page(
+                request, scope, notice=f"{replay.replayed} events will be delivered again to this endpoint."
+            )
         elif action == "resend":
             event_id = field(form, "event_id")
             with audit.recording(self.ctx, actor, "webhook.event_resent", **scoped, details={"event_id": event_id}):

@@ -375,7 +375,13 @@ class Pages:
         return await self.endpoint_page(request, await self.web.scope(request))
 
     async def endpoint_page(
-        self, request: Request, scope: Scope, *, secret: str | None = None, secret_until: Any = None
+        self,
+        request: Request,
+        scope: Scope,
+        *,
+        secret: str | None = None,
+        secret_until: Any = None,
+        notice: str | None = None,
     ) -> Response:
         endpoint_id = request.path_params["endpoint_id"]
         endpoint, attempts = await reports.endpoint_attempts(self.ctx, scope.principal, endpoint_id)
@@ -393,6 +399,8 @@ class Pages:
             overlaps=OVERLAPS,
             secret=secret,
             secret_until=secret_until,
+            notice=notice,
+            types=EVENT_TYPES,
             may_manage=scope.may(Action.MANAGE_WEBHOOKS),
         )
 

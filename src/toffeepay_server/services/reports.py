@@ -15,10 +15,10 @@ from ..domain.keys import Principal
 from ..domain.listing import Page
 from ..domain.payments import Dispute, Payment, PaymentStatus
 from ..domain.sessions import Session
+from ..domain.webhooks import Attempt as WebhookAttempt
 from ..domain.webhooks import Endpoint
 from ..store import reports as store
-from ..store import webhooks as webhooks_store
-from . import fulfilment
+from . import fulfilment, webhooks
 from .context import ServiceContext
 from .sessions import get_session
 
@@ -231,65 +231,65 @@ async def timeline(ctx: ServiceContext, principal: Principal, session_id: str) -
 
 @dataclass(frozen=True, slots=True)
 class Health:
+    """An endpoint with its health as the dispatcher records it, and its success rate over 24 hours."""
+
     endpoint: Endpoint
     attempts_24h: int
     succeeded_24h: int
-    last_success_at: datetime | None
-    last_failure_at: datetime | None
-    failing_since: datetime | None
 
     @property
     def success_rate(self) -> float | None:
         return self.succeeded_24h / self.attempts_24h if self.attempts_24h else None
 
     @property
+    def failing_since(self) -> datetime | None:
+        return self.endpoint.failing_since
+
+    @property
+    def last_success_at(self) -> datetime | None:
+        return self.endpoint.last_success_at
+
+    @property
+    def last_failure_at(self) -> datetime | None:
+        return self.endpoint.last_failure_at
+
+    @property
     def failing(self) -> bool:
-        return self.failing_since is not None
-
-
-def _instant(micros: int | None) -> datetime | None:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros)) if micros is not None else None
+        return self.endpoint.failing_since is not None
 
 
 async def endpoint_health(ctx: ServiceContext, principal: Principal) -> list[Health]:
-    """The game's endpoints in this mode with their delivery health: failing since the first
-    failure after their last success, and their success rate over the last 24 hours."""
+    """The game's endpoints in this mode: enabled, failing since, last success and failure (kept
+    by the dispatcher on each endpoint), and how many attempts succeeded in the last 24 hours."""
     since = ctx.clock() - HEALTH_WINDOW
-    async with ctx.db.read() as conn:
-        endpoints = await webhooks_store.list_endpoints(conn, game_id=principal.game_id, mode=principal.mode.value)
-        stats = {r.endpoint_id: r for r in await store.endpoint_attempt_stats(conn, [e.id for e in endpoints], since)}
-        result = []
-        for endpoint in endpoints:
-            row = stats.get(endpoint.id)
-            last_ok = row.last_ok if row else None
-            last_failed = row.last_failed if row else None
-            failing_since = None
-            if last_failed is not None and (last_ok is None or last_failed > last_ok):
-                failing_since = await store.first_failure_after(conn, endpoint.id, last_ok or -1)
-            result.append(
-                Health(
-                    endpoint,
-                    int(row.recent or 0) if row else 0,
-                    int(row.recent_ok or 0) if row else 0,
-                    _instant(last_ok),
-                    _instant(last_failed),
-                    _instant(failing_since),
-                )
-            )
+    endpoints = await webhooks.list_endpoints(ctx, game_id=principal.game_id, mode=principal.mode)
+    result = []
+    for endpoint in endpoints:
+        window = Page(1, 0, since, None)
+        _, attempts = await webhooks.list_attempts(ctx, principal, endpoint_id=endpoint.id, page=window)
+        _, succeeded = await webhooks.list_attempts(
+            ctx, principal, endpoint_id=endpoint.id, status="succeeded", page=window
+        )
+        result.append(Health(endpoint, attempts, succeeded))
     return result
 
 
 async def endpoint_attempts(
     ctx: ServiceContext, principal: Principal, endpoint_id: str, *, limit: int = 50
-) -> tuple[Endpoint, list[Attempt]]:
-    async with ctx.db.read() as conn:
-        endpoint = await webhooks_store.get_endpoint(
-            conn, endpoint_id, game_id=principal.game_id, mode=principal.mode.value
-        )
-        if endpoint is None:
-            raise DomainError(Reason.NOT_FOUND, f"no webhook endpoint {endpoint_id!r}")
-        rows = await store.attempts_of_endpoint(conn, endpoint_id, limit)
-    return endpoint, [_attempt(r) for r in rows]
+) -> tuple[Endpoint, list[WebhookAttempt]]:
+    """An endpoint and its latest delivery attempts (every trigger: scheduled, manual, replay, test)."""
+    endpoint = next(
+        (
+            e
+            for e in await webhooks.list_endpoints(ctx, game_id=principal.game_id, mode=principal.mode)
+            if e.id == endpoint_id
+        ),
+        None,
+    )
+    if endpoint is None:
+        raise DomainError(Reason.NOT_FOUND, f"no webhook endpoint {endpoint_id!r}")
+    attempts, _ = await webhooks.list_attempts(ctx, principal, endpoint_id=endpoint_id, page=Page(limit, 0, None, None))
+    return endpoint, attempts
 
 
 @dataclass(frozen=True, slots=True)

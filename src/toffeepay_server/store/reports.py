@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, case, func, select, type_coerce
+from sqlalchemy import BigInteger, and_, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
@@ -183,56 +183,6 @@ async def attempts_of_events(conn: AsyncConnection, event_ids: Sequence[str]) ->
         _attempts().where(deliveries.c.event_id.in_(list(event_ids))).order_by(delivery_attempts.c.attempted_at)
     )
     return list(rows)
-
-
-async def attempts_of_endpoint(conn: AsyncConnection, endpoint_id: str, limit: int) -> list[Any]:
-    rows = await conn.execute(
-        _attempts()
-        .add_columns(events.c.type)
-        .join(events, events.c.id == deliveries.c.event_id)
-        .where(deliveries.c.endpoint_id == endpoint_id)
-        .order_by(delivery_attempts.c.attempted_at.desc())
-        .limit(limit)
-    )
-    return list(rows)
-
-
-async def endpoint_attempt_stats(conn: AsyncConnection, endpoint_ids: Sequence[str], since: datetime) -> list[Any]:
-    """Per endpoint: attempts and successes since `since`, and the last success and failure ever."""
-    if not endpoint_ids:
-        return []
-    ok, failed = _OK, ~_OK
-    recent = delivery_attempts.c.attempted_at >= since
-    rows = await conn.execute(
-        select(
-            deliveries.c.endpoint_id,
-            func.sum(case((recent, 1), else_=0)).label("recent"),
-            func.sum(case((and_(recent, ok), 1), else_=0)).label("recent_ok"),
-            func.max(case((ok, type_coerce(delivery_attempts.c.attempted_at, BigInteger)))).label("last_ok"),
-            func.max(case((failed, type_coerce(delivery_attempts.c.attempted_at, BigInteger)))).label("last_failed"),
-        )
-        .select_from(delivery_attempts)
-        .join(deliveries, deliveries.c.id == delivery_attempts.c.delivery_id)
-        .where(deliveries.c.endpoint_id.in_(list(endpoint_ids)))
-        .group_by(deliveries.c.endpoint_id)
-    )
-    return list(rows)
-
-
-async def first_failure_after(conn: AsyncConnection, endpoint_id: str, after_micros: int) -> int | None:
-    row = (
-        await conn.execute(
-            select(func.min(type_coerce(delivery_attempts.c.attempted_at, BigInteger)))
-            .select_from(delivery_attempts)
-            .join(deliveries, deliveries.c.id == delivery_attempts.c.delivery_id)
-            .where(
-                deliveries.c.endpoint_id == endpoint_id,
-                ~_OK,
-                type_coerce(delivery_attempts.c.attempted_at, BigInteger) > after_micros,
-            )
-        )
-    ).first()
-    return row[0] if row else None
 
 
 async def get_dispute(conn: AsyncConnection, dispute_id: str, *, game_id: str, mode: str) -> Dispute | None:
