@@ -18,7 +18,7 @@ import toffeepay
 
 from tests.e2e.test_cli_dev import Receiver
 from tests.support import Game, Server, free_port, sql
-from toffeepay_server.domain.events import EVENT_TYPES
+from toffeepay_server.domain.events import SESSION_EVENT_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "sdk/python/examples/game_server.py"
@@ -56,7 +56,7 @@ def test_the_quickstart_game_server_survives_every_trigger(server: Server, tmp_p
                 assert game.poll() is None and time.monotonic() < deadline, Path(errors.name).read_text()
                 time.sleep(0.1)
         triggered = 0
-        for event in EVENT_TYPES:
+        for event in SESSION_EVENT_TYPES:  # every event `trigger` can make
             result = server.cli("trigger", event, "--game", "space_shooter", "--api-url", server.url, "--json")
             triggered += bool(json.loads(result.stdout)["events"])
         assert triggered >= 9

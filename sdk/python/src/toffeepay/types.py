@@ -43,6 +43,9 @@ EventType = Literal[
     "refund.created",
     "refund.succeeded",
     "refund.failed",
+    "endpoint.failing",
+    "endpoint.disabled",
+    "ping",
 ]
 
 
