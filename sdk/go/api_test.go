@@ -91,6 +91,15 @@ func TestCreateGetStatusCancel(t *testing.T) {
 		t.Fatalf("status after cancel %+v", status)
 	}
 	apiError(t, tp.Sessions.Cancel(ctx, created.ID), "session_not_pending", toffeepay.CodeFailedPrecondition)
+	// The generated clients: every RPC, the same key, retries and typed errors.
+	if got, err := tp.PaymentService.GetSession(ctx, &toffeepay.GetSessionRequest{SessionID: created.ID}); err != nil || got.Status != "cancelled" {
+		t.Fatalf("generated GetSession %+v %v", got, err)
+	}
+	if health, err := tp.HealthService.Check(ctx, &toffeepay.CheckRequest{}); err != nil || health.Status != "serving" {
+		t.Fatalf("health %+v %v", health, err)
+	}
+	_, err = tp.PaymentService.GetPayment(ctx, &toffeepay.GetPaymentRequest{ID: "pay_01jwbq1rz3m0c6t9y2d8h5n1kq"})
+	apiError(t, err, "not_found", toffeepay.CodeNotFound)
 }
 
 func TestListWithPaging(t *testing.T) {

@@ -80,6 +80,10 @@ describe("against toffeepay serve", { skip }, () => {
     await tp.sessions.cancel(created.id);
     assert.equal((await tp.sessions.status(created.id)).status, "cancelled");
     await assert.rejects(tp.sessions.cancel(created.id), (e) => e instanceof FailedPreconditionError && e.reason === "session_not_pending");
+    // The generated clients: every RPC, the same key, retries and typed errors.
+    assert.equal((await tp.rpc.payment.getSession({ sessionId: created.id })).status, "cancelled");
+    assert.equal((await tp.rpc.health.check({})).status, "serving");
+    await assert.rejects(tp.rpc.payment.getPayment({ id: "pay_01jwbq1rz3m0c6t9y2d8h5n1kq" }), (e) => e instanceof NotFoundError && e.reason === "not_found");
   });
 
   test("list with paging walks every page", async () => {
