@@ -43,6 +43,12 @@ from typing import Any, ClassVar
 
 import httpx
 
+from toffeepay_server.domain.clock import system_clock
+from toffeepay_server.processors.sandbox.adapter import SandboxProcessor
+from toffeepay_server.services.processor import Processors
+
+PROCESSORS = Processors(SandboxProcessor(system_clock, settle_after=0))
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 PG_ADMIN_URL = os.environ.get("TOFFEEPAY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -220,7 +226,7 @@ async def produce(db_url: str, key: str, count: int, rate: float | None) -> floa
                 live=False,
                 now=ctx.clock(),
             )
-            await sessions.create_session(ctx, principal, new)
+            await sessions.create_session(ctx, principal, new, processors=PROCESSORS)
 
     try:
         started = time.perf_counter()

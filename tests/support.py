@@ -267,3 +267,19 @@ def outbox(db_url: str, session_id: str) -> list[dict[str, Any]]:
 
     rows = sql(db_url, "SELECT body FROM events WHERE session_id = :id ORDER BY position", {"id": session_id})
     return [json.loads(r[0]) for r in rows]
+
+
+def both_modes_processors() -> Any:
+    """Processors for sessions of either mode, for tests that create sessions through the services:
+    the sandbox, and a Stripe adapter configured with a key but never called (creating a session
+    asks a processor only whether it can charge the price)."""
+    from toffeepay_server.config import Secret
+    from toffeepay_server.domain.clock import system_clock
+    from toffeepay_server.processors.sandbox.adapter import SandboxProcessor
+    from toffeepay_server.processors.stripe.adapter import StripeProcessor
+    from toffeepay_server.services.processor import Processors
+
+    stripe = StripeProcessor(
+        Secret("sk_live_never_called"), Secret("whsec_never_called"), clock=system_clock, api_base="http://127.0.0.1:9"
+    )
+    return Processors(SandboxProcessor(system_clock, settle_after=0), stripe)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ENGINES, make_database
+from tests.support import both_modes_processors
 from toffeepay_server.domain.clock import ManualClock
 from toffeepay_server.domain.keys import Mode, Principal
 from toffeepay_server.domain.payments import Method, Outcome
@@ -19,6 +20,8 @@ from toffeepay_server.services import disputes, games, payments, reports, sessio
 from toffeepay_server.services.context import ServiceContext
 from toffeepay_server.store.database import Database
 from toffeepay_server.store.migrate import upgrade
+
+PROCESSORS = both_modes_processors()
 
 
 @pytest.fixture(params=ENGINES)
@@ -60,7 +63,7 @@ async def _sale(ctx: ServiceContext, principal: Principal, price: int, currency:
         live=principal.mode is Mode.LIVE,
         now=ctx.clock(),
     )
-    session = await sessions.create_session(ctx, principal, new)
+    session = await sessions.create_session(ctx, principal, new, processors=PROCESSORS)
     if paid:
         payment = await payments.start_payment(ctx, session.id, method=Method.CARD, processor="sandbox")
         await payments.settle_payment(ctx, payment.id, Outcome())

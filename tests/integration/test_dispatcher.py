@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from tests.conftest import ENGINES, make_database
 from tests.receiver import Answer, Receiver
+from tests.support import both_modes_processors
 from toffeepay_server.domain import events, listing
 from toffeepay_server.domain.clock import ManualClock
 from toffeepay_server.domain.events import Event
@@ -37,6 +38,8 @@ from toffeepay_server.services.context import ServiceContext
 from toffeepay_server.store.database import Database
 from toffeepay_server.store.migrate import upgrade
 from toffeepay_server.store.types import Instant
+
+PROCESSORS = both_modes_processors()
 
 NO_JITTER = RetryPolicy(jitter=lambda seconds: seconds)
 
@@ -93,7 +96,7 @@ class Hub:
             live=False,
             now=self.clock(),
         )
-        return await sessions.create_session(self.ctx, self.principal, new)
+        return await sessions.create_session(self.ctx, self.principal, new, processors=PROCESSORS)
 
     async def emit(self, event_type: str, data: dict[str, Any], session_id: str | None = None) -> str:
         """Commit one event as a service would (used for payment outcomes)."""

@@ -11,12 +11,15 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import ENGINES, make_database
+from tests.support import both_modes_processors
 from toffeepay_server.domain.sessions import new_session
 from toffeepay_server.services import games, sessions
 from toffeepay_server.services.context import ServiceContext
 from toffeepay_server.store import idempotency, tables
 from toffeepay_server.store.database import Database
 from toffeepay_server.store.migrate import upgrade
+
+PROCESSORS = both_modes_processors()
 
 
 class Crash(Exception):
@@ -60,7 +63,7 @@ async def _create(ctx: ServiceContext, principal, user_id: str):  # type: ignore
         live=False,
         now=datetime.now(UTC),
     )
-    return await sessions.create_session(ctx, principal, new)
+    return await sessions.create_session(ctx, principal, new, processors=PROCESSORS)
 
 
 async def _claim(ctx: ServiceContext, api_key_id: str, key: str, owner: str, lease: timedelta) -> None:

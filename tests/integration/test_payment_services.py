@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ENGINES, make_database
-from tests.support import sql
+from tests.support import both_modes_processors, sql
 from toffeepay_server.domain.clock import ManualClock
 from toffeepay_server.domain.errors import DomainError, Reason
 from toffeepay_server.domain.keys import Principal
@@ -20,10 +20,12 @@ from toffeepay_server.domain.sessions import SessionStatus, new_session
 from toffeepay_server.processors.sandbox import adapter as sandbox
 from toffeepay_server.services import disputes, games, payments, processing, sessions
 from toffeepay_server.services.context import ServiceContext
-from toffeepay_server.services.processor import Instructions
+from toffeepay_server.services.processor import Instructions, Processors
 from toffeepay_server.services.secrets import installation_secret
 from toffeepay_server.store.database import Database
 from toffeepay_server.store.migrate import upgrade
+
+PROCESSORS = both_modes_processors()
 
 
 @pytest.fixture(params=ENGINES)
@@ -50,7 +52,7 @@ class World:
         self.principal = principal
         return self
 
-    async def session(self, minutes: int = 30) -> str:
+    async def session(self, minutes: int = 30, processors: Processors = PROCESSORS) -> str:
         new = new_session(
             game_id=self.principal.game_id,
             user_id="player_42",
@@ -64,7 +66,7 @@ class World:
             live=False,
             now=self.clock(),
         )
-        return (await sessions.create_session(self.ctx, self.principal, new)).id
+        return (await sessions.create_session(self.ctx, self.principal, new, processors=processors)).id
 
     async def start_payment(self, session_id: str) -> str:
         payment = await payments.start_payment(self.ctx, session_id, method=Method.CARD, processor="sandbox")
@@ -82,6 +84,13 @@ async def world(quiet_db: str) -> AsyncIterator[World]:
     w = await World(quiet_db).start()
     yield w
     await w.ctx.db.dispose()
+
+
+async def test_no_caller_creates_a_session_no_processor_can_charge(world: World) -> None:
+    with pytest.raises(DomainError) as refused:
+        await world.session(processors=Processors())
+    assert refused.value.reason is Reason.PROCESSOR_UNAVAILABLE
+    assert await world.session(processors=Processors(sandbox.SandboxProcessor(world.clock, settle_after=0)))
 
 
 async def test_a_payment_started_before_expiry_is_not_expired_under_it(world: World) -> None:

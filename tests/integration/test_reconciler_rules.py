@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ENGINES, make_database
+from tests.support import both_modes_processors
 from toffeepay_server.domain.clock import ManualClock
 from toffeepay_server.domain.keys import Mode
 from toffeepay_server.domain.payments import FailureCode, Method, Outcome, Payment, PaymentStatus
@@ -21,6 +22,8 @@ from toffeepay_server.services.context import ServiceContext
 from toffeepay_server.services.processor import Instructions, Processor, ProcessorError, Processors, Started
 from toffeepay_server.store.database import Database
 from toffeepay_server.store.migrate import upgrade
+
+PROCESSORS = both_modes_processors()
 
 AFTER = timedelta(minutes=10)
 
@@ -85,7 +88,7 @@ async def _processing(ctx: ServiceContext) -> Payment:
         live=True,
         now=ctx.clock(),
     )
-    session = await sessions.create_session(ctx, principal, new)
+    session = await sessions.create_session(ctx, principal, new, processors=PROCESSORS)
     return await payments.start_payment(ctx, session.id, method=Method.CARD, processor="asked")
 
 

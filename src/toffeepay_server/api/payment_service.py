@@ -43,9 +43,7 @@ class PaymentService:
             live=principal.live,
             now=self.ctx.clock(),
         )
-        # A session no processor could pay is refused now (`processor_unavailable`), not at payment.
-        self.processors.for_mode(principal.mode.value).check_price(new.item.price, new.item.currency)
-        created = await sessions.create_session(self.ctx, principal, new)
+        created = await sessions.create_session(self.ctx, principal, new, processors=self.processors)
         url = self.ctx.page_url(created.id)
         return pb.CreateSessionResponse(id=created.id, url=url, session_id=created.id, payment_url=url)
 

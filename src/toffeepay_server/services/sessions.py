@@ -13,6 +13,7 @@ from ..domain.sessions import NewSession, Session, SessionStatus
 from ..store import sessions as store
 from ..store.database import UnitOfWork
 from .context import ServiceContext
+from .processor import Processors
 
 
 def session_event(
@@ -36,8 +37,16 @@ def check_game(principal: Principal, game_id: str | None) -> None:
         raise DomainError(Reason.INVALID_GAME_ID, f"this API key does not belong to game {game_id!r}")
 
 
-async def create_session(ctx: ServiceContext, principal: Principal, new: NewSession) -> Session:
+async def create_session(
+    ctx: ServiceContext, principal: Principal, new: NewSession, *, processors: Processors
+) -> Session:
+    """Record a validated session and its `session.created` event.
+
+    A session no processor of its mode could charge is refused now (`processor_unavailable`,
+    or the processor's own `invalid_price`), not when the player tries to pay.
+    """
     check_game(principal, new.game_id)
+    processors.for_mode(principal.mode.value).check_price(new.item.price, new.item.currency)
     now = ctx.clock()
     session = Session(
         id=ctx.new_id(ids.SESSION),
