@@ -365,7 +365,17 @@ def test_two_worker_processes_send_each_event_once(fresh_db: str, tmp_path: Path
             )
         created = [api.create_session(game.game_id)["id"] for _ in range(60)]
         receiver.wait_for("/once", 60)
-        time.sleep(1)  # room for a duplicate to show up
+
+        def all_sends_accounted_for() -> bool:
+            # Nothing is left to send, and every attempt the workers recorded has arrived.
+            pending = sql(fresh_db, "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")[0][0]
+            attempts = sql(fresh_db, "SELECT COUNT(*) FROM delivery_attempts")[0][0]
+            return pending == 0 and attempts == len(receiver.at("/once"))
+
+        deadline = time.monotonic() + 30
+        while not all_sends_accounted_for():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         got = receiver.at("/once")
         assert all(r.error is None for r in got)
         assert Counter(r.event_id for r in got).most_common(1)[0][1] == 1
