@@ -111,3 +111,22 @@ async def test_closed_days_are_kept_and_today_is_live(ctx: ServiceContext) -> No
     third = await reports.overview(ctx, sandbox)
     assert [d.created for d in third.days[-3:]] == [0, 1, 0]
     assert third.revenue("USD") == 599 and third.created == 4
+
+
+async def test_lists_stop_counting_at_the_limit(ctx: ServiceContext) -> None:
+    from toffeepay_server.domain.listing import Page
+
+    sandbox, _ = await _game(ctx)
+    for _ in range(3):
+        await _sale(ctx, sandbox, 100, "USD", paid=True)
+    everything = Page(2, 0, None, None)
+    found, total = await sessions.list_sessions(ctx, sandbox, game_id=None, user_id=None, status=None, page=everything)
+    assert (len(found), total) == (2, 3)
+    found, total = await sessions.list_sessions(
+        ctx, sandbox, game_id=None, user_id=None, status=None, page=everything, count_limit=2
+    )
+    assert (len(found), total) == (2, 2)
+    assert (await reports.list_payments(ctx, sandbox, status=None, user_id=None, page=everything, count_limit=2))[
+        1
+    ] == 2
+    assert (await reports.list_payments(ctx, sandbox, status=None, user_id=None, page=everything))[1] == 3

@@ -290,7 +290,12 @@ class Pages:
             return found
         filters = Filters(request)
         rows, total = await webhooks.list_events(
-            self.ctx, scope.principal, types=[filters.type] if filters.type else [], after=None, page=filters.page
+            self.ctx,
+            scope.principal,
+            types=[filters.type] if filters.type else [],
+            after=None,
+            page=filters.page,
+            count_limit=COUNT_LIMIT,
         )
         return await self.web.render(
             request,

@@ -194,8 +194,12 @@ async def list_events(
     types: Sequence[str],
     after: str | None,
     page: Page,
+    count_limit: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Event bodies of the last 30 days: newest first, or oldest first after a cursor event."""
+    """Event bodies of the last 30 days: newest first, or oldest first after a cursor event.
+
+    `count_limit`: stop counting matches there (the dashboard's list; see store.paging.page_of).
+    """
     wanted = rules.check_event_types(types)
     scope = {"game_id": principal.game_id, "mode": principal.mode.value}
     async with ctx.db.read() as conn:
@@ -214,6 +218,7 @@ async def list_events(
             created_to=page.created_to,
             limit=page.limit,
             offset=page.offset,
+            count_limit=count_limit,
         )
 
 

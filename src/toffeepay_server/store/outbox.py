@@ -174,6 +174,7 @@ async def list_events(
     created_to: datetime | None,
     limit: int,
     offset: int,
+    count_limit: int | None = None,
 ) -> tuple[list[Any], int]:
     """Newest first; with a cursor, the events committed after it, oldest first."""
     conditions: list[ColumnElement[bool]] = [ev.c.game_id == game_id, ev.c.mode == mode]
@@ -183,7 +184,7 @@ async def list_events(
         conditions.append(ev.c.position > after_position)
     conditions += created_between(ev.c.created_at, created_from, created_to)
     order = ev.c.position.asc() if after_position is not None else ev.c.position.desc()
-    rows, total = await page_of(conn, ev, [ev.c.body], conditions, [order], limit, offset)
+    rows, total = await page_of(conn, ev, [ev.c.body], conditions, [order], limit, offset, count_limit)
     return [r.body for r in rows], total
 
 
