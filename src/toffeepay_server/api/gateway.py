@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from ..domain.errors import DomainError, Reason
+from ..domain.idempotency import replayable
 from ..observability.request_id import request_id_of
 from ..services import games, idempotency
 from ..services.context import ServiceContext, is_outage
@@ -282,7 +283,7 @@ class ApiGateway:
                     ),
                 )
                 return
-            if stored.state == "done":
+            if replayable(stored.state):
                 await self._replay(send, stored)
                 return
             if loop.time() >= deadline:
