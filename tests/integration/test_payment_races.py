@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -128,10 +130,11 @@ def test_cancel_on_one_tab_racing_payment_on_another(server: Server, api: Api, g
         assert paid.status_code == cancelled.status_code == 303
         types = event_types(server, session["id"])
         if "session.cancelled" in types:
-            # The player was sent back to the game; the session is over and no payment exists.
-            assert (
-                without_token(cancelled.headers["location"]) == f"mygame://payment-complete?session_id={session['id']}"
-            )
+            # The player sees the cancelled result, which sends them back to the game; no payment exists.
+            assert cancelled.headers["location"] == f"{session['url']}/cancelled"
+            result = cancelling.client.get(cancelled.headers["location"])
+            (target,) = re.findall(r'data-redirect="([^"]+)"', result.text)
+            assert without_token(html.unescape(target)) == f"mygame://payment-complete?session_id={session['id']}"
             assert payments_of(server, session["id"]) == [] and types == ["session.created", "session.cancelled"]
         else:
             assert cancelled.headers["location"] == session["url"]
