@@ -80,8 +80,10 @@ def bar_chart(
                     f"{escape(s.name)} {escape(label(value))}</title></rect>"
                 )
         if (i % 7 == 0 and i <= len(days) - 4) or i == len(days) - 1:
+            last = i == len(days) - 1
+            x = WIDTH - 4 if last else x0 + group * 0.4
             parts.append(
-                f'<text class="axis" x="{x0 + group * 0.4:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
+                f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 6}" text-anchor="{"end" if last else "middle"}">'
                 f"{day.strftime('%m-%d')}</text>"
             )
     parts.append("</svg>")
