@@ -144,6 +144,7 @@ def run_engine(engine: str, args: argparse.Namespace, tmp: Path) -> list[dict[st
         worker = start_process(["worker"], env, tmp / f"fairness-worker-{engine}.log")
         try:
             time.sleep(1)
+            measure(db_url, fast_key, fast, argparse.Namespace(rate=args.rate, duration=2))  # warm-up, not counted
             alone = measure(db_url, fast_key, fast, args)
             results.append({"scenario": "alone", "engine": engine, **alone})
             # The slow game creates sessions throughout the measurement, from its own thread.

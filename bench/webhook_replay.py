@@ -121,6 +121,7 @@ def run_engine(engine: str, args: argparse.Namespace, tmp: Path) -> list[dict[st
         worker = start_process(["worker"], env, tmp / f"replay-worker-{engine}.log")
         try:
             time.sleep(1)
+            normal_traffic(db_url, key, normal, argparse.Namespace(rate=args.rate, duration=2))  # warm-up
             results.append({"scenario": "normal_alone", "engine": engine, **normal_traffic(db_url, key, normal, args)})
             target.reset()
             started = time.time()
