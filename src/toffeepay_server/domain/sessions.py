@@ -101,8 +101,12 @@ class Session:
             return replace(self, status=SessionStatus.EXPIRED, expired_at=self.expires_at)
         return self
 
+    def can_move_to(self, target: SessionStatus) -> bool:
+        """What the transition table allows from this status (the one rule for every move)."""
+        return target in TRANSITIONS[self.status]
+
     def transition(self, target: SessionStatus, at: datetime) -> Session:
-        if target not in TRANSITIONS[self.status]:
+        if not self.can_move_to(target):
             raise DomainError(Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending")
         stamp: dict[str, Any] = {TRANSITION_TIMESTAMP[target]: at}
         return replace(self, status=target, event_sequence=self.event_sequence + 1, **stamp)
@@ -122,7 +126,7 @@ class Session:
     def check_cancellable(self, now: datetime) -> None:
         if self.is_lapsed(now) or self.status is SessionStatus.EXPIRED:
             raise DomainError(Reason.SESSION_EXPIRED, "session has expired")
-        if self.status is not SessionStatus.PENDING:
+        if not self.can_move_to(SessionStatus.CANCELLED):
             raise DomainError(Reason.SESSION_NOT_PENDING, f"session is {self.status.value}, not pending")
         if self.payment_id is not None:
             raise DomainError(Reason.PAYMENT_IN_PROGRESS, "a payment for this session is being processed")

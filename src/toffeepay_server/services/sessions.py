@@ -166,7 +166,7 @@ async def expire_session(
     async with ctx.db.transaction() as uow:
         session = await locked_session(uow, principal, session_id)
         now = ctx.clock()
-        if force and session.status is SessionStatus.PENDING and session.payment_id is None:
+        if force and session.can_move_to(SessionStatus.EXPIRED) and session.payment_id is None:
             session_to_expire = replace(session, expires_at=min(session.expires_at, now))
         elif session.is_lapsed(now):
             session_to_expire = session
