@@ -17,10 +17,10 @@ from toffeepay._proto.pay.v1 import resources_pb as rpb
 from toffeepay._proto.pay.v1 import sandbox_pb as pb
 
 from ..domain.errors import DomainError, Reason
-from ..domain.payments import dispute_reason, disputed_amount, parse_method
+from ..domain.payments import parse_method
 from ..domain.refunds import parse_reason
 from ..processors.sandbox import adapter as sandbox
-from ..services import payments, processing, refunds, sessions
+from ..services import disputes, processing, refunds, sessions
 from ..services.context import ServiceContext
 from ..services.processor import Instructions, Processors
 from . import auth, convert
@@ -54,10 +54,15 @@ class SandboxService:
 
     async def create_dispute(self, request: pb.CreateDisputeRequest, ctx: Any, /) -> rpb.Dispute:
         principal = auth.sandbox_principal()
-        payment = await payments.get_payment(self.ctx, principal, _required(request.payment_id, "payment_id"))
-        reason = dispute_reason(request.reason)
-        amount = disputed_amount(payment, request.amount if request.has_field("amount") else None)
-        dispute = await sandbox.report_dispute(self.ctx, payment, reason, amount)
+        dispute = await disputes.dispute_payment(
+            self.ctx,
+            principal,
+            _required(request.payment_id, "payment_id"),
+            reason=request.reason,
+            amount=request.amount if request.has_field("amount") else None,
+            processor=sandbox.NAME,
+            processor_dispute_id=sandbox.new_dispute_id(),
+        )
         return convert.dispute(dispute)
 
     async def create_refund(self, request: pb.CreateRefundRequest, ctx: Any, /) -> rpb.Refund:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from ..domain import events, ids
 from ..domain.errors import DomainError, Reason
-from ..domain.payments import Dispute, hint_applies
+from ..domain.keys import Principal
+from ..domain.payments import Dispute, dispute_reason, disputed_amount, hint_applies
 from ..store import payments as store
 from ..store import sessions as session_store
 from .context import ServiceContext
@@ -20,6 +21,36 @@ class Hints:
     game_id: str | None = None
     session_id: str | None = None
     user_id: str | None = None
+
+
+async def dispute_payment(
+    ctx: ServiceContext,
+    principal: Principal,
+    payment_id: str,
+    *,
+    reason: str,
+    amount: int | None,
+    processor: str,
+    processor_dispute_id: str,
+) -> Dispute:
+    """A dispute a caller opens on one of its own payments (the sandbox's CreateDispute).
+
+    The payment must have succeeded; `amount` defaults to all of it and `reason` to `fraudulent`.
+    """
+    async with ctx.db.read() as conn:
+        payment = await store.get_payment(conn, payment_id, game_id=principal.game_id, mode=principal.mode.value)
+    if payment is None:
+        raise DomainError(Reason.NOT_FOUND, f"no payment {payment_id!r}")
+    return await record_dispute(
+        ctx,
+        processor=processor,
+        processor_dispute_id=processor_dispute_id,
+        mode=payment.mode,
+        payment_id=payment.id,
+        reason=dispute_reason(reason),
+        amount=disputed_amount(payment, amount),
+        currency=payment.currency,
+    )
 
 
 async def record_dispute(

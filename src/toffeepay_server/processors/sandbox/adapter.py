@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 
 from ...domain.clock import Clock
 from ...domain.keys import Mode
-from ...domain.payments import Dispute, FailureCode, Outcome, Payment
+from ...domain.payments import FailureCode, Outcome, Payment
 from ...domain.refunds import Refund, RefundFailureCode, RefundOutcome
-from ...services import disputes, payments, refunds
+from ...services import payments, refunds
 from ...services.context import ServiceContext
 from ...services.processor import Instructions, Processor, ProcessorError, RefundStarted, Started
 from . import transformers
@@ -106,15 +106,6 @@ async def _settle_due_refunds(ctx: ServiceContext) -> int:
     return settled
 
 
-async def report_dispute(ctx: ServiceContext, payment: Payment, reason: str, amount: int) -> Dispute:
-    """A dispute notification from the sandbox, with a fresh sandbox dispute id."""
-    return await disputes.record_dispute(
-        ctx,
-        processor=NAME,
-        processor_dispute_id=f"sbx_dp_{secrets.token_hex(12)}",
-        mode=payment.mode,
-        payment_id=payment.id,
-        reason=reason,
-        amount=amount,
-        currency=payment.currency,
-    )
+def new_dispute_id() -> str:
+    """The sandbox's own id of a dispute it reports."""
+    return f"sbx_dp_{secrets.token_hex(12)}"
