@@ -349,3 +349,22 @@ def test_verify_names_each_failure_kind(ops_server: Server, tmp_path: Path) -> N
     stale = verify(*cases["stale_timestamp"])[1]
     assert stale["skew_seconds"] <= -3600 and f"{-stale['skew_seconds']} s in the past" in stale["message"]
     assert "beyond the tolerance of 300 s" in stale["message"]
+
+
+def test_the_replay_command_follows_the_replay_to_its_end(ops: tuple[Server, Game, Api], receiver: Receiver) -> None:
+    server, game, api = ops
+    endpoint, _ = add(api, receiver, "/cli-replay", events=["session.created"])
+    created = [api.create_session(game.game_id)["id"] for _ in range(3)]
+    receiver.wait_for("/cli-replay", 3)
+    done = server.cli(
+        "events", "replay", "--game", game.game_id, "--since", "1h", "--endpoint", endpoint["id"],
+        "--type", "session.created", "--api-url", server.url, "--json",
+    )  # fmt: skip
+    printed = json.loads(done.stdout)
+    assert printed == {"replayed": 3, "attempted": 3}  # it returned once every replayed delivery was tried
+    again = [r.event["session_id"] for r in receiver.at("/cli-replay")[3:] if r.event]
+    assert sorted(again) == sorted(created)
+    bad = server.cli(
+        "events", "replay", "--game", game.game_id, "--since", "soon", "--api-url", server.url, check=False
+    )
+    assert bad.returncode == 2 and "not a duration" in bad.stderr
