@@ -41,10 +41,13 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 def metered(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`toffeepay serve --workers 2` with metrics on a port of their own."""
+    """`toffeepay serve --workers 2` with metrics on a port of their own, on a database of its own:
+    the suite's shared server would otherwise deliver some of this server's webhooks (and count them)."""
     metrics_port = free_port()
+    engine = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    own_db = make_database(engine, tmp_path_factory.mktemp("metered-db"))
     server = Server(
-        db_url,
+        next(own_db),
         tmp_path_factory.mktemp("metered"),
         env={"TOFFEEPAY_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}", "TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "sandbox"},
         args=("--workers", "2"),
@@ -52,6 +55,7 @@ def metered(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     server.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"  # type: ignore[attr-defined]
     yield server.start()
     server.stop()
+    next(own_db, None)  # drops the database
 
 
 def error_info(response: httpx.Response) -> ErrorInfo:

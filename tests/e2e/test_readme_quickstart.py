@@ -62,6 +62,8 @@ def test_the_readme_game_server_grants_then_fulfils(server: Server, tmp_path: Pa
             try:
                 bought = httpx.post(f"http://127.0.0.1:{port}/buy", json={"user_id": "player_42", "sku": "gold_50"})
             except httpx.TransportError:
+                if game_server.poll() is not None:
+                    pytest.fail(f"the game server exited: {game_server.communicate()[0]}")
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
