@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The TypeScript SDK's packages (npm ci from its package-lock.json).
 NODE_STAMP := sdk/typescript/node_modules/.installed
 
-.PHONY: run test install lint check-generated generate services browser go sdk-deps bench clean
+.PHONY: run test install lint check-generated generate services browser go sdk-deps bench screenshots clean
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ bench: $(STAMP) services
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/webhooks.py
+
+## Refresh the pictures in docs/ (payment page, dashboard) from the browser tests.
+screenshots: $(STAMP) services browser
+	TOFFEEPAY_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_checkout.py tests/e2e/test_dashboard.py -k "sqlite and (screenshot or every_page)"
 
 clean:
 	rm -rf $(VENV) toffeepay.db toffeepay.db-wal toffeepay.db-shm sdk/typescript/node_modules sdk/typescript/dist

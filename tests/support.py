@@ -283,3 +283,16 @@ def both_modes_processors() -> Any:
         Secret("sk_live_never_called"), Secret("whsec_never_called"), clock=system_clock, api_base="http://127.0.0.1:9"
     )
     return Processors(SandboxProcessor(system_clock, settle_after=0), stripe)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def screenshot_path(name: str) -> Path:
+    """Where a browser test saves its picture: `docs/<name>` under `make screenshots`
+    (TOFFEEPAY_UPDATE_SCREENSHOTS=1), else a scratch file, so a test run leaves the tree as it was."""
+    if os.environ.get("TOFFEEPAY_UPDATE_SCREENSHOTS") == "1":
+        return DOCS / name
+    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / "toffeepay-screenshots"
+    scratch.mkdir(exist_ok=True)
+    return scratch / name

@@ -7,13 +7,12 @@ import re
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.payments_support import CARDS, payments_of, wait_settled
-from tests.support import Api, Game, Server, without_token
+from tests.support import Api, Game, Server, screenshot_path, without_token
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -29,7 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 375, "height": 812}
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "checkout.png"
 RETURN_URL = "mygame://payment-complete"
 WAIT_MS = 15_000
 
@@ -261,5 +259,4 @@ def test_phone_layout_and_screenshot(tab: Tab, api: Api, game: Game) -> None:
     assert image.evaluate("img => img.complete && img.naturalWidth") == 96  # loaded, CSP allowing it
     expect(tab.page.get_by_role("heading", name="50 Gold Coins")).to_be_visible()
     expect(tab.page.get_by_text("$4.99")).to_be_visible()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    tab.page.screenshot(path=str(SCREENSHOT), full_page=True)
+    tab.page.screenshot(path=str(screenshot_path("checkout.png")), full_page=True)

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +20,7 @@ import pytest
 import toffeepay
 
 from tests.receiver import Answer, Receiver
-from tests.support import Api, Game, Server, sql
+from tests.support import Api, Game, Server, screenshot_path, sql
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -38,7 +37,6 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 900}
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 PASSWORD = "correct horse battery staple"
 NAV = ["Overview", "Sessions", "Payments", "Disputes", "Webhooks", "API keys", "Events", "Audit log"]
 TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
@@ -262,7 +260,7 @@ def test_sign_in_and_every_page_shows_the_game_data(tab: Tab, world: World, dash
     expect(timeline.locator(".attempts").first).to_contain_text("delivered")
     expect(timeline).to_contain_text("500")
     tab.page.set_viewport_size(DESKTOP)
-    tab.page.screenshot(path=str(DOCS / "dashboard-session.png"), full_page=True)
+    tab.page.screenshot(path=str(screenshot_path("dashboard-session.png")), full_page=True)
     tab.page.set_viewport_size(PHONE)
     # Payments, disputes, the player page, events.
     tab.nav("Payments")
@@ -302,7 +300,7 @@ def test_sign_in_and_every_page_shows_the_game_data(tab: Tab, world: World, dash
     tab.page.get_by_role("link", name="Sandbox").click()
     tab.page.set_viewport_size(DESKTOP)
     tab.page.reload()
-    tab.page.screenshot(path=str(DOCS / "dashboard-overview.png"), full_page=True)
+    tab.page.screenshot(path=str(screenshot_path("dashboard-overview.png")), full_page=True)
     # Keyboard: the skip link is the first stop and leads to the content.
     tab.page.keyboard.press("Tab")
     expect(tab.page.get_by_role("link", name="Skip to content")).to_be_focused()
