@@ -39,12 +39,19 @@ def insert_unless_present(dialect: str, table: Any, **values: Any) -> Any:
     return insert_(table).values(**values).on_conflict_do_nothing()
 
 
+# PostgreSQL's "transaction rollback" class: a deadlock or serialization failure rolled the
+# transaction back, and the same request may simply be sent again.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
 def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` says the database cannot be reached right now (down, restarting, no
-    connection), as opposed to a mistake in a statement."""
+    """Whether `exc` says the database cannot take this request right now (down, restarting, no
+    connection, or a deadlock that rolled it back), as opposed to a mistake in a statement."""
     if isinstance(exc, DisconnectionError | OperationalError | InterfaceError | OSError | TimeoutError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES:
         return True
     # asyncpg's own errors for a server that is starting or shutting down
     return type(exc).__name__ in {"CannotConnectNowError", "AdminShutdownError", "ConnectionDoesNotExistError"}
