@@ -32,12 +32,13 @@ sdk-deps: $(NODE_STAMP) go
 run: $(STAMP)
 	TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS=$${TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS:-sandbox} $(BIN)/toffeepay serve --sandbox-game space_shooter
 
-## Everything the tests need (PostgreSQL running, Chromium, the SDK toolchains), then all tests on
+## Everything the tests need (PostgreSQL and Redis running, Chromium, the SDK toolchains), then all tests on
 ## both engines, the TypeScript and Go SDKs' suites included (tests/e2e/test_sdk_languages.py).
 test: $(STAMP) services browser sdk-deps lint check-generated
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 services:
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --bind 127.0.0.1 --port 6379 --save '' --daemonize yes >/dev/null
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL is not running" >&2; exit 1
 
