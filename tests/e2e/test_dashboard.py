@@ -324,6 +324,10 @@ def test_rotate_secret_then_webhooks_are_signed_with_both(
     new = tab.page.locator("#new-secret").inner_text()
     assert new.startswith("whsec_") and new != old
     expect(tab.page.get_by_role("status")).to_contain_text("shown only this once")
+    rotated_at = audit_count(dash.db_url)
+    tab.page.reload()  # the secret came after a redirect: a reload neither rotates again nor shows it
+    expect(tab.page.locator("#new-secret")).to_have_count(0)
+    assert audit_count(dash.db_url) == rotated_at
     tab.nav("Webhooks")  # shown once: opening the endpoint again shows it no more
     tab.page.get_by_role("link", name=receiver.url(path)).click()
     expect(tab.page.locator(".facts")).to_contain_text("Previous secret valid until")
@@ -401,6 +405,8 @@ def test_roll_and_revoke_keys_after_confirmation(tab: Tab, dash: Server) -> None
     tab.button("Roll key").click()
     new_key = tab.page.locator("#new-key").inner_text()
     assert new_key.startswith("sk_test_")
+    tab.page.reload()  # the key came after a redirect: a reload neither rolls again nor shows it
+    expect(tab.page.locator("#new-key")).to_have_count(0)
     api.refused("PaymentService/ListSessions", {}, "unauthenticated", "unauthenticated")
     assert dash.api(new_key).ok("PaymentService/ListSessions", {})["total"] == 0
     # Revoke the live key, after its confirmation.

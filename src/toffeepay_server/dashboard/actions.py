@@ -144,8 +144,8 @@ class Actions:
                 events=[t for t in form.get("events", []) if t],
                 description=field(form, "description") or None,
             )
-        request.path_params["endpoint_id"] = endpoint.id
-        return await self.pages.endpoint_page(request, scope, secret=secret)
+        await accounts.reveal_once(self.ctx, scope.token, accounts.Reveal(endpoint.id, secret))
+        return self.web.see(scope.url("webhooks", endpoint.id))
 
     @page
     async def endpoint_action(self, request: Request) -> Response:
@@ -167,7 +167,9 @@ class Actions:
                 secret, until = await webhooks.rotate_secret(
                     self.ctx, endpoint_id, scope.principal, overlap_seconds=overlap
                 )
-            return await self.pages.endpoint_page(request, scope, secret=secret, secret_until=until)
+            shown = accounts.Reveal(endpoint_id, secret, until.isoformat() if until else None)
+            await accounts.reveal_once(self.ctx, scope.token, shown)
+            return self.web.see(scope.url("webhooks", endpoint_id))
         if action in ("disable", "enable"):
             with audit.recording(self.ctx, actor, f"webhook.endpoint_{action}d", **scoped):
                 await webhooks.update_endpoint(self.ctx, scope.principal, endpoint_id, enabled=action == "enable")
@@ -267,10 +269,8 @@ class Actions:
             mode=scope.mode.value,
         ):
             key = await games.roll_key(self.ctx, scope.game_id, scope.mode)
-        records = [k for k in await games.list_keys(self.ctx, scope.game_id) if k.mode is scope.mode]
-        return await self.web.render(
-            request, "keys.html", scope=scope, nav="keys", keys=records, may_manage=True, new_key=key
-        )
+        await accounts.reveal_once(self.ctx, scope.token, accounts.Reveal(f"api_key:{scope.mode.value}", key))
+        return self.web.see(scope.url("keys"))
 
     @page
     async def revoke_key(self, request: Request) -> Response:

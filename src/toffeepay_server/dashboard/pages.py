@@ -377,7 +377,12 @@ class Pages:
 
     @page
     async def endpoint(self, request: Request) -> Response:
-        return await self.endpoint_page(request, await self.web.scope(request))
+        scope = await self.web.scope(request)
+        shown = await accounts.take_reveal(self.ctx, scope.token, request.path_params["endpoint_id"])
+        if shown is None:
+            return await self.endpoint_page(request, scope)
+        until = datetime.fromisoformat(shown.until) if shown.until else None
+        return await self.endpoint_page(request, scope, secret=shown.secret, secret_until=until)
 
     async def endpoint_page(
         self,
@@ -414,6 +419,7 @@ class Pages:
         scope = await self.web.scope(request)
         records = [k for k in await games.list_keys(self.ctx, scope.game_id) if k.mode is scope.mode]
         records.sort(key=lambda k: (k.revoked_at is not None, k.created_at), reverse=False)
+        shown = await accounts.take_reveal(self.ctx, scope.token, f"api_key:{scope.mode.value}")
         return await self.web.render(
             request,
             "keys.html",
@@ -421,6 +427,7 @@ class Pages:
             nav="keys",
             keys=records,
             may_manage=scope.may(key_action(scope.mode)),
+            new_key=shown.secret if shown else None,
         )
 
     @page

@@ -7,6 +7,7 @@ recommends), off the event loop since each hash takes tens of milliseconds on pu
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -186,3 +187,35 @@ async def games_of(ctx: ServiceContext, account: Account) -> list[str]:
         async with ctx.db.read() as conn:
             return await games_store.list_games(conn)
     return sorted(account.roles)
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal:
+    """A new secret to show once, on the page an action redirects to, so that reloading that
+    page neither shows it again nor repeats the action. `what` names the page it belongs to
+    (an endpoint id, or `api_key:<mode>`); `until` says how long a previous secret still works."""
+
+    what: str
+    secret: str
+    until: str | None = None
+
+
+async def reveal_once(ctx: ServiceContext, token: str, reveal: Reveal) -> None:
+    """Keep `reveal` for the browser session holding `token`, replacing any not yet shown."""
+    value = json.dumps({"what": reveal.what, "secret": reveal.secret, "until": reveal.until})
+    async with ctx.db.transaction() as uow:
+        await store.set_reveal(uow.conn, session_token_hash(token), value)
+
+
+async def take_reveal(ctx: ServiceContext, token: str, what: str) -> Reveal | None:
+    """The secret kept for this page, forgotten as it is returned; None when there is none."""
+    token_hash = session_token_hash(token)
+    async with ctx.db.transaction() as uow:
+        value = await store.get_reveal(uow.conn, token_hash)
+        if value is None:
+            return None
+        kept = json.loads(value)
+        if kept["what"] != what:
+            return None
+        await store.clear_reveal(uow.conn, token_hash)
+    return Reveal(kept["what"], kept["secret"], kept["until"])

@@ -135,3 +135,20 @@ async def delete_idle_sessions(conn: AsyncConnection, seen_before: datetime) -> 
 
 async def delete_sessions_of(conn: AsyncConnection, user_id: str) -> None:
     await conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.user_id == user_id))
+
+
+async def set_reveal(conn: AsyncConnection, token_hash: str, value: str) -> None:
+    await conn.execute(
+        update(dashboard_sessions).where(dashboard_sessions.c.token_hash == token_hash).values(reveal=value)
+    )
+
+
+async def get_reveal(conn: AsyncConnection, token_hash: str) -> str | None:
+    stmt = select(dashboard_sessions.c.reveal).where(dashboard_sessions.c.token_hash == token_hash)
+    return (await conn.execute(stmt.with_for_update())).scalar()
+
+
+async def clear_reveal(conn: AsyncConnection, token_hash: str) -> None:
+    await conn.execute(
+        update(dashboard_sessions).where(dashboard_sessions.c.token_hash == token_hash).values(reveal=None)
+    )

@@ -355,6 +355,8 @@ dashboard_sessions = Table(
     Column("created_at", Instant, nullable=False),
     Column("last_seen_at", Instant, nullable=False),
     Column("address", String(64)),
+    # A new secret (webhook secret, API key) to show once on the page the action redirects to.
+    Column("reveal", Sealed("dashboard_sessions.reveal")),
     Index("ix_dashboard_sessions_user", "user_id"),
 )
 
