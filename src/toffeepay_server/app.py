@@ -36,7 +36,7 @@ from .checkout.routes import CheckoutPages
 from .config import Settings
 from .dashboard.routes import Dashboard
 from .events.background import Background
-from .events.dispatcher import Sender
+from .events.sender import Sender
 from .logs import configure_logging
 from .observability import metrics
 from .observability.request_id import RequestIds

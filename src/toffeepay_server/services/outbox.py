@@ -40,18 +40,18 @@ class Job:
     trigger: str = "scheduled"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """What one attempt got, and what comes next (nothing when it succeeded or was the last)."""
 
     job: Job
     attempted_at: datetime
-    latency_ms: int
-    status_code: int | None
-    excerpt: str | None
-    error: str | None
     succeeded: bool
-    next_attempt_at: datetime | None
+    latency_ms: int = 0
+    status_code: int | None = None
+    excerpt: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
