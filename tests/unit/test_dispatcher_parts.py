@@ -158,7 +158,7 @@ def test_only_a_complete_2xx_reply_is_ok() -> None:
 
 def test_an_outcome_is_built_by_keyword_only() -> None:
     with pytest.raises(TypeError):
-        Outcome(job(""), NOW, True)  # type: ignore[misc]
+        Outcome(job(""), NOW, True)  # type: ignore[misc, unused-ignore]
     outcome = Outcome(job=job("we_1"), attempted_at=NOW, succeeded=False, error="internal error")
     assert (outcome.status_code, outcome.latency_ms, outcome.next_attempt_at) == (None, 0, None)
 

@@ -135,8 +135,8 @@ class Sender:
         attempted_at = self.ctx.clock()
         if not job.endpoint.carries(job.event_type):
             # The endpoint's format changed to one that cannot express this event: nothing to send.
-            error = f"format {job.endpoint.format} cannot carry {job.event_type}"
-            return Outcome(job=job, attempted_at=attempted_at, succeeded=False, error=error)
+            unsent = f"format {job.endpoint.format} cannot carry {job.event_type}"
+            return Outcome(job=job, attempted_at=attempted_at, succeeded=False, error=unsent)
         bad_signature = self._bad_signature(job)
         body, headers = self._request(job, attempted_at, bad_signature=bad_signature)
         reply = await post(self.clients[Mode(job.endpoint.mode)], job.endpoint.url, body, headers, self.timeout)
