@@ -156,7 +156,7 @@ def endpoint(e: Endpoint) -> wpb.Endpoint:
         enabled=e.enabled,
         description=e.description,
         created_at=ts(e.created_at),
-        disabled_reason=e.disabled_reason,
+        disabled_reason=e.disabled_reason.value if e.disabled_reason is not None else None,
         failing_since=ts(e.failing_since),
         last_success_at=ts(e.last_success_at),
         last_failure_at=ts(e.last_failure_at),

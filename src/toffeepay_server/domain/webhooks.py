@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from . import events
@@ -61,8 +62,30 @@ def private_allowed(setting: str, mode: str) -> bool:
     return setting == PRIVATE_ALL or (setting == PRIVATE_SANDBOX and mode == "sandbox")
 
 
-DISABLED_FAILING = "failing"
-DISABLED_MANUAL = "manual"
+class EndpointState(StrEnum):
+    """Whether an endpoint receives deliveries."""
+
+    ENABLED = "enabled"
+    """Receives the events it subscribes to."""
+    DISABLED = "disabled"
+    """Receives nothing; its pending deliveries wait until it is enabled again."""
+
+
+class DisabledReason(StrEnum):
+    """Why an endpoint is disabled."""
+
+    FAILING = "failing"
+    """It failed every attempt for the disable period, so the dispatcher disabled it."""
+    MANUAL = "manual"
+    """It was disabled by request (UpdateEndpoint, the dashboard)."""
+
+
+ENDPOINT_TRANSITIONS: dict[EndpointState, frozenset[EndpointState]] = {
+    # Enabling an enabled endpoint starts its run of failures afresh (enabled -> enabled).
+    EndpointState.ENABLED: frozenset({EndpointState.ENABLED, EndpointState.DISABLED}),
+    # Disabling a disabled endpoint keeps the reason it was first disabled for (disabled -> disabled).
+    EndpointState.DISABLED: frozenset({EndpointState.ENABLED, EndpointState.DISABLED}),
+}
 MAX_CHAOS_DELAY = 300
 
 
@@ -147,12 +170,34 @@ class Endpoint:
     previous_secret_expires_at: datetime | None
     created_at: datetime
     deleted_at: datetime | None = None
-    disabled_reason: str | None = None
+    disabled_reason: DisabledReason | None = None
     failing_since: datetime | None = None
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
     failing_reported_at: datetime | None = None
     chaos: Chaos | None = None
+
+    @property
+    def state(self) -> EndpointState:
+        return EndpointState.ENABLED if self.enabled else EndpointState.DISABLED
+
+    def _moving_to(self, target: EndpointState) -> None:
+        """The only guard of an endpoint's state: as the table says, and never once deleted."""
+        if self.deleted_at is not None or target not in ENDPOINT_TRANSITIONS[self.state]:
+            now = "deleted" if self.deleted_at is not None else self.state.value
+            raise DomainError(Reason.INTERNAL, f"an endpoint that is {now} is not {target.value}")
+
+    def enable(self) -> Endpoint:
+        """Enabled, with its run of failures forgotten (pending deliveries go out again)."""
+        self._moving_to(EndpointState.ENABLED)
+        return replace(self, enabled=True, disabled_reason=None, failing_since=None, failing_reported_at=None)
+
+    def disable(self, reason: DisabledReason) -> Endpoint:
+        """Disabled for `reason`; one already disabled keeps the reason it was first disabled for."""
+        self._moving_to(EndpointState.DISABLED)
+        if self.state is EndpointState.DISABLED:
+            return self
+        return replace(self, enabled=False, disabled_reason=reason)
 
     def carries(self, event_type: str) -> bool:
         """Whether this endpoint's format can express the event at all."""

@@ -12,7 +12,7 @@ from typing import Any
 from ..domain import events as event_rules
 from ..domain import ids
 from ..domain.deliveries import DeliveryStatus, after_attempt
-from ..domain.webhooks import DISABLED_FAILING, EVENT_RETENTION, Endpoint
+from ..domain.webhooks import EVENT_RETENTION, DisabledReason, Endpoint
 from ..store import outbox as store
 from ..store import webhooks as endpoint_store
 from ..store.database import UnitOfWork
@@ -367,7 +367,7 @@ async def report_failing_endpoints(ctx: ServiceContext) -> int:
             changed = replace(endpoint, failing_reported_at=endpoint.failing_reported_at or now)
             types = [] if endpoint.failing_reported_at else [event_rules.ENDPOINT_FAILING]
             if endpoint.failing_since <= now - ctx.webhook_disable_after:
-                changed = replace(changed, enabled=False, disabled_reason=DISABLED_FAILING)
+                changed = changed.disable(DisabledReason.FAILING)
                 types.append(event_rules.ENDPOINT_DISABLED)
                 await endpoint_store.fail_pending_deliveries(uow.conn, endpoint.id, now)
             await endpoint_store.save_endpoint(uow.conn, changed)

@@ -143,19 +143,15 @@ async def update_endpoint(
         changes["format"] = rules.check_format(format)
     if events is not None:
         changes["events"] = rules.check_event_types(events)
-    if enabled is not None:
-        changes["enabled"] = enabled
-        if enabled:
-            changes.update(disabled_reason=None, failing_since=None, failing_reported_at=None)
     if description is not None:
         changes["description"] = rules.check_description(description)
     if chaos is not None:
         changes["chaos"] = rules.check_chaos(chaos, principal.mode.value)
     async with ctx.db.transaction() as uow:
         current = await _locked(uow, endpoint_id, principal)
-        if enabled is False and current.enabled:
-            changes["disabled_reason"] = rules.DISABLED_MANUAL
         endpoint = replace(current, **changes)
+        if enabled is not None:
+            endpoint = endpoint.enable() if enabled else endpoint.disable(rules.DisabledReason.MANUAL)
         await store.save_endpoint(uow.conn, endpoint)
         if enabled:
             uow.wake_dispatchers()
@@ -247,7 +243,7 @@ async def resend_event(ctx: ServiceContext, principal: Principal, event_id: str,
 
 
 def _disabled_message(endpoint: Endpoint) -> str:
-    why = "after failing every attempt" if endpoint.disabled_reason == rules.DISABLED_FAILING else "by request"
+    why = "after failing every attempt" if endpoint.disabled_reason is rules.DisabledReason.FAILING else "by request"
     return (
         f"endpoint {endpoint.id} is disabled ({why}) and receives nothing; "
         "enable it with UpdateEndpoint {enabled: true}, then replay what it missed with ReplayEvents"

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.deliveries import DeliveryStatus
-from ..domain.webhooks import Chaos, Endpoint
+from ..domain.webhooks import Chaos, DisabledReason, Endpoint
 from .tables import deliveries
 from .tables import webhook_endpoints as t
 from .types import Instant
@@ -31,7 +31,7 @@ def endpoint_from_row(row: Any) -> Endpoint:
         previous_secret_expires_at=row.previous_secret_expires_at,
         created_at=row.created_at,
         deleted_at=row.deleted_at,
-        disabled_reason=row.disabled_reason,
+        disabled_reason=DisabledReason(row.disabled_reason) if row.disabled_reason else None,
         failing_since=row.failing_since,
         last_success_at=row.last_success_at,
         last_failure_at=row.last_failure_at,
