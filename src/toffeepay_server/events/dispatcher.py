@@ -96,10 +96,9 @@ class Dispatcher:
         ]
         try:
             while True:
-                reason = await wakeup.next()
                 try:
-                    await self._look(reason)
-                except Exception:
+                    await self._look(await wakeup.next())
+                except Exception:  # a failed round (or a failed look at the commit watch) is retried
                     log.exception("dispatch failed")
                     await asyncio.sleep(1)
         finally:
