@@ -243,6 +243,7 @@ def test_a_test_event_is_signed_sent_now_and_recorded(ops: tuple[Server, Game, A
 
 def test_chaos_mode_duplicates_delays_and_bad_signatures(ops: tuple[Server, Game, Api], receiver: Receiver) -> None:
     server, game, api = ops
+    # Not more than 30% badly signed: this server gives an event up after 5 s of failed attempts.
     chaos = {"duplicate_percent": 100, "delay_max_seconds": 2, "bad_signature_percent": 30}
     endpoint, _ = add(api, receiver, "/chaos", chaos=chaos, events=["session.created"])
     assert endpoint["chaos"] == chaos
@@ -252,12 +253,15 @@ def test_chaos_mode_duplicates_delays_and_bad_signatures(ops: tuple[Server, Game
     def each_verified() -> bool:
         verified.clear()
         verified.update(r.event["session_id"] for r in receiver.at("/chaos") if r.error is None and r.event)
-        return all(verified[s] >= 1 for s in created) and any(n >= 2 for n in verified.values())
+        refused = any(r.error for r in receiver.at("/chaos"))
+        return refused and all(verified[s] >= 1 for s in created) and any(n >= 2 for n in verified.values())
 
     receiver.wait(each_verified, timeout=60)
     assert any(n >= 2 for n in verified.values())  # duplicates: the same event, verified twice
     rejected = [r for r in receiver.at("/chaos") if r.error]
     assert rejected and all(r.error.startswith("bad_signature") for r in rejected)  # the SDK refused them
+    # The dispatcher records an attempt once its answer is in, a moment after the receiver saw it.
+    receiver.wait(lambda: bool(attempts(api, endpoint_id=endpoint["id"], status="failed")["attempts"]))
     failed = attempts(api, endpoint_id=endpoint["id"], status="failed")["attempts"]
     assert failed and all("wrong signature" in a["error"] for a in failed)  # counted failed, then retried
     # Late: the first copies did not all arrive as soon as they were created.
