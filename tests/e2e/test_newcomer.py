@@ -130,7 +130,11 @@ def test_listen_resends_what_the_game_server_did_not_take(server: Server, game: 
             assert [b["data"]["session_id"] for b in bodies] == [session["id"], session["id"]]
         finally:
             listen.terminate()
-            listen.wait(30)
+            try:
+                listen.wait(30)
+            except subprocess.TimeoutExpired:  # seen once under load: what this test checks was done
+                listen.kill()
+                listen.wait(10)
 
 
 def test_version_and_help_name_what_a_newcomer_needs(tmp_path: Path) -> None:
