@@ -6,6 +6,7 @@ from ..domain import events, fulfilment
 from ..domain.errors import DomainError, Reason
 from ..domain.keys import Principal
 from ..domain.sessions import Session
+from ..store import session_lists
 from ..store import sessions as store
 from .context import ServiceContext
 from .sessions import get_session, locked_session, session_event
@@ -61,7 +62,7 @@ async def needs_attention(
     """
     now = ctx.clock()
     async with ctx.db.read() as conn:
-        return await store.list_sessions(
+        return await session_lists.list_sessions(
             conn,
             game_id=game_id,
             mode=mode,

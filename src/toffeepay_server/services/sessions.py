@@ -10,6 +10,7 @@ from ..domain.errors import DomainError, Reason
 from ..domain.keys import Principal
 from ..domain.listing import Page
 from ..domain.sessions import NewSession, Session, SessionStatus
+from ..store import session_lists
 from ..store import sessions as store
 from ..store.database import UnitOfWork
 from .context import ServiceContext
@@ -139,7 +140,7 @@ async def list_sessions(
             raise DomainError(Reason.INVALID_STATUS, f"status must be one of {allowed}") from None
     now = ctx.clock()
     async with ctx.db.read() as conn:
-        found, total = await store.list_sessions(
+        found, total = await session_lists.list_sessions(
             conn,
             game_id=principal.game_id,
             mode=principal.mode.value,

@@ -5,19 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
 
 from ..domain.sessions import Item, Session, SessionStatus
-from .paging import created_between, page_of
 from .tables import sessions
 
 # Every column but the image, which only the payment page reads.
-_COLUMNS = [c for c in sessions.c if c.name != "image"]
+SESSION_COLUMNS = [c for c in sessions.c if c.name != "image"]
 
 
-def _session(row: Any, image: str | None = None) -> Session:
+def session_from_row(row: Any, image: str | None = None) -> Session:
     return Session(
         id=row.id,
         game_id=row.game_id,
@@ -77,7 +75,7 @@ async def get_session(
     for_update: bool = False,
     with_image: bool = False,
 ) -> Session | None:
-    columns = list(sessions.c) if with_image else _COLUMNS
+    columns = list(sessions.c) if with_image else SESSION_COLUMNS
     stmt = select(*columns).where(sessions.c.id == session_id)
     if game_id is not None:
         stmt = stmt.where(sessions.c.game_id == game_id, sessions.c.mode == mode)
@@ -86,7 +84,7 @@ async def get_session(
     row = (await conn.execute(stmt)).first()
     if row is None:
         return None
-    return _session(row, row.image if with_image else None)
+    return session_from_row(row, row.image if with_image else None)
 
 
 async def save_transition(conn: AsyncConnection, before: Session, after: Session) -> bool:
@@ -125,62 +123,6 @@ async def save_fulfilment(conn: AsyncConnection, after: Session) -> bool:
         .values(fulfilled_at=after.fulfilled_at)
     )
     return result.rowcount == 1
-
-
-def _status_filter(status: SessionStatus, now: datetime) -> ColumnElement[bool]:
-    """Filter by status as readers see it: lapsed pending sessions count as expired."""
-    lapsed = and_(
-        sessions.c.status == SessionStatus.PENDING.value,
-        sessions.c.payment_id.is_(None),
-        sessions.c.expires_at <= now,
-    )
-    if status is SessionStatus.EXPIRED:
-        return or_(sessions.c.status == SessionStatus.EXPIRED.value, lapsed)
-    if status is SessionStatus.PENDING:
-        return and_(sessions.c.status == SessionStatus.PENDING.value, ~lapsed)
-    return sessions.c.status == status.value
-
-
-async def list_sessions(
-    conn: AsyncConnection,
-    *,
-    game_id: str,
-    mode: str,
-    user_id: str | None,
-    status: SessionStatus | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-    limit: int,
-    offset: int,
-    now: datetime,
-    fulfilled: bool | None = None,
-    paid_before: datetime | None = None,
-    count_limit: int | None = None,
-) -> tuple[list[Session], int]:
-    """`fulfilled` True: fulfilled sessions; False: paid ones not fulfilled (`paid_before`: paid by then)."""
-    conditions: list[ColumnElement[bool]] = [sessions.c.game_id == game_id, sessions.c.mode == mode]
-    if user_id is not None:
-        conditions.append(sessions.c.user_id == user_id)
-    if status is not None:
-        conditions.append(_status_filter(status, now))
-    if fulfilled is True:
-        conditions.append(sessions.c.fulfilled_at.is_not(None))
-    elif fulfilled is False:
-        conditions += [sessions.c.status == SessionStatus.PAID.value, sessions.c.fulfilled_at.is_(None)]
-    if paid_before is not None:
-        conditions.append(sessions.c.paid_at <= paid_before)
-    conditions += created_between(sessions.c.created_at, created_from, created_to)
-    rows, total = await page_of(
-        conn,
-        sessions,
-        _COLUMNS,
-        conditions,
-        [sessions.c.created_at.desc(), sessions.c.id.desc()],
-        limit,
-        offset,
-        count_limit,
-    )
-    return [_session(r) for r in rows], total
 
 
 async def lapsed_session_ids(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:

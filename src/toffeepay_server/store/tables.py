@@ -66,14 +66,32 @@ sessions = Table(
     Column("expired_at", Instant),
     Column("fulfilled_at", Instant),
     Column("fulfillment_overdue_at", Instant),
-    Index("ix_sessions_scope_created", "game_id", "mode", "created_at"),
-    Index("ix_sessions_scope_user", "game_id", "mode", "user_id", "created_at"),
-    # The dashboard's lists filtered by status, newest first; and paid sessions not fulfilled.
-    Index("ix_sessions_scope_status", "game_id", "mode", "status", "created_at"),
+    # The lists, newest first: each ends in the page order (created_at, id), so a first page reads
+    # only its own rows. A user's carries the status: counting a user's sessions by status reads it alone.
+    Index("ix_sessions_scope_created", "game_id", "mode", "created_at", "id"),
+    Index("ix_sessions_scope_user", "game_id", "mode", "user_id", "created_at", "id", "status"),
+    Index("ix_sessions_scope_status", "game_id", "mode", "status", "created_at", "id"),
+    # The dashboard's paid sessions not fulfilled.
     Index("ix_sessions_scope_unfulfilled", "game_id", "mode", "status", "fulfilled_at", "created_at"),
-    Index("ix_sessions_pending_expiry", "status", "expires_at"),
+    # Lapsed sessions: the sweeper's, and a game's count of those not swept yet.
+    Index("ix_sessions_pending_expiry", "status", "expires_at", "game_id", "mode"),
     # Paid sessions the game has not fulfilled, found by the sweeper once past the grace period.
     Index("ix_sessions_fulfilment_due", "status", "fulfilled_at", "fulfillment_overdue_at", "paid_at"),
+)
+
+# How many sessions each game has in each status, kept by triggers on `sessions` in the same
+# transaction as every insert, status change and delete (migration session_counts): list totals
+# read it instead of counting rows. On PostgreSQL a status's count is split into shards (one per
+# connection, by backend pid) so concurrent writers of one game do not queue on one row; its
+# count is the sum of its shards, any one of which may be negative.
+session_counts = Table(
+    "session_counts",
+    metadata,
+    Column("game_id", String(64), primary_key=True),
+    Column("mode", String(8), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("n", BigInteger, nullable=False),
 )
 
 payments = Table(
