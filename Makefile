@@ -73,6 +73,7 @@ bench: $(STAMP) services
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/lists.py
 
 ## Refresh the pictures in docs/ (payment page, dashboard) from the browser tests.
 screenshots: $(STAMP) services browser

@@ -121,6 +121,8 @@ payments = Table(
     Column("refunded_at", Instant),
     UniqueConstraint("processor", "processor_ref", name="uq_payments_processor_ref"),
     Index("ix_payments_scope_created", "game_id", "mode", "status", "created_at"),
+    # One user's payments of a status (ListPayments by user_id), newest first: the page reads its own rows.
+    Index("ix_payments_scope_user", "game_id", "mode", "status", "user_id", "created_at", "id"),
     # Revenue per day: covers the dashboard's totals without reading the rows.
     Index("ix_payments_scope_succeeded", "game_id", "mode", "status", "succeeded_at", "currency", "amount"),
     # Payments still waiting for their processor, found by the sweeper.
