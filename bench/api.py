@@ -1,23 +1,34 @@
 """Sessions API benchmark: wrk against a real `toffeepay serve`, on SQLite and PostgreSQL.
 
-One run creates a temporary SQLite file and a temporary PostgreSQL database, starts the
+One run creates a temporary SQLite file and temporary PostgreSQL databases, starts the
 server on each (127.0.0.1 only), registers a game, and measures at a fixed concurrency:
 
   health                     the empty Connect RPC `pay.v1.HealthService/Check` (the ceiling)
+  get_session_status         GetSessionStatus, rotating over 16 sessions created before the run
+                             (the call games poll when the player returns), on SQLite and on PostgreSQL
+  get_session                GetSession, the same way (SQLite)
   create_session             CreateSession (the Getting Started guide's request), on SQLite and on PostgreSQL
   create_session_idempotent  the same with a fresh Idempotency-Key per request (SQLite)
+  pay_session                CreateSession then the sandbox PaySession on that session, in pairs
+                             (PaySession needs a fresh pending session each time; SQLite)
   create_session_api_only    CreateSession on a server without its background loops
                              (TOFFEEPAY_BACKGROUND=0: no webhook fan-out in-process; SQLite)
+  create_session_scale       CreateSession on PostgreSQL with 1 worker, then with 2 workers, each
+                             server on a fresh database of its own (scale-out: workers 2 / workers 1)
 
 The load comes from wrk (Debian's /usr/bin/wrk) with the Lua scripts in bench/wrk/, so
-nothing of the server's own code is on the client side. Every scenario gets a short
-warm-up, then a measured run. Any non-2xx answer or socket error fails the run.
+nothing of the server's own code is on the client side (the sessions read back are created
+with plain HTTP JSON calls). Every scenario gets a short warm-up, then a measured run. Any
+non-2xx answer or socket error fails the run. The server runs with --workers (default 1)
+except where a scenario sets its own.
 
-Results go to bench/results/api-<time>.json; a markdown table is printed.
+Results go to bench/results/api-<time>.json; a markdown table is printed, then each speed
+aim against what was measured (an aim not met does not fail the run).
 
-    python bench/api.py                 # everything, under two minutes
-    python bench/api.py --duration 5    # quicker, noisier
-    python bench/api.py --profile       # and where CreateSession's time goes (py-spy, API-only run)
+    python bench/api.py                         # everything, about three minutes
+    python bench/api.py --quick                 # 1 s warm-up + 3 s per scenario, noisier
+    python bench/api.py --quick --engine sqlite --only get_session_status
+    python bench/api.py --profile create_session --profile get_session_status   # py-spy, per scenario
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -64,13 +76,35 @@ class Scenario:
     # False: the server runs without its background loops (TOFFEEPAY_BACKGROUND=0), as an
     # API process does when the dispatcher and sweeper run in `toffeepay worker`.
     background: bool = True
+    # Server worker processes; None: the command line's --workers.
+    workers: int | None = None
+    # True: a server of its own, on a fresh database (otherwise scenarios share a server).
+    own_server: bool = False
+    # Sessions created through the API before the run; their ids follow the key and game id
+    # in the script's arguments.
+    sessions: int = 0
 
 
+SESSIONS_READ = 16
+
+# In the order they run. On a shared server the reads come before the writes, so that no
+# backlog of webhook fan-outs left by a write scenario runs during a read scenario.
 SCENARIOS = [
     Scenario("health", "sqlite", "health.lua", False, "empty Connect RPC (ceiling)"),
+    Scenario(
+        "get_session_status", "sqlite", "get_session_status.lua", True, "GetSessionStatus", sessions=SESSIONS_READ
+    ),
+    Scenario("get_session", "sqlite", "get_session.lua", True, "GetSession", sessions=SESSIONS_READ),
     Scenario("create_session", "sqlite", "create_session.lua", True, "CreateSession"),
     Scenario(
         "create_session_idempotent", "sqlite", "create_session_idempotent.lua", True, "CreateSession + Idempotency-Key"
+    ),
+    Scenario(
+        "pay_session",
+        "sqlite",
+        "create_then_pay.lua",
+        True,
+        "CreateSession then sandbox PaySession (pairs; req/s counts both calls)",
     ),
     Scenario(
         "create_session_api_only",
@@ -80,7 +114,42 @@ SCENARIOS = [
         "CreateSession, API only (no background loops)",
         background=False,
     ),
+    Scenario(
+        "get_session_status", "postgresql", "get_session_status.lua", True, "GetSessionStatus", sessions=SESSIONS_READ
+    ),
     Scenario("create_session", "postgresql", "create_session.lua", True, "CreateSession"),
+    Scenario(
+        "create_session_scale",
+        "postgresql",
+        "create_session.lua",
+        True,
+        "CreateSession, 1 worker, own database",
+        workers=1,
+        own_server=True,
+    ),
+    Scenario(
+        "create_session_scale",
+        "postgresql",
+        "create_session.lua",
+        True,
+        "CreateSession, 2 workers, own database",
+        workers=2,
+        own_server=True,
+    ),
+]
+
+# The speed aims of the API: (label, numerator row, denominator row or None for the ceiling, aim).
+# A row is named by (scenario, engine, workers or None for the command line's --workers).
+AIMS: list[tuple[str, tuple[str, str, int | None], tuple[str, str, int | None] | None, float]] = [
+    ("CreateSession, SQLite, as shipped: share of the ceiling", ("create_session", "sqlite", None), None, 0.30),
+    ("GetSessionStatus, SQLite: share of the ceiling", ("get_session_status", "sqlite", None), None, 0.50),
+    ("CreateSession, PostgreSQL: share of the ceiling", ("create_session", "postgresql", None), None, 0.20),
+    (
+        "CreateSession, PostgreSQL: 2 workers / 1 worker",
+        ("create_session_scale", "postgresql", 2),
+        ("create_session_scale", "postgresql", 1),
+        1.7,
+    ),
 ]
 
 
@@ -136,6 +205,32 @@ class Server:
     def create_game(self) -> str:
         return json.loads(self.toffeepay("games", "create", GAME_ID, "--json"))["sandbox_api_key"]
 
+    def create_sessions(self, key: str, count: int) -> list[str]:
+        """`count` sessions created with CreateSession as a game server sends it (plain HTTP JSON)."""
+        body = json.dumps(
+            {
+                "game_id": GAME_ID,
+                "user_id": "player_42",
+                "item": {"title": "50 Gold Coins", "price": 499, "currency": "USD"},
+                "return_url": "mygame://payment-complete",
+            }
+        ).encode()
+        ids = []
+        for _ in range(count):
+            request = urllib.request.Request(
+                f"{self.url}/pay.v1.PaymentService/CreateSession",
+                data=body,
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    ids.append(json.loads(answer.read())["id"])
+            except (OSError, KeyError, ValueError) as exc:
+                detail = exc.read().decode(errors="replace") if isinstance(exc, urllib.error.HTTPError) else ""
+                raise BenchError(f"CreateSession before the run failed: {exc} {detail}") from exc
+        return ids
+
     def start(self) -> Server:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -164,10 +259,30 @@ class Server:
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as answer:
                     if answer.status == 200:
+                        self.wait_for_workers()
                         return self
             except OSError:
                 time.sleep(0.1)
         raise BenchError(f"server did not answer /healthz in 30 s:\n{self.log.read_text()[-3000:]}")
+
+    def wait_for_workers(self) -> None:
+        """With several workers, /healthz answers as soon as one is up: wait for the others too.
+
+        A load started before then queues connections on workers still importing the app, and
+        the run measures their start-up (granian logs `Started worker-N` when one is ready).
+        """
+        if self.workers < 2:
+            return
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            log = self.log.read_text(errors="replace")
+            if all(f"Started worker-{i}" in log for i in range(1, self.workers + 1)):
+                return
+            time.sleep(0.2)
+        print(
+            f"  (not every one of the {self.workers} workers said it started in 60 s; measuring anyway)",
+            file=sys.stderr,
+        )
 
     def cpu_seconds(self) -> float:
         """User + system CPU of every process of the server's group (granian and its workers)."""
@@ -223,6 +338,7 @@ def wrk(url: str, script: str, args: list[str], *, seconds: float, connections: 
 # Where a sample of the worker's event-loop thread is, by its innermost frame (first match wins).
 PROFILE_CATEGORIES = [
     ("SQLite (statements and commit)", ("sqlite_inline.py", "aiosqlite/")),
+    ("PostgreSQL driver (asyncpg)", ("asyncpg/",)),
     ("SQLAlchemy Core and its async bridge", ("sqlalchemy/", "greenlet")),
     (
         "HTTP through granian (await receive/send)",
@@ -249,11 +365,12 @@ def worker_pids(server_pid: int) -> list[int]:
     return pids
 
 
-def summarize_profile(raw: Path) -> dict[str, Any]:
-    """py-spy's raw samples of the event-loop thread, as shares of its busy time."""
+def summarize_profile(raws: list[Path]) -> dict[str, Any]:
+    """py-spy's raw samples of the workers' event-loop threads, as shares of their busy time."""
     shares: dict[str, int] = {}
     busy = idle = 0
-    for line in raw.read_text().splitlines():
+    lines = [line for raw in raws if raw.exists() for line in raw.read_text().splitlines()]
+    for line in lines:
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         if not frames or "MainThread" not in frames[0]:
@@ -263,9 +380,9 @@ def summarize_profile(raw: Path) -> dict[str, Any]:
         if len(frames) == 1 or "EpollSelector.select" in leaf or "epoll" in leaf:
             idle += n  # waiting for I/O (or for the GIL outside any Python frame)
             continue
-        # Only the API-only server is profiled: with no background loops, every busy sample
-        # serves a request (code inside SQLAlchemy's greenlets is sampled without the
-        # coroutines around it, so a stack alone could not tell requests from the dispatcher).
+        # On a server without background loops every busy sample serves a request; with them,
+        # the dispatcher's and sweeper's work is counted too (code inside SQLAlchemy's greenlets
+        # is sampled without the coroutines around it, so a stack alone cannot tell them apart).
         category = next(
             (name for name, marks in PROFILE_CATEGORIES if any(m in leaf for m in marks)),
             "Python runtime (context managers, enums, dataclasses)",
@@ -280,18 +397,26 @@ def summarize_profile(raw: Path) -> dict[str, Any]:
     }
 
 
-def start_profiler(server: Server, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+def start_profilers(server: Server, seconds: float, out: str) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """One py-spy per worker process of the server, each writing `<out>-<pid>.txt`."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    pids = worker_pids(server.proc.pid) if server.proc else []
-    if not Path(py_spy).exists() or not pids:
+    if not Path(py_spy).exists():
         print("  (no profile: py-spy is not installed, pip install -e '.[bench]')", file=sys.stderr)
-        return None
+        return []
+    pids = worker_pids(server.proc.pid) if server.proc else []
+    if not pids:
+        print("  (no profile: no worker process found)", file=sys.stderr)
+        return []
+    return [(_py_spy(py_spy, pid, seconds, RESULTS / f"{out}-{pid}.txt"), RESULTS / f"{out}-{pid}.txt") for pid in pids]
+
+
+def _py_spy(py_spy: str, pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             py_spy,
             "record",
             "--pid",
-            str(pids[0]),
+            str(pid),
             "--duration",
             str(max(1, int(seconds))),
             "--rate",
@@ -308,17 +433,20 @@ def start_profiler(server: Server, seconds: float, out: Path) -> subprocess.Pope
     )
 
 
-def run_scenario(server: Server, scenario: Scenario, key: str, opts: argparse.Namespace) -> dict[str, Any]:
-    args = [key, GAME_ID] if scenario.authenticated else []
+def run_scenario(
+    server: Server, scenario: Scenario, key: str, session_ids: list[str], opts: argparse.Namespace
+) -> dict[str, Any]:
+    args = [key, GAME_ID, *session_ids] if scenario.authenticated else []
     conc = {"connections": opts.connections, "threads": opts.threads}
-    warm = wrk(server.url, scenario.script, args, seconds=opts.warmup, **conc)
-    profiler = None
-    raw_profile = (
-        RESULTS / f"profile-{scenario.engine}-{scenario.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.txt"
-    )
-    if opts.profile and scenario.name == "create_session_api_only":
+    # Each worker process fills its own caches (compiled statements, pool connections, CLDR
+    # currency data on its first CreateSession): warm up each one as long as a single worker.
+    warm = wrk(server.url, scenario.script, args, seconds=opts.warmup * server.workers, **conc)
+    profilers = []
+    if scenario.name in (opts.profile or ()):
         RESULTS.mkdir(exist_ok=True)
-        profiler = start_profiler(server, opts.duration - 1, raw_profile)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        out = f"profile-{scenario.engine}-{scenario.name}-w{server.workers}-{stamp}"
+        profilers = start_profilers(server, max(1.0, opts.duration - 1), out)
     cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
     result = wrk(server.url, scenario.script, args, seconds=opts.duration, **conc)
     cpu = server.cpu_seconds() - cpu_before
@@ -327,6 +455,8 @@ def run_scenario(server: Server, scenario: Scenario, key: str, opts: argparse.Na
     row = {
         "scenario": scenario.name,
         "engine": scenario.engine,
+        "workers": server.workers,
+        "background": scenario.background,
         "description": scenario.description,
         "requests": result["requests"],
         "rps": result["rps"],
@@ -339,20 +469,32 @@ def run_scenario(server: Server, scenario: Scenario, key: str, opts: argparse.Na
         "non2xx": result["non2xx"] + warm["non2xx"],
         "socket_errors": {k: v for k, v in result["errors"].items() if k != "status"},
         "first_error": result["first_error"] or warm["first_error"],
+        "counters": result.get("counters", {}),
         "wrk": result,
     }
-    if profiler is not None:
-        profiler.wait(timeout=60)
-        if raw_profile.exists():
-            row["profile"] = {"raw": str(raw_profile.relative_to(ROOT)), **summarize_profile(raw_profile)}
+    if "paid" in row["counters"]:
+        row["paid_per_s"] = row["counters"]["paid"] / max(result["duration_s"], 1e-9)
+    for proc, _ in profilers:
+        proc.wait(timeout=60)
+    raws = [raw for _, raw in profilers if raw.exists()]
+    if raws:
+        row["profile"] = {"raw": [str(raw.relative_to(ROOT)) for raw in raws], **summarize_profile(raws)}
+    label = scenario.name + (f" w{server.workers}" if scenario.workers else "")
     print(
-        f"  {scenario.engine:<10} {scenario.name:<26} {row['rps']:>8.0f} req/s"
+        f"  {scenario.engine:<10} {label:<26} {row['rps']:>8.0f} req/s"
         f"  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms"
         f"  server CPU {row['server_cpu_cores']:.2f} cores, {row['server_cpu_ms_per_request']:.3f} ms/request",
         flush=True,
     )
+    if "paid_per_s" in row:
+        print(f"    {row['counters']['paid']} sessions paid, {row['paid_per_s']:.0f} pairs/s")
     if "profile" in row:
-        print(f"    event-loop thread busy {100 * row['profile']['busy_share']:.0f}% of samples; of that:")
+        print(
+            f"    profile of {len(raws)} worker(s), {row['profile']['samples']} samples; event-loop thread busy"
+            f" {100 * row['profile']['busy_share']:.0f}% of samples; of that"
+            + ("" if scenario.background else " (no background loops: all requests)")
+            + ":"
+        )
         for name, share in row["profile"]["shares"].items():
             print(f"    {100 * share:5.1f}%  {name}")
     return row
@@ -368,7 +510,48 @@ def check(rows: list[dict[str, Any]]) -> list[str]:
             problems.append(f"{name}: socket errors {row['socket_errors']}")
         if row["requests"] == 0:
             problems.append(f"{name}: no request completed")
+        if row["counters"].get("paid") == 0:
+            problems.append(f"{name}: no session was paid")
     return problems
+
+
+def find_row(rows: list[dict[str, Any]], key: tuple[str, str, int | None], workers: int) -> dict[str, Any] | None:
+    scenario, engine, wanted = key
+    return next(
+        (
+            r
+            for r in rows
+            if r["scenario"] == scenario and r["engine"] == engine and r["workers"] == (wanted or workers)
+        ),
+        None,
+    )
+
+
+def aims(rows: list[dict[str, Any]], ceiling: float, workers: int) -> list[dict[str, Any]]:
+    """Each aim whose scenarios ran, with the measured ratio and whether it is met."""
+    judged = []
+    for label, num_key, den_key, aim in AIMS:
+        num = find_row(rows, num_key, workers)
+        den = find_row(rows, den_key, workers) if den_key else None
+        if num is None or (den_key and den is None):
+            continue
+        measured = num["rps"] / (den["rps"] if den else ceiling)
+        judged.append(
+            {"aim": label, "measured": measured, "target": aim, "ratio": den is not None, "met": measured >= aim}
+        )
+    return judged
+
+
+def format_aims(judged: list[dict[str, Any]]) -> str:
+    def show(value: float, ratio: bool) -> str:
+        return f"{value:.2f}x" if ratio else f"{100 * value:.1f}%"
+
+    width = max((len(a["aim"]) for a in judged), default=0)
+    return "\n".join(
+        f"  {a['aim']:<{width}}  {show(a['measured'], a['ratio']):>7}  aim >= {show(a['target'], a['ratio']):<6}"
+        f"  {'met' if a['met'] else 'not met'}"
+        for a in judged
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -435,9 +618,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per scenario")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per scenario")
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes (toffeepay serve --workers)")
+    parser.add_argument("--duration", type=float, help="measured seconds per scenario (default 10; 3 with --quick)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per scenario (default 2; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="short warm-up and runs, for iterating (noisier)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server worker processes (toffeepay serve --workers) where a scenario does not set its own",
+    )
     parser.add_argument(
         "--only",
         choices=sorted({s.name for s in SCENARIOS}),
@@ -446,9 +635,20 @@ def main() -> int:
     )
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], action="append", help="run only these engines")
     parser.add_argument(
-        "--profile", action="store_true", help="sample the API-only server with py-spy during its CreateSession run"
+        "--profile",
+        choices=sorted({s.name for s in SCENARIOS}),
+        nargs="?",
+        const="create_session_api_only",
+        action="append",
+        metavar="SCENARIO",
+        help="sample the server's workers with py-spy during this scenario's measured run and print where the"
+        " time goes (repeatable; on every engine it runs on; without a name: create_session_api_only)",
     )
     opts = parser.parse_args()
+    if opts.duration is None:
+        opts.duration = 3.0 if opts.quick else 10.0
+    if opts.warmup is None:
+        opts.warmup = 1.0 if opts.quick else 2.0
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -472,14 +672,16 @@ def main() -> int:
     print(
         f"wrk: {opts.threads} threads, {opts.connections} connections, "
         f"{opts.warmup:g} s warm-up + {opts.duration:g} s per scenario; "
-        f"server: {opts.workers} worker(s)",
+        f"server: {opts.workers} worker(s) unless a scenario sets its own",
         flush=True,
     )
     try:
-        for engine, background in (("sqlite", True), ("sqlite", False), ("postgresql", True)):
-            todo = [s for s in scenarios if s.engine == engine and s.background == background]
-            if not todo:
-                continue
+        # Scenarios that can share a server do, in the order of SCENARIOS.
+        groups: dict[tuple[str, bool, int, int], list[Scenario]] = {}
+        for i, s in enumerate(scenarios):
+            group = (s.engine, s.background, s.workers or opts.workers, i if s.own_server else -1)
+            groups.setdefault(group, []).append(s)
+        for (engine, background, workers, _), todo in groups.items():
             pg_name = None
             if engine == "sqlite":
                 # A fresh file per server, so every run starts from the same empty database.
@@ -488,12 +690,16 @@ def main() -> int:
                 pg_name = f"toffeepay_bench_{uuid.uuid4().hex[:10]}"
                 pg_admin(f'CREATE DATABASE "{pg_name}"')
                 db_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{pg_name}"
-            server = Server(db_url, workdir, opts.workers, background=background)
+            server = Server(db_url, workdir, workers, background=background)
             try:
                 key = server.create_game()
                 server.start()
+                session_ids: list[str] = []
                 for scenario in todo:
-                    rows.append(run_scenario(server, scenario, key, opts))
+                    if len(session_ids) < scenario.sessions:
+                        session_ids += server.create_sessions(key, scenario.sessions - len(session_ids))
+                    ids = session_ids[: scenario.sessions]
+                    rows.append(run_scenario(server, scenario, key, ids, opts))
             finally:
                 server.stop()
                 if pg_name:
@@ -520,17 +726,21 @@ def main() -> int:
             "duration_s": opts.duration,
             "warmup_s": opts.warmup,
             "server_workers": opts.workers,
-            "profiled": opts.profile,
+            "profiled": sorted(set(opts.profile or ())),
         },
         "load_average": {"start": load_start, "end": list(os.getloadavg())},
         "ceiling_rps": ceiling,
         "scenarios": rows,
+        "aims": aims(rows, ceiling, opts.workers),
     }
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"api-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(started))}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print()
     print(markdown(rows, ceiling))
+    if report["aims"]:
+        print("\nspeed aims (measured in this run; an aim not met does not fail the run):")
+        print(format_aims(report["aims"]))
     print(f"\nresults: {out.relative_to(ROOT)} ({report['elapsed_s']} s)")
     problems = check(rows)
     if problems:
