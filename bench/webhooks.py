@@ -3,12 +3,15 @@
 Measured in one run, against the same receiver (a small asyncio HTTP/1.1 server in its own
 process that notes when each request arrives):
 
-  ceiling           a raw POST loop (httpx, keep-alive, 16 in flight, bodies signed as the
-                    dispatcher signs them): the most this client stack and receiver can do
+  ceiling           a raw POST loop (aiohttp, the dispatcher's client, keep-alive, 16 in
+                    flight, bodies signed as the dispatcher signs them): the most this client
+                    stack and receiver can do; with --httpx-ceiling the same loop with httpx too
+                    (the client before), for the absolute numbers
   ceiling_paced     the same loop paced at the target rate (--rate, default 500/s): request
                     latency
   worker_drain      N events committed while no dispatcher runs, then one `toffeepay worker`
-                    starts: deliveries per second from its first to its last arrival
+                    starts: deliveries per second from its first to its last arrival, and the
+                    worker's CPU time per delivery meanwhile (from /proc)
   worker_paced      events committed at the target rate (sessions created through the
                     services, one transaction each, in this process) while the worker runs:
                     latency from the event's creation (just before its commit) to its arrival
@@ -20,6 +23,7 @@ the commit), so it slightly overstates commit-to-arrival.
 
     python bench/webhooks.py                       # both engines, about two minutes
     python bench/webhooks.py --engines sqlite --events 2000 --duration 5
+    python bench/webhooks.py --rate 300 --profile bench/results   # py-spy of the draining worker
 """
 
 from __future__ import annotations
@@ -282,34 +286,49 @@ def produce_wrk(base_url: str, game_id: str, key: str, rate: float, duration: fl
     return requests, requests / duration
 
 
-async def raw_posts(url: str, count: int, rate: float | None) -> float:
-    """The ceiling: signed POSTs straight to the receiver, 16 in flight."""
-    from toffeepay_server.domain.webhooks import new_secret
+def _raw_request(secret: str) -> tuple[bytes, dict[str, str]]:
     from toffeepay_server.events.signing import json_headers
+
+    event_id = str(uuid.uuid4())
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    body = json.dumps(
+        {
+            "id": event_id,
+            "event": "session.created",
+            "timestamp": stamp,
+            "mode": "sandbox",
+            "data": {"session_id": "sess_x", "status": "pending"},
+        },
+        separators=(",", ":"),
+    ).encode()
+    return body, json_headers(event_id, "session.created", body, int(time.time()), [secret])
+
+
+async def raw_posts(url: str, count: int, rate: float | None, client: str = "aiohttp") -> tuple[float, float]:
+    """The ceiling: signed POSTs straight to the receiver, 16 in flight; returns the rate and
+    the CPU milliseconds per POST."""
+    import aiohttp
+
+    from toffeepay_server.domain.webhooks import new_secret
 
     secret = new_secret()
     limit = asyncio.Semaphore(CONCURRENCY)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY), timeout=10) as client:
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY))
+    httpx_client = httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY), timeout=10)
 
-        async def one() -> None:
-            async with limit:
-                event_id = str(uuid.uuid4())
-                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                body = json.dumps(
-                    {
-                        "id": event_id,
-                        "event": "session.created",
-                        "timestamp": stamp,
-                        "mode": "sandbox",
-                        "data": {"session_id": "sess_x", "status": "pending"},
-                    },
-                    separators=(",", ":"),
-                ).encode()
-                headers = json_headers(event_id, "session.created", body, int(time.time()), [secret])
-                response = await client.post(f"{url}/raw", content=body, headers=headers)
+    async def one() -> None:
+        async with limit:
+            body, headers = _raw_request(secret)
+            if client == "httpx":
+                response = await httpx_client.post(f"{url}/raw", content=body, headers=headers)
                 response.raise_for_status()
+                return
+            async with session.post(f"{url}/raw", data=body, headers=headers) as answer:
+                await answer.read()
+                answer.raise_for_status()
 
-        started = time.perf_counter()
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
         tasks = []
         for i in range(count):
             if rate:
@@ -318,7 +337,16 @@ async def raw_posts(url: str, count: int, rate: float | None) -> float:
                 await asyncio.sleep(0)
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / count
+    finally:
+        await session.close()
+        await httpx_client.aclose()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -362,8 +390,36 @@ def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace,
         receiver.reset()
         asyncio.run(produce(db_url, key, args.events, None))
         worker = start_process(["worker"], env, tmp / f"worker-{engine}.log")
+        profiler = None
         try:
+            # CPU per delivery from the first arrivals on (the start-up's imports not counted).
+            while not (early := receiver.arrivals()):
+                time.sleep(0.02)
+            early_cpu = cpu_seconds(worker.pid)
+            if args.profile:
+                profile = Path(args.profile) / f"worker-drain-{engine}-{datetime.now().strftime('%H%M%S')}.txt"
+                profiler = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "--pid",
+                        str(worker.pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "250",
+                        "--output",
+                        str(profile),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             got = receiver.wait(args.events)
+            cpu = cpu_seconds(worker.pid) - early_cpu
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(30)
             first, last = min(a for a, _ in got), max(a for a, _ in got)
             results.append(
                 {
@@ -371,6 +427,7 @@ def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace,
                     "engine": engine,
                     "events": args.events,
                     "deliveries_per_s": round(args.events / (last - first), 1),
+                    "cpu_ms_per_delivery": round(cpu * 1000 / max(1, args.events - len(early)), 2),
                 }
             )
 
@@ -423,6 +480,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000, help="backlog size for worker_drain and ceiling")
     parser.add_argument("--rate", type=float, default=500.0, help="events per second for the *_paced scenarios")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load at the target rate")
+    parser.add_argument("--httpx-ceiling", action="store_true", help="also measure the raw loop with httpx")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy (raw stacks) of the worker while it drains")
     args = parser.parse_args()
     if args.receiver:
         asyncio.run(_serve_receiver(args.receiver))
@@ -432,15 +491,22 @@ def main() -> None:
     receiver = ReceiverProcess()
     results: list[dict[str, Any]] = []
     try:
-        receiver.reset()
-        achieved = asyncio.run(raw_posts(receiver.url, args.events, None))
-        receiver.wait(args.events)
-        results.append(
-            {"scenario": "ceiling", "engine": "-", "events": args.events, "deliveries_per_s": round(achieved, 1)}
-        )
+        for client in ["aiohttp", *(["httpx"] if args.httpx_ceiling else [])]:
+            receiver.reset()
+            achieved, cpu_ms = asyncio.run(raw_posts(receiver.url, args.events, None, client))
+            receiver.wait(args.events)
+            results.append(
+                {
+                    "scenario": "ceiling" if client == "aiohttp" else "ceiling_httpx",
+                    "engine": "-",
+                    "events": args.events,
+                    "deliveries_per_s": round(achieved, 1),
+                    "cpu_ms_per_delivery": round(cpu_ms, 2),
+                }
+            )
         receiver.reset()
         count = int(args.rate * args.duration)
-        achieved = asyncio.run(raw_posts(receiver.url, count, args.rate))
+        achieved, _ = asyncio.run(raw_posts(receiver.url, count, args.rate))
         got = receiver.wait(count)
         results.append(
             {
@@ -479,13 +545,16 @@ def main() -> None:
             indent=2,
         )
     )
-    print("| scenario | engine | events | deliveries/s | vs ceiling | rate/s | p50 ms | p99 ms | max ms |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| scenario | engine | events | deliveries/s | vs ceiling | CPU ms/delivery | rate/s | p50 ms | p99 ms "
+        "| max ms |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         print(
             f"| {r['scenario']} | {r['engine']} | {r['events']} | {r.get('deliveries_per_s', '')} "
-            f"| {r.get('vs_ceiling', '')} | {r.get('rate', '')} | {r.get('p50_ms', '')} | {r.get('p99_ms', '')} "
-            f"| {r.get('max_ms', '')} |"
+            f"| {r.get('vs_ceiling', '')} | {r.get('cpu_ms_per_delivery', '')} | {r.get('rate', '')} "
+            f"| {r.get('p50_ms', '')} | {r.get('p99_ms', '')} | {r.get('max_ms', '')} |"
         )
     print(f"\nload average: start {load['start'][0]:.1f}, end {load['end'][0]:.1f} ({os.cpu_count()} CPUs)")
     print(f"\nresults: {out.relative_to(HERE.parent)}")

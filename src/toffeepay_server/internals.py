@@ -1,9 +1,7 @@
 """The private parts of libraries the server relies on, checked once at start-up.
 
-Three couplings have no public API to use instead:
+Two couplings have no public API to use instead:
 
-- events/transport.py gives httpx's transport an httpcore pool with a guarded network
-  backend (`AsyncHTTPTransport._pool`): httpx has no public hook for the backend.
 - store/database.py reaches the sqlite3 connection under SQLAlchemy's aiosqlite adapter
   (`driver_connection._conn`) to send BEGIN without a thread hop.
 - store/sqlite_inline.py stands in for aiosqlite's private queue to its thread (`_tx`).
@@ -23,8 +21,6 @@ from .config import ConfigError
 ESCAPE_HATCH = "TOFFEEPAY_ALLOW_UNTESTED_LIBRARIES"
 # Distribution -> (the release the coupling is tested with, what the server reaches into).
 TESTED: dict[str, tuple[str, str]] = {
-    "httpcore": ("1.0.9", "the webhook client's connection pool and network backend"),
-    "httpx": ("0.28.1", "AsyncHTTPTransport._pool, replaced to guard webhook connects"),
     "aiosqlite": ("0.22.1", "Connection._tx and Connection._conn, run inline on the event loop"),
     "sqlalchemy": ("2.1.9", "the aiosqlite adapter's driver_connection"),
 }

@@ -19,18 +19,15 @@ def test_the_installed_releases_are_the_tested_ones() -> None:
 
 
 def test_an_untested_release_refuses_to_start_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(internals.TESTED, "httpcore", ("0.0.1", "the pool"))
+    monkeypatch.setitem(internals.TESTED, "aiosqlite", ("0.0.1", "the connection"))
     with pytest.raises(ConfigError) as refused:
         internals.check_internals({})
-    assert "httpcore" in str(refused.value) and internals.ESCAPE_HATCH in str(refused.value)
+    assert "aiosqlite" in str(refused.value) and internals.ESCAPE_HATCH in str(refused.value)
     let_through = internals.check_internals({internals.ESCAPE_HATCH: "1"})
-    assert len(let_through) == 1 and let_through[0].startswith(f"httpcore {version('httpcore')}")
+    assert len(let_through) == 1 and let_through[0].startswith(f"aiosqlite {version('aiosqlite')}")
 
 
 def test_the_private_attributes_are_where_the_server_reaches() -> None:
     import aiosqlite
-    import httpx
 
-    transport = httpx.AsyncHTTPTransport()
-    assert hasattr(transport, "_pool")
     assert "_tx" in aiosqlite.Connection.__init__.__code__.co_names or hasattr(aiosqlite.Connection, "_tx")

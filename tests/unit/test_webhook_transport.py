@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import aiohttp
 import pytest
 
 from tests.receiver import Answer, Receiver
@@ -34,10 +34,13 @@ async def test_connects_to_the_checked_address_keeping_the_host(
     monkeypatch: pytest.MonkeyPatch, receiver: Receiver
 ) -> None:
     asked = resolving_to(monkeypatch, "127.0.0.1")
-    async with transport.webhook_client(private=True, max_connections=4, timeout=5) as client:
-        response = await client.post(f"http://hooks.test:{receiver.port}/hook", content=b"{}")
+    async with (
+        transport.webhook_client(private=True, max_connections=4, timeout=5) as client,
+        client.open(f"http://hooks.test:{receiver.port}/hook", b"{}", {}) as response,
+    ):
+        status = response.status
     assert asked == ["hooks.test"]
-    assert response.status_code == 200
+    assert status == 200
     got = receiver.at("/hook")[0]
     assert got.headers["host"] == f"hooks.test:{receiver.port}"
     assert got.headers["user-agent"] == "ToffeePay-Webhooks/1.0"
@@ -60,8 +63,9 @@ async def test_public_only_never_connects_to_a_non_public_answer(
 ) -> None:
     resolving_to(monkeypatch, *addresses)
     async with transport.webhook_client(private=False, max_connections=4, timeout=5) as client:
-        with pytest.raises(httpx.ConnectError, match="which webhooks may not reach"):
-            await client.post(f"http://hooks.test:{receiver.port}/hook", content=b"{}")
+        with pytest.raises(aiohttp.ClientConnectorError, match="which webhooks may not reach"):
+            async with client.open(f"http://hooks.test:{receiver.port}/hook", b"{}", {}):
+                pass
     assert receiver.at("/hook") == []
 
 
@@ -70,10 +74,15 @@ async def test_metadata_addresses_are_refused_even_where_private_targets_are_all
 ) -> None:
     resolving_to(monkeypatch, "169.254.169.254")
     async with transport.webhook_client(private=True, max_connections=4, timeout=5) as client:
-        with pytest.raises(httpx.ConnectError, match=r"169\.254\.169\.254"):
-            await client.post("http://metadata.test/latest", content=b"")
-        with pytest.raises(httpx.ConnectError, match="may not reach"):
-            await client.post("http://169.254.169.254/latest", content=b"")
+        with pytest.raises(aiohttp.ClientConnectorError, match=r"169\.254\.169\.254"):
+            async with client.open("http://metadata.test/latest", b"", {}):
+                pass
+        with pytest.raises(aiohttp.ClientConnectionError, match="may not reach"):
+            async with client.open("http://169.254.169.254/latest", b"", {}):
+                pass
+        with pytest.raises(aiohttp.ClientConnectionError, match="may not reach"):
+            async with client.open("http://[fd00:ec2::254]/latest", b"", {}):
+                pass
 
 
 async def test_redirects_are_not_followed_and_proxies_not_used(
@@ -83,7 +92,10 @@ async def test_redirects_are_not_followed_and_proxies_not_used(
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
     receiver.expect("/moved", None, Answer(302, headers={"Location": "/elsewhere"}))
     receiver.expect("/elsewhere", None)
-    async with transport.webhook_client(private=True, max_connections=4, timeout=5) as client:
-        response = await client.post(receiver.url("/moved"), content=b"{}")
-    assert response.status_code == 302
+    async with (
+        transport.webhook_client(private=True, max_connections=4, timeout=5) as client,
+        client.open(receiver.url("/moved"), b"{}", {}) as response,
+    ):
+        status = response.status
+    assert status == 302
     assert [r.path for r in receiver.received] == ["/moved"]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx
+import aiohttp
 import structlog
 
 from ..domain.keys import Mode
@@ -21,7 +21,7 @@ from ..services.context import ServiceContext
 from ..services.outbox import Job, Outcome
 from . import legacy, signing
 from .retry import RetryPolicy, parse_retry_after
-from .transport import webhook_client
+from .transport import WebhookClient, webhook_client
 
 log = structlog.get_logger("toffeepay.dispatcher")
 
@@ -48,19 +48,20 @@ class Reply:
         return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def _excerpt(response: httpx.Response) -> str:
+async def _excerpt(content: aiohttp.StreamReader) -> str:
     kept = bytearray()
     seen = 0
-    async for chunk in response.aiter_bytes():
+    while seen <= DRAIN_BYTES:
+        chunk = await content.readany()
+        if not chunk:
+            break
         if len(kept) < EXCERPT_BYTES:
             kept += chunk[: EXCERPT_BYTES - len(kept)]
         seen += len(chunk)
-        if seen > DRAIN_BYTES:
-            break
     return kept.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
-async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
+async def post(client: WebhookClient, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
     """POST once and read the start of the answer; a failure to connect or answer is a `Reply` too."""
     started = time.perf_counter()
     status: int | None = None
@@ -69,13 +70,13 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
     error: str | None = None
     try:
         async with asyncio.timeout(timeout):
-            async with client.stream("POST", url, content=body, headers=headers) as response:
-                status = response.status_code
-                retry_after = response.headers.get("retry-after")
-                excerpt = await _excerpt(response)
+            async with client.open(url, body, headers) as response:
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+                excerpt = await _excerpt(response.content)
     except TimeoutError:
         error = f"no complete answer within {timeout:g} s"
-    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:EXCERPT_BYTES]
     latency_ms = round((time.perf_counter() - started) * 1000)
     return Reply(latency_ms=latency_ms, status_code=status, retry_after=retry_after, excerpt=excerpt, error=error)
