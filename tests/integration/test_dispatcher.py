@@ -31,10 +31,12 @@ from toffeepay_server.domain.payments import FailureCode, Method, Payment, Payme
 from toffeepay_server.domain.refunds import Refund, RefundFailureCode, RefundOutcome, RefundReason, RefundStatus
 from toffeepay_server.domain.sessions import new_session
 from toffeepay_server.domain.webhooks import Endpoint
+from toffeepay_server.events import dispatcher as dispatcher_module
 from toffeepay_server.events.dispatcher import Dispatcher
 from toffeepay_server.events.retry import RetryPolicy
 from toffeepay_server.services import games, outbox, sessions, webhooks
 from toffeepay_server.services.context import ServiceContext
+from toffeepay_server.store import outbox as store_outbox
 from toffeepay_server.store.database import Database
 from toffeepay_server.store.migrate import upgrade
 from toffeepay_server.store.types import Instant
@@ -318,6 +320,71 @@ async def test_a_lease_of_a_vanished_dispatcher_is_taken_over(hub: Hub) -> None:
     assert await survivor.drain() == 1
     assert (await hub.delivery(endpoint.id)).status == "succeeded"
     assert len(hub.receiver.at("/late")) == 1
+
+
+async def test_deliveries_leased_ahead_wait_for_a_slot_and_are_given_back_at_shutdown(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatcher_module, "SHUTDOWN_GRACE", 0.1)
+    release = threading.Event()
+    endpoint, _ = await hub.endpoint("/stuck", *[Answer(hold=release)] * 2)
+    for _ in range(6):
+        await hub.session()
+    dispatcher = hub.dispatcher(name="ahead", per_endpoint=2, timeout=30)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        for _ in range(200):
+            if dispatcher.inflight.endpoints[endpoint.id] == 2 and dispatcher.waiting_count == 2:
+                break
+            await asyncio.sleep(0.05)
+        # Two in flight (the limit), two more leased and waiting, two left for anyone.
+        assert dispatcher.inflight.endpoints[endpoint.id] == 2 and dispatcher.waiting_count == 2
+        claimed = await hub.rows("SELECT claimed_by FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
+        assert sorted(str(r.claimed_by) for r in claimed) == ["None", "None", "ahead", "ahead", "ahead", "ahead"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        release.set()
+    # The waiting two were given back at once; the two cut off in flight wait for their lease.
+    claimed = await hub.rows("SELECT claimed_by FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
+    assert sorted(str(r.claimed_by) for r in claimed) == ["None", "None", "None", "None", "ahead", "ahead"]
+    survivor = hub.dispatcher(name="survivor")
+    assert await survivor.drain() == 4
+    hub.clock.advance(seconds=61)
+    assert await survivor.drain() == 2
+    rows = await hub.rows("SELECT status FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
+    assert [r.status for r in rows] == ["succeeded"] * 6
+
+
+async def test_a_batch_cut_off_while_being_recorded_is_sent_again(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint, _ = await hub.endpoint("/hook")
+    for _ in range(5):
+        await hub.session()
+    real_record = store_outbox.record
+
+    async def record_then_die(conn: Any, attempt_rows: Any, outcomes: Any) -> None:
+        await real_record(conn, attempt_rows, outcomes)
+        raise RuntimeError("the process died before the commit")
+
+    monkeypatch.setattr(store_outbox, "record", record_then_die)
+    doomed = hub.dispatcher(name="doomed")
+    with pytest.raises(RuntimeError, match="died"):
+        await doomed.drain()
+    assert len(hub.receiver.at("/hook")) == 5
+    # Nothing of the batch was kept: no attempt logged, every delivery still pending and leased.
+    assert await hub.rows("SELECT id FROM delivery_attempts") == []
+    rows = await hub.rows("SELECT status, claimed_by FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
+    assert {(r.status, r.claimed_by) for r in rows} == {("pending", "doomed")} and len(rows) == 5
+    monkeypatch.setattr(store_outbox, "record", real_record)
+    survivor = hub.dispatcher(name="survivor")
+    assert await survivor.drain() == 0  # still leased
+    hub.clock.advance(seconds=61)
+    assert await survivor.drain() == 5
+    # At least once: every event arrived twice, and each delivery is recorded once, succeeded.
+    assert set(Counter(r.event_id for r in hub.receiver.at("/hook")).values()) == {2}
+    rows = await hub.rows("SELECT status, attempts FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
+    assert {(r.status, r.attempts) for r in rows} == {("succeeded", 1)} and len(rows) == 5
+    assert len(await hub.rows("SELECT id FROM delivery_attempts")) == 5
 
 
 async def test_rotation_signs_with_both_secrets_during_the_overlap(hub: Hub) -> None:

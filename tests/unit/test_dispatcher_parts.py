@@ -186,3 +186,29 @@ async def test_post_turns_a_refused_connection_into_an_error() -> None:
     async with webhook_client(private=True, max_connections=2, timeout=5) as client:
         reply = await post(client, f"http://127.0.0.1:{port}/hook", b"{}", {}, 5)
     assert reply.status_code is None and reply.error and not reply.ok
+
+
+def test_a_request_fits_while_its_endpoint_game_and_mode_have_room() -> None:
+    inflight = InFlight(Limits(per_endpoint=2, per_scope=3, per_mode=8, guaranteed=1))
+    first = job("we_1")
+    assert inflight.fits(first)
+    inflight.take(first)
+    inflight.take(job("we_1"))
+    assert not inflight.fits(job("we_1"))  # the endpoint's limit
+    assert inflight.fits(job("we_2"))
+    inflight.take(job("we_2"))
+    assert not inflight.fits(job("we_3"))  # the game's share
+    assert inflight.fits(job("we_4", game_id="game_b"))
+    for n in range(3):
+        inflight.take(job(f"we_c{n}", game_id=f"game_c{n}"))
+    # Two slots left of eight: kept for games with fewer than `guaranteed` in flight.
+    assert not inflight.fits(job("we_c0b", game_id="game_c0"))
+    assert inflight.fits(job("we_d", game_id="game_d"))
+    inflight.release(first)
+    assert inflight.fits(job("we_1"))
+
+
+def test_the_lease_ahead_limits_keep_the_shares_at_a_larger_scale() -> None:
+    limits = Limits(per_endpoint=16, per_scope=64, per_mode=256, guaranteed=4)
+    assert limits.times(2) == Limits(per_endpoint=32, per_scope=128, per_mode=512, guaranteed=8)
+    assert limits.times(2).reserve == 2 * limits.reserve

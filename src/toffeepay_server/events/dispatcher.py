@@ -1,10 +1,12 @@
 """The webhook dispatcher: outbox events become signed POSTs, retried until they land.
 
-One loop fans new events out to deliveries and leases due ones; every leased delivery is
-sent at once in its own task, within the limits of `outbox.Limits` (per endpoint, per game
-and mode, per mode, with room kept for games that hold little), so slow or dead endpoints
-only ever hold their own game's slots and sandbox never takes live's; finished
-attempts are recorded in batches. Leases (claimed_by / claimed_until) let any number of
+One loop fans new events out to deliveries and leases due ones; a leased delivery is sent in
+its own task as soon as the limits of `outbox.Limits` allow (per endpoint, per game and
+mode, per mode, with room kept for games that hold little), so slow or dead endpoints only
+ever hold their own game's slots and sandbox never takes live's. A dispatcher leases up to
+`LEASE_AHEAD` times those limits, so when a request finishes the next one to that endpoint
+starts at once, without waiting for a lease round; finished attempts are recorded in
+batches. Leases (claimed_by / claimed_until) let any number of
 dispatchers share the outbox without two sending the same attempt.
 
 The parts: `wakeup` says when to look at the outbox again (a commit, a NOTIFY, another
@@ -19,6 +21,7 @@ import contextlib
 import os
 import secrets
 import socket
+from collections import deque
 from datetime import timedelta
 
 import structlog
@@ -36,8 +39,14 @@ log = structlog.get_logger("toffeepay.dispatcher")
 
 LEASE = timedelta(seconds=60)
 SHUTDOWN_GRACE = 5.0
-# Finished attempts are recorded together if they finish within this long of each other.
-RECORD_COALESCE = 0.005
+# Finished attempts are recorded together if they finish within this long of the first of
+# them, or as soon as this many are waiting: one transaction per batch.
+RECORD_COALESCE = 0.02
+RECORD_BATCH = 256
+# Deliveries a dispatcher may hold leased, as a multiple of its in-flight limits: those over
+# the limits wait here for a slot (their lease covers the wait; should the process die, the
+# lease expires and any dispatcher sends them).
+LEASE_AHEAD = 2
 
 
 def dispatcher_name() -> str:
@@ -73,9 +82,14 @@ class Dispatcher:
         self.batch_window = batch_window
         self.me = name or dispatcher_name()
         self.inflight = InFlight(self.limits)
+        # Leased here: in flight, or waiting (per endpoint, in lease order) for a slot.
+        self.held = InFlight(self.limits.times(LEASE_AHEAD))
+        self.waiting: dict[str, deque[Job]] = {}
+        self.waiting_count = 0
         self.sending: set[asyncio.Task[None]] = set()
         self.finished: list[Outcome] = []
         self.finished_signal = asyncio.Event()
+        self.record_now = asyncio.Event()
         self.wakeup: WakeUp | None = None
         # Sends finished since the last lease round; a new round starts once a few slots are free.
         self.freed = 0
@@ -122,7 +136,7 @@ class Dispatcher:
         while True:
             self.due = True
             jobs = await self._pump()
-            if self.sending:
+            while self.sending:  # waiting jobs start as sends finish
                 await asyncio.gather(*list(self.sending), return_exceptions=True)
             await self._flush()
             attempts += len(jobs)
@@ -143,7 +157,7 @@ class Dispatcher:
         jobs: list[Job] = []
         while True:
             leased = await outbox.lease_work(
-                self.ctx, me=self.me, lease=self.lease, capacity=self.inflight.capacity(), claim_due=self.due
+                self.ctx, me=self.me, lease=self.lease, capacity=self.held.capacity(), claim_due=self.due
             )
             self.due = leased.backlog
             self._start(leased.jobs)
@@ -152,11 +166,46 @@ class Dispatcher:
                 return jobs
 
     def _start(self, jobs: list[Job]) -> None:
+        """Hold newly leased jobs and send those there is room for now."""
         for job in jobs:
+            self.held.take(job)
+            queue = self.waiting.get(job.endpoint.id)
+            if queue is None:
+                queue = self.waiting[job.endpoint.id] = deque()
+            queue.append(job)
+        self.waiting_count += len(jobs)
+        self._start_waiting()
+
+    def _start_waiting(self, endpoint_id: str | None = None) -> None:
+        """Send waiting jobs that fit the limits now; `endpoint_id`'s first (a slot of it was freed).
+
+        When that endpoint takes the freed slot back, every count is as it was before the
+        release, so no other waiting job can fit now and the others need no look.
+        """
+        if not self.waiting_count:
+            return
+        if (
+            endpoint_id is not None
+            and (queue := self.waiting.get(endpoint_id))
+            and self._start_from(endpoint_id, queue)
+        ):
+            return
+        for waiting_id, queue in list(self.waiting.items()):
+            self._start_from(waiting_id, queue)
+
+    def _start_from(self, endpoint_id: str, queue: deque[Job]) -> bool:
+        started = 0
+        while queue and self.inflight.fits(queue[0]):
+            job = queue.popleft()
             self.inflight.take(job)
             task = asyncio.create_task(self._send(job))
             self.sending.add(task)
             task.add_done_callback(self.sending.discard)
+            started += 1
+        if not queue:
+            del self.waiting[endpoint_id]
+        self.waiting_count -= started
+        return started > 0
 
     # Sending
 
@@ -185,13 +234,18 @@ class Dispatcher:
     # Recording
 
     def _finished(self, job: Job, outcome: Outcome) -> None:
-        """Free the slots of a finished send (a new round once enough are free) and queue its outcome."""
+        """Free the slots of a finished send for a waiting job, queue its outcome, and start a
+        lease round once enough are free (or nothing is left waiting)."""
         self.inflight.release(job)
+        self.held.release(job)
+        self._start_waiting(job.endpoint.id)
         self.freed += 1
-        if self.due and (self.freed >= max(1, self.per_endpoint // 4) or not self.inflight):
+        if self.due and (self.freed >= max(1, self.per_endpoint // 2) or not self.waiting_count):
             self._wake()
         self.finished.append(outcome)
         self.finished_signal.set()
+        if len(self.finished) >= RECORD_BATCH:
+            self.record_now.set()
 
     async def _flush(self) -> None:
         batch, self.finished = self.finished, []
@@ -206,8 +260,11 @@ class Dispatcher:
     async def _record_forever(self) -> None:
         while True:
             await self.finished_signal.wait()
-            await asyncio.sleep(RECORD_COALESCE)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECORD_COALESCE):
+                    await self.record_now.wait()
             self.finished_signal.clear()
+            self.record_now.clear()
             try:
                 await self._flush()
             except Exception:
@@ -242,4 +299,18 @@ class Dispatcher:
             await self._flush()
         except Exception:
             log.exception("recording webhook attempts at shutdown failed")
+        await self._release_waiting()
         await self.aclose()
+
+    async def _release_waiting(self) -> None:
+        """Give back the leases of jobs that never started, so any dispatcher sends them now
+        rather than once the lease runs out."""
+        ids = [job.delivery_id for queue in self.waiting.values() for job in queue]
+        self.waiting.clear()
+        self.waiting_count = 0
+        if not ids:
+            return
+        try:
+            await outbox.release(self.ctx, me=self.me, delivery_ids=ids)
+        except Exception:
+            log.exception("giving back webhook leases at shutdown failed")

@@ -1,4 +1,8 @@
-"""The dispatcher's count of requests in flight: per endpoint, per game and mode, per mode."""
+"""The dispatcher's count of requests: per endpoint, per game and mode, per mode.
+
+One count is of the requests in flight (`fits` says whether one more may start); another,
+with larger limits, of the deliveries leased here (in flight or waiting for a slot).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,15 @@ class InFlight:
             (self.endpoints, job.endpoint.id),
             (self.scopes, scope_key(job.endpoint.game_id, job.endpoint.mode)),
             (self.modes, job.endpoint.mode),
+        )
+
+    def fits(self, job: Job) -> bool:
+        """Whether one more request to this job's endpoint is within every limit now."""
+        endpoint = job.endpoint
+        if self.endpoints[endpoint.id] >= self.limits.per_endpoint:
+            return False
+        return not self.limits.scope_full(
+            self.scopes[scope_key(endpoint.game_id, endpoint.mode)], self.modes[endpoint.mode]
         )
 
     def take(self, job: Job) -> None:

@@ -73,6 +73,20 @@ class Limits:
     def reserve(self) -> int:
         return self.per_mode // 4
 
+    def times(self, factor: int) -> Limits:
+        """The same shares, `factor` times as large (what a dispatcher may hold leased)."""
+        return Limits(
+            per_endpoint=self.per_endpoint * factor,
+            per_scope=self.per_scope * factor,
+            per_mode=self.per_mode * factor,
+            guaranteed=self.guaranteed * factor,
+        )
+
+    def scope_full(self, taken: int, in_mode: int) -> bool:
+        """Whether a game with `taken` slots, in a mode with `in_mode` taken, can take no more."""
+        room = self.per_mode - in_mode
+        return taken >= self.per_scope or room <= 0 or (taken >= self.guaranteed and room <= self.reserve)
+
 
 def scope_key(game_id: str, mode: str) -> str:
     return f"{mode}:{game_id}"
@@ -90,12 +104,7 @@ class Capacity:
         self.modes = Counter(modes)
 
     def _scope_full(self, scope: str, mode: str) -> bool:
-        taken, room = self.scopes[scope], self.limits.per_mode - self.modes[mode]
-        return (
-            taken >= self.limits.per_scope
-            or room <= 0
-            or (taken >= self.limits.guaranteed and room <= self.limits.reserve)
-        )
+        return self.limits.scope_full(self.scopes[scope], self.modes[mode])
 
     def busy(self) -> list[str]:
         """Endpoints that can take nothing more now."""
@@ -286,6 +295,13 @@ async def _claim_due(
         for r in leased
     ]
     return jobs, more
+
+
+async def release(ctx: ServiceContext, *, me: str, delivery_ids: Sequence[str]) -> None:
+    """Give back leases of `me` on deliveries it did not attempt: due again for any dispatcher."""
+    async with ctx.db.transaction() as uow:
+        await store.release(uow.conn, delivery_ids, me=me, now=ctx.clock())
+        uow.wake_dispatchers()
 
 
 def attempt_row(ctx: ServiceContext, o: Outcome) -> dict[str, Any]:

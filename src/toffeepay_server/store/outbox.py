@@ -79,8 +79,15 @@ async def new_events(conn: AsyncConnection, dialect: str, limit: int) -> list[An
     return list(await conn.execute(stmt, {"limit": limit}))
 
 
+_MARK_FANNED_OUT = (
+    update(ev)
+    .where(ev.c.position.in_(bindparam("positions", expanding=True)))
+    .values(fanned_out_at=bindparam("now", type_=Instant()))
+)
+
+
 async def mark_fanned_out(conn: AsyncConnection, positions: Sequence[int], now: datetime) -> None:
-    await conn.execute(update(ev).where(ev.c.position.in_(positions)).values(fanned_out_at=now))
+    await conn.execute(_MARK_FANNED_OUT, {"positions": list(positions), "now": now})
 
 
 async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -122,10 +129,30 @@ async def claim(conn: AsyncConnection, ids: Sequence[str], *, now: datetime, unt
     return list(await conn.execute(_CLAIM, {"ids": list(ids), "now": now, "until": until, "me": me}))
 
 
-async def events_by_id(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, Any]:
-    rows = await conn.execute(
-        select(ev.c.id, ev.c.type, ev.c.created_at, RAW_BODY).where(ev.c.id.in_(list(set(event_ids))))
+_RELEASE = (
+    update(d)
+    .where(
+        d.c.id.in_(bindparam("ids", expanding=True)),
+        d.c.claimed_by == bindparam("me"),
+        d.c.status == DeliveryStatus.PENDING.value,
     )
+    .values(claimed_by=None, claimed_until=None, updated_at=_NOW)
+)
+
+
+async def release(conn: AsyncConnection, ids: Sequence[str], *, me: str, now: datetime) -> None:
+    """End `me`'s leases on these deliveries (never attempted): due again for anyone."""
+    if ids:
+        await conn.execute(_RELEASE, {"ids": list(ids), "me": me, "now": now})
+
+
+_EVENTS_BY_ID = select(ev.c.id, ev.c.type, ev.c.created_at, RAW_BODY).where(
+    ev.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def events_by_id(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, Any]:
+    rows = await conn.execute(_EVENTS_BY_ID, {"ids": list(set(event_ids))})
     return {r.id: r for r in rows}
 
 
