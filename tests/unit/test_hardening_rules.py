@@ -286,7 +286,7 @@ class _FailingDb:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def lookup(self) -> Any:
+    def point_read(self) -> Any:
         raise self.error
 
 

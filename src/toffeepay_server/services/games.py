@@ -99,7 +99,7 @@ async def authenticate(ctx: ServiceContext, key: str) -> Principal | None:
     """The principal of a live, unrevoked key; None for anything else."""
     if mode_of(key) is None or len(key) > 200:
         return None
-    async with ctx.db.lookup() as conn:
+    async with ctx.db.point_read() as conn:
         record = await store.key_by_hash(conn, hash_key(key))
     # The lookup is by hash, so timing reveals nothing about the key itself.
     if record is None or record.revoked_at is not None:

@@ -70,7 +70,7 @@ async def create_session(
 
 
 async def get_session(ctx: ServiceContext, principal: Principal, session_id: str) -> Session:
-    async with ctx.db.read() as conn:
+    async with ctx.db.point_read() as conn:
         session = await store.get_session(conn, session_id, game_id=principal.game_id, mode=principal.mode.value)
     if session is None:
         raise DomainError(Reason.NOT_FOUND, f"no session {session_id!r}")

@@ -14,8 +14,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import BigInteger, Text, bindparam, func, literal_column, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -24,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util.concurrency import await_
 
 from ..domain.events import Event
-from . import audit, tables
+from . import audit, group_commit, prepared, tables
+from .group_commit import GroupCommit
+from .prepared import Prepared
 from .secret_box import Keyring
 from .sqlite_inline import inline_creator
 
@@ -94,7 +96,9 @@ def _sqlite_engine(url: str, *, begin: str, pool_size: int, inline: bool = False
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # Every commit reaches the disk before it is answered (the WAL is synced at each commit);
+        # group commit (group_commit.py) shares that sync among the transactions ready at once.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         if inline and begin == "BEGIN IMMEDIATE":
             # Never sleep on the write lock inside the event loop: BEGIN IMMEDIATE waits for
@@ -131,6 +135,11 @@ def _begin_inline(conn: Any, begin: str) -> None:
     conn.exec_driver_sql(begin)  # raises SQLAlchemy's error for this statement, or succeeds
 
 
+_INSERT_EVENT = prepared.insert_of(
+    tables.events, ["id", "game_id", "mode", "type", "session_id", "sequence", "body", "created_at"]
+)
+
+
 @dataclass
 class UnitOfWork:
     """A write transaction. Events added here are inserted just before it commits."""
@@ -149,19 +158,14 @@ class UnitOfWork:
         self.outbox_changed = True
 
     async def flush_events(self) -> None:
-        if self.outbox_changed and self.dialect == "postgresql":
-            # Delivered to listeners when (and only if) this transaction commits.
-            await self.conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+        scopes = sorted({(e.game_id, e.mode) for e in self.events})
+        if self.dialect == "postgresql":
+            await self._lock_and_notify(scopes)
         if not self.events:
             return
-        if self.dialect == "postgresql":
-            # Serialise event inserts per game and mode until commit, so event positions
-            # commit in order and an `after` cursor never skips a late-committing row.
-            for scope in sorted({(e.game_id, e.mode) for e in self.events}):
-                lock_key = zlib.crc32(f"events:{scope[0]}:{scope[1]}".encode())
-                await self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key})
-        await self.conn.execute(
-            insert(tables.events),
+        await prepared.execute_many(
+            self.conn,
+            _INSERT_EVENT,
             [
                 {
                     "id": e.id,
@@ -176,6 +180,29 @@ class UnitOfWork:
                 for e in self.events
             ],
         )
+
+    async def _lock_and_notify(self, scopes: list[tuple[str, str]]) -> None:
+        """PostgreSQL: wake listening dispatchers when (and only if) this transaction commits, and
+        serialise event inserts per game and mode until commit, so event positions commit in
+        order and an `after` cursor never skips a late-committing row."""
+        keys = [zlib.crc32(f"events:{game_id}:{mode}".encode()) for game_id, mode in scopes]
+        if self.outbox_changed and keys:
+            await prepared.fetch_one(self.conn, _NOTIFY_AND_LOCK, {"channel": OUTBOX_CHANNEL, "key": keys[0]})
+            keys = keys[1:]
+        elif self.outbox_changed:
+            await prepared.fetch_one(self.conn, _NOTIFY, {"channel": OUTBOX_CHANNEL})
+        for key in keys:
+            await prepared.fetch_one(self.conn, _LOCK_EVENTS, {"key": key})
+
+
+_NOTIFY = Prepared(select(func.pg_notify(bindparam("channel", type_=Text), literal_column("''"))))
+_LOCK_EVENTS = Prepared(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
+_NOTIFY_AND_LOCK = Prepared(
+    select(
+        func.pg_notify(bindparam("channel", type_=Text), literal_column("''")),
+        func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)),
+    )
+)
 
 
 class HeldTransaction:
@@ -245,7 +272,7 @@ class HeldTransaction:
             uow = UnitOfWork(conn, self.db.dialect)
             yield uow
             await uow.flush_events()
-            await self.tx.commit()
+            await self._commit()
         except BaseException:
             await self.rollback()
             raise
@@ -256,11 +283,18 @@ class HeldTransaction:
         """Commit what the request wrote so far; later writes go on in a new held transaction."""
         if self.conn is None or not self.open:
             return
-        await self.tx.commit()
+        await self._commit()
         await self._close()
         events, self.events = self.events, []
         outbox_changed, self.outbox_changed = self.outbox_changed, False
         self.db.committed(events, outbox_changed)
+
+    async def _commit(self) -> None:
+        assert self.conn is not None
+        if self.db.dialect == "sqlite":
+            await group_commit.commit(self.conn, self.tx)
+        else:
+            await self.tx.commit()
 
     async def rollback(self) -> None:
         """Undo every write of the request; later transactions of the request commit on their own."""
@@ -311,12 +345,19 @@ class Database:
             self.reader = _sqlite_engine(self.url, begin="BEGIN", pool_size=pool_size)
             # Point reads by key (the API key on every request) run inline too.
             self.lookups = _sqlite_engine(self.url, begin="BEGIN", pool_size=2, inline=True)
+            self.group: GroupCommit | None = GroupCommit(self, lambda conn: UnitOfWork(conn, "sqlite"))
         else:
-            self.writer = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No ping per checkout (a round trip, three inside asyncpg's transaction): a connection
+            # a restart broke fails its one request with `unavailable` and invalidates the pool.
+            self.writer = create_async_engine(self.url, pool_size=pool_size, max_overflow=pool_size)
             self.reader = self.writer
             self.lookups = self.writer
+            self.group = None
         for engine in {self.writer, self.reader, self.lookups}:
             engine.sync_engine.dialect.toffeepay_keyring = self.keyring  # type: ignore[attr-defined]
+        path = make_url(self.url).database
+        self._file_path = path if self.dialect == "sqlite" and path and path != ":memory:" else None
+        self._point_reader: prepared.Direct | None = None
         self._outbox_signals: set[asyncio.Event] = set()
         self._commit_watchers: list[Callable[[list[Event]], None]] = []
 
@@ -338,6 +379,10 @@ class Database:
         if held is not None and held.db is self and held.open:
             async with held.part() as part:
                 yield part
+            return
+        if self.group is not None:
+            async with self.group.block() as uow:
+                yield uow
             return
         async with self.writer.connect() as conn, conn.begin():
             uow = UnitOfWork(conn, self.dialect)
@@ -395,8 +440,7 @@ class Database:
     @property
     def file_path(self) -> str | None:
         """The SQLite database file (None on PostgreSQL or in memory)."""
-        path = make_url(self.url).database
-        return path if self.dialect == "sqlite" and path and path != ":memory:" else None
+        return self._file_path
 
     def commit_watch(self) -> CommitWatch | None:
         """On SQLite, a cheap way to notice commits of other processes; None elsewhere."""
@@ -445,7 +489,30 @@ class Database:
         async with self.lookups.connect() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def point_read(self) -> AsyncIterator[prepared.Connection]:
+        """For prepared reads of a row or two by key (the API key, a session by id), outside
+        any transaction: on SQLite one connection of this process used on the event loop
+        without a pool (a read never yields, so no two use it at once)."""
+        if (conn := self._held_writes()) is not None:
+            yield conn
+            return
+        path = self.file_path
+        if path is None:
+            async with self.lookups.connect() as pooled:
+                yield pooled
+            return
+        if self._point_reader is None:
+            raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            raw.execute("PRAGMA query_only=1")
+            self._point_reader = prepared.Direct(raw, self.lookups.sync_engine.dialect)
+        yield self._point_reader
+
     async def dispose(self) -> None:
+        if self._point_reader is not None:
+            self._point_reader.raw.close()
+            self._point_reader = None
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -9,6 +9,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.keys import Mode
+from . import prepared
+from .prepared import Prepared
 from .tables import api_keys, games
 
 
@@ -65,13 +67,13 @@ async def insert_key(conn: AsyncConnection, record: KeyRecord) -> None:
     )
 
 
-# Built once: it runs on every API request.
-_KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash"))
+# It runs on every API request.
+_KEY_BY_HASH = Prepared(select(api_keys).where(api_keys.c.key_hash == bindparam("key_hash")))
 
 
-async def key_by_hash(conn: AsyncConnection, key_hash: str) -> KeyRecord | None:
-    row = (await conn.execute(_KEY_BY_HASH, {"key_hash": key_hash})).first()
-    return _key(row) if row else None
+async def key_by_hash(conn: prepared.Connection, key_hash: str) -> KeyRecord | None:
+    row = await prepared.fetch_one(conn, _KEY_BY_HASH, {"key_hash": key_hash})
+    return None if row is None else KeyRecord(row[0], row[1], Mode(row[2]), *row[3:])
 
 
 async def touch_key(conn: AsyncConnection, key_id: str, now: datetime) -> None:

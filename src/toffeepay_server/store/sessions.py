@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.sessions import Item, Session, SessionStatus
+from . import prepared
+from .prepared import Prepared
 from .tables import sessions
 
 # Every column but the image, which only the payment page reads.
@@ -39,12 +42,39 @@ def session_from_row(row: Any, image: str | None = None) -> Session:
     )
 
 
-# Built once: the values go as parameters, so no statement is built (or cache-keyed) per call.
-_INSERT_SESSION = insert(sessions)
+_INSERT_SESSION = prepared.insert_of(
+    sessions,
+    [
+        "id",
+        "game_id",
+        "mode",
+        "user_id",
+        "status",
+        "title",
+        "price",
+        "currency",
+        "image",
+        "return_url",
+        "metadata",
+        "payment_id",
+        "event_sequence",
+        "expires_at",
+        "created_at",
+    ],
+)
+_Row = namedtuple("_Row", [c.name for c in SESSION_COLUMNS])  # type: ignore[misc]
+_BY_ID_IN_SCOPE = Prepared(
+    select(*SESSION_COLUMNS).where(
+        sessions.c.id == bindparam("id"),
+        sessions.c.game_id == bindparam("game_id"),
+        sessions.c.mode == bindparam("mode"),
+    )
+)
 
 
 async def insert_session(conn: AsyncConnection, s: Session) -> None:
-    await conn.execute(
+    await prepared.execute(
+        conn,
         _INSERT_SESSION,
         {
             "id": s.id,
@@ -75,6 +105,9 @@ async def get_session(
     for_update: bool = False,
     with_image: bool = False,
 ) -> Session | None:
+    if game_id is not None and not for_update and not with_image:
+        found = await prepared.fetch_one(conn, _BY_ID_IN_SCOPE, {"id": session_id, "game_id": game_id, "mode": mode})
+        return None if found is None else session_from_row(_Row(*found))
     columns = list(sessions.c) if with_image else SESSION_COLUMNS
     stmt = select(*columns).where(sessions.c.id == session_id)
     if game_id is not None:

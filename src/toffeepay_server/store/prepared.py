@@ -1,0 +1,192 @@
+"""Hot statements compiled once and run on the driver's own connection.
+
+SQLAlchemy Core builds each statement's SQL and type conversions; on the busiest paths
+(the API key on every request, reading and creating a session, appending events) its
+per-call execution layer (execution context, cache-key lookup, result wrapping, one
+greenlet switch per call) costs many times the database work it carries. A `Prepared`
+statement is compiled by SQLAlchemy once per dialect, with the same column types (so the
+same bind and result conversions, `Instant` and `JsonText` included), and is then run
+straight on the connection SQLAlchemy opened: `sqlite3` on SQLite (no thread hop, see
+sqlite_inline.py), asyncpg on PostgreSQL, whose per-connection statement cache prepares
+each statement once per connection.
+
+It runs inside the caller's transaction: on PostgreSQL the transaction SQLAlchemy would
+begin lazily is begun first.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ClauseElement
+
+from .sqlite_inline import InlineConnection
+
+_Processor = Callable[[Any], Any] | None
+
+
+class _Compiled:
+    __slots__ = ("binds", "results", "sql")
+
+    def __init__(self, sql: str, binds: list[tuple[str, _Processor]], results: list[_Processor]) -> None:
+        self.sql = sql
+        self.binds = binds
+        self.results = results
+
+    def parameters(self, values: dict[str, Any]) -> list[Any]:
+        out = []
+        for name, process in self.binds:
+            value = values[name]
+            out.append(value if process is None else process(value))
+        return out
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        pairs = zip(raw, self.results, strict=True)
+        return tuple(value if process is None else process(value) for value, process in pairs)
+
+
+class Prepared:
+    """A statement with named bind parameters, compiled on first use for each dialect."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[int, _Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(id(dialect))
+        if found is None:
+            found = self._compiled[id(dialect)] = self._compile(dialect)
+        return found
+
+    def _compile(self, dialect: Dialect) -> _Compiled:
+        compiled: Any = self.statement.compile(dialect=dialect)
+        if compiled.positiontup is None:
+            raise TypeError(f"{dialect.name} does not use positional parameters")
+        binds = [(name, compiled.binds[name].type._cached_bind_processor(dialect)) for name in compiled.positiontup]
+        results = [column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns]
+        return _Compiled(str(compiled), binds, results)
+
+
+def insert_of(table: Table, columns: Sequence[str]) -> Prepared:
+    """An INSERT of one row of `table` with these columns (the others take their defaults)."""
+    return Prepared(insert(table).values({name: bindparam(name) for name in columns}))
+
+
+class Direct:
+    """A driver connection used without SQLAlchemy, for point reads outside any transaction
+    (`Database.point_read()`): an inline `sqlite3` connection, or an asyncpg one."""
+
+    __slots__ = ("dialect", "raw")
+
+    def __init__(self, raw: Any, dialect: Dialect) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+
+Connection = AsyncConnection | Direct
+
+
+async def _driver(conn: Connection) -> tuple[Any, Dialect]:
+    """The driver's connection under `conn`, inside `conn`'s transaction."""
+    if isinstance(conn, Direct):
+        return conn.raw, conn.dialect
+    sync = conn.sync_connection
+    assert sync is not None
+    fairy: Any = sync.connection
+    dialect = sync.dialect
+    adapted = fairy.dbapi_connection
+    if dialect.name == "sqlite":
+        if not isinstance(adapted._connection, InlineConnection):
+            raise TypeError("prepared statements run on SQLite's inline connections only (writer, lookups)")
+        return adapted._connection._conn, dialect
+    # asyncpg: SQLAlchemy begins its transaction at the first statement it runs itself.
+    if adapted._transaction is None and sync.in_transaction() and adapted.isolation_level != "autocommit":
+        await adapted._start_transaction()
+    return adapted._connection, dialect
+
+
+def _is_inline(raw: Any) -> bool:
+    return isinstance(raw, sqlite3.Connection)
+
+
+async def fetch_one(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> tuple[Any, ...] | None:
+    raw, dialect = await _driver(conn)
+    compiled = prepared.compiled(dialect)
+    params = compiled.parameters(values)
+    try:
+        if _is_inline(raw):
+            found = raw.execute(compiled.sql, params).fetchone()
+        else:
+            found = await raw.fetchrow(compiled.sql, *params)
+    except Exception as exc:
+        raise _translated(conn, exc, compiled.sql) from exc
+    return None if found is None else compiled.row(found)
+
+
+async def execute(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> None:
+    await execute_many(conn, prepared, [values])
+
+
+async def execute_many(conn: Connection, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
+    raw, dialect = await _driver(conn)
+    compiled = prepared.compiled(dialect)
+    params = [compiled.parameters(values) for values in rows]
+    try:
+        if _is_inline(raw):
+            if len(params) == 1:
+                raw.execute(compiled.sql, params[0])
+            else:
+                raw.executemany(compiled.sql, params)
+        elif len(params) == 1:
+            await raw.execute(compiled.sql, *params[0])
+        else:
+            await raw.executemany(compiled.sql, params)
+    except Exception as exc:
+        raise _translated(conn, exc, compiled.sql) from exc
+
+
+def _translated(conn: Connection, exc: Exception, sql: str) -> Exception:
+    """The error SQLAlchemy would have raised (IntegrityError, OperationalError, ...), so callers
+    and the outage handling see the same exceptions whichever way a statement ran."""
+    if isinstance(conn, Direct):
+        return _translated_direct(conn, exc, sql)
+    sync = conn.sync_connection
+    assert sync is not None
+    dbapi = sync.dialect.loaded_dbapi
+    if not isinstance(exc, dbapi.Error):
+        adapted: Any = sync.connection.dbapi_connection
+        try:
+            adapted._handle_exception(exc)
+        except dbapi.Error as translated:
+            exc = translated
+        except Exception:
+            return exc
+    invalidated = sync.dialect.is_disconnect(exc, sync.connection.dbapi_connection, None)
+    error = sa_exc.DBAPIError.instance(sql, None, exc, dbapi.Error, connection_invalidated=invalidated)
+    if invalidated:
+        # As SQLAlchemy does: connections opened before this one are stale too.
+        sync.engine.pool._invalidate(sync.connection, error)
+        sync.invalidate(error)
+    return error
+
+
+def _translated_direct(conn: Direct, exc: Exception, sql: str) -> Exception:
+    dbapi: Any = conn.dialect.loaded_dbapi
+    if not isinstance(exc, dbapi.Error) and conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+        try:
+            AsyncAdapt_asyncpg_connection._handle_exception_no_connection(dbapi, exc)
+        except dbapi.Error as translated:
+            exc = translated
+        except Exception:
+            return exc
+    if not isinstance(exc, dbapi.Error):
+        return exc
+    return sa_exc.DBAPIError.instance(sql, None, exc, dbapi.Error)
