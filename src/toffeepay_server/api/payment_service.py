@@ -52,8 +52,9 @@ class PaymentService:
         return convert.session(found, self.ctx.page_url(found.id))
 
     async def get_session_status(self, request: pb.GetSessionStatusRequest, ctx: Any, /) -> pb.GetSessionStatusResponse:
-        found = await sessions.get_session(self.ctx, auth.principal(), convert.one_id(request, "session_id"))
-        return pb.GetSessionStatusResponse(id=found.id, session_id=found.id, status=found.status.value)
+        session_id = convert.one_id(request, "session_id")
+        status = await sessions.get_status(self.ctx, auth.principal(), session_id)
+        return pb.GetSessionStatusResponse(id=session_id, session_id=session_id, status=status.value)
 
     async def cancel_session(self, request: pb.CancelSessionRequest, ctx: Any, /) -> pb.CancelSessionResponse:
         await sessions.cancel_session(self.ctx, auth.principal(), convert.one_id(request, "session_id"))

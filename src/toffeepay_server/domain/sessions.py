@@ -60,6 +60,16 @@ TRANSITION_TIMESTAMP = {
 }
 
 
+def is_lapsed(status: SessionStatus, payment_id: str | None, expires_at: datetime, now: datetime) -> bool:
+    """Pending, past expires_at and with no payment under way: expired for every reader."""
+    return status is SessionStatus.PENDING and payment_id is None and now >= expires_at
+
+
+def seen_status(status: SessionStatus, payment_id: str | None, expires_at: datetime, now: datetime) -> SessionStatus:
+    """The status a reader sees: a lapsed session reads as expired at once."""
+    return SessionStatus.EXPIRED if is_lapsed(status, payment_id, expires_at, now) else status
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     title: str
@@ -93,7 +103,7 @@ class Session:
 
     def is_lapsed(self, now: datetime) -> bool:
         """Pending, past expires_at and with no payment under way: expired for every reader."""
-        return self.status is SessionStatus.PENDING and self.payment_id is None and now >= self.expires_at
+        return is_lapsed(self.status, self.payment_id, self.expires_at, now)
 
     def as_seen(self, now: datetime) -> Session:
         """The session as a reader sees it: lapsed sessions read as expired at once."""

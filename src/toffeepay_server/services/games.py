@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from ..domain import ids
 from ..domain.errors import DomainError, Reason
 from ..domain.keys import Mode, Principal, display_prefix, generate_key, hash_key, mode_of
 from ..domain.sessions import GAME_ID
 from ..store import games as store
+from ..store.database import Database
 from .context import ServiceContext
 
 
@@ -99,8 +101,21 @@ async def authenticate(ctx: ServiceContext, key: str) -> Principal | None:
     """The principal of a live, unrevoked key; None for anything else."""
     if mode_of(key) is None or len(key) > 200:
         return None
-    async with ctx.db.point_read() as conn:
-        record = await store.key_by_hash(conn, hash_key(key))
+    key_hash = hash_key(key)
+    # Kept while nothing at all committed since it was read (in any process), so a revoked or
+    # rolled key stops working on the very next request.
+    version = ctx.db.commit_version()
+    known = _known.setdefault(ctx.db, {})
+    cached = known.get(key_hash)
+    if cached is not None and version is not None and cached[0] == version:
+        record: store.KeyRecord | None = cached[1]
+    else:
+        async with ctx.db.point_read() as conn:
+            record = await store.key_by_hash(conn, key_hash)
+        if version is not None and record is not None:
+            if len(known) >= _KNOWN_KEYS:
+                known.clear()
+            known[key_hash] = (version, record)
     # The lookup is by hash, so timing reveals nothing about the key itself.
     if record is None or record.revoked_at is not None:
         return None
@@ -118,3 +133,6 @@ KEY_USE_RESOLUTION = timedelta(minutes=1)
 _NEVER = datetime.min.replace(tzinfo=UTC)
 # Keys this process recorded a use of, and when: concurrent requests write it once.
 _touched: dict[str, datetime] = {}
+# Keys looked up, by hash, with the database's commit version they were read at.
+_known: WeakKeyDictionary[Database, dict[str, tuple[int, store.KeyRecord]]] = WeakKeyDictionary()
+_KNOWN_KEYS = 10_000

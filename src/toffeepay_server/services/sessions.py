@@ -9,7 +9,7 @@ from ..domain import events, ids
 from ..domain.errors import DomainError, Reason
 from ..domain.keys import Principal
 from ..domain.listing import Page
-from ..domain.sessions import NewSession, Session, SessionStatus
+from ..domain.sessions import NewSession, Session, SessionStatus, seen_status
 from ..store import session_lists
 from ..store import sessions as store
 from ..store.database import UnitOfWork
@@ -75,6 +75,15 @@ async def get_session(ctx: ServiceContext, principal: Principal, session_id: str
     if session is None:
         raise DomainError(Reason.NOT_FOUND, f"no session {session_id!r}")
     return session.as_seen(ctx.clock())
+
+
+async def get_status(ctx: ServiceContext, principal: Principal, session_id: str) -> SessionStatus:
+    """A session's status as its game sees it (what games poll when the player comes back)."""
+    async with ctx.db.point_read() as conn:
+        found = await store.status_of(conn, session_id, game_id=principal.game_id, mode=principal.mode.value)
+    if found is None:
+        raise DomainError(Reason.NOT_FOUND, f"no session {session_id!r}")
+    return seen_status(*found, ctx.clock())
 
 
 async def locked_session(uow: UnitOfWork, principal: Principal | None, session_id: str) -> Session:

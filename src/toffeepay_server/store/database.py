@@ -497,17 +497,29 @@ class Database:
         if (conn := self._held_writes()) is not None:
             yield conn
             return
-        path = self.file_path
-        if path is None:
+        reader = self._sqlite_point_reader()
+        if reader is None:
             async with self.lookups.connect() as pooled:
                 yield pooled
             return
-        if self._point_reader is None:
-            raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        yield reader
+
+    def commit_version(self) -> int | None:
+        """On SQLite, a number that changes whenever any connection, in any process, commits
+        (`PRAGMA data_version`): what was read while it stayed the same is still true. None
+        where there is no such number (PostgreSQL, a database in memory)."""
+        reader = self._sqlite_point_reader()
+        if reader is None:
+            return None
+        return reader.raw.execute("PRAGMA data_version").fetchone()[0]
+
+    def _sqlite_point_reader(self) -> prepared.Direct | None:
+        if self._point_reader is None and self._file_path is not None:
+            raw = sqlite3.connect(self._file_path, isolation_level=None, check_same_thread=False)
             raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             raw.execute("PRAGMA query_only=1")
             self._point_reader = prepared.Direct(raw, self.lookups.sync_engine.dialect)
-        yield self._point_reader
+        return self._point_reader
 
     async def dispose(self) -> None:
         if self._point_reader is not None:

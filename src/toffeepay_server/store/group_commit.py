@@ -168,4 +168,4 @@ async def commit(conn: AsyncConnection, tx: AsyncTransaction) -> None:
 
 def _raw(conn: AsyncConnection) -> sqlite3.Connection:
     sync: Any = conn.sync_connection
-    return sync.connection.dbapi_connection._connection._conn  # type: ignore[no-any-return]
+    return sync.connection.dbapi_connection._connection._conn

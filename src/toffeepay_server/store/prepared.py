@@ -129,8 +129,20 @@ async def fetch_one(conn: Connection, prepared: Prepared, values: dict[str, Any]
     return None if found is None else compiled.row(found)
 
 
-async def execute(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> None:
-    await execute_many(conn, prepared, [values])
+async def execute(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> int:
+    """Run one statement; returns how many rows it changed."""
+    raw, dialect = await _driver(conn)
+    compiled = prepared.compiled(dialect)
+    params = compiled.parameters(values)
+    try:
+        if _is_inline(raw):
+            return raw.execute(compiled.sql, params).rowcount
+        status = await raw.execute(compiled.sql, *params)
+    except Exception as exc:
+        raise _translated(conn, exc, compiled.sql) from exc
+    # asyncpg answers with the command tag: "INSERT 0 1", "UPDATE 1", ...
+    count = status.rpartition(" ")[2]
+    return int(count) if count.isdigit() else -1
 
 
 async def execute_many(conn: Connection, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
@@ -167,7 +179,7 @@ def _translated(conn: Connection, exc: Exception, sql: str) -> Exception:
             exc = translated
         except Exception:
             return exc
-    invalidated = sync.dialect.is_disconnect(exc, sync.connection.dbapi_connection, None)
+    invalidated = sync.dialect.is_disconnect(exc, sync.connection.dbapi_connection, None)  # type: ignore[arg-type]
     error = sa_exc.DBAPIError.instance(sql, None, exc, dbapi.Error, connection_invalidated=invalidated)
     if invalidated:
         # As SQLAlchemy does: connections opened before this one are stale too.

@@ -71,6 +71,34 @@ _BY_ID_IN_SCOPE = Prepared(
     )
 )
 
+_STATUS_IN_SCOPE = Prepared(
+    select(sessions.c.status, sessions.c.payment_id, sessions.c.expires_at).where(
+        sessions.c.id == bindparam("id"),
+        sessions.c.game_id == bindparam("game_id"),
+        sessions.c.mode == bindparam("mode"),
+    )
+)
+
+_BY_ID = Prepared(select(*SESSION_COLUMNS).where(sessions.c.id == bindparam("id")))
+_LOCKED_BY_ID = Prepared(select(*SESSION_COLUMNS).where(sessions.c.id == bindparam("id")).with_for_update())
+_LOCKED_BY_ID_IN_SCOPE = Prepared(
+    select(*SESSION_COLUMNS)
+    .where(
+        sessions.c.id == bindparam("id"),
+        sessions.c.game_id == bindparam("game_id"),
+        sessions.c.mode == bindparam("mode"),
+    )
+    .with_for_update()
+)
+
+
+async def status_of(
+    conn: prepared.Connection, session_id: str, *, game_id: str, mode: str
+) -> tuple[SessionStatus, str | None, datetime] | None:
+    """A session's stored status, payment id and expiry (what its status as seen depends on)."""
+    found = await prepared.fetch_one(conn, _STATUS_IN_SCOPE, {"id": session_id, "game_id": game_id, "mode": mode})
+    return None if found is None else (SessionStatus(found[0]), found[1], found[2])
+
 
 async def insert_session(conn: AsyncConnection, s: Session) -> None:
     await prepared.execute(
@@ -97,7 +125,7 @@ async def insert_session(conn: AsyncConnection, s: Session) -> None:
 
 
 async def get_session(
-    conn: AsyncConnection,
+    conn: prepared.Connection,
     session_id: str,
     *,
     game_id: str | None = None,
@@ -105,43 +133,67 @@ async def get_session(
     for_update: bool = False,
     with_image: bool = False,
 ) -> Session | None:
-    if game_id is not None and not for_update and not with_image:
-        found = await prepared.fetch_one(conn, _BY_ID_IN_SCOPE, {"id": session_id, "game_id": game_id, "mode": mode})
+    if not with_image:
+        if game_id is None:
+            statement = _LOCKED_BY_ID if for_update else _BY_ID
+            found = await prepared.fetch_one(conn, statement, {"id": session_id})
+        else:
+            statement = _LOCKED_BY_ID_IN_SCOPE if for_update else _BY_ID_IN_SCOPE
+            found = await prepared.fetch_one(conn, statement, {"id": session_id, "game_id": game_id, "mode": mode})
         return None if found is None else session_from_row(_Row(*found))
-    columns = list(sessions.c) if with_image else SESSION_COLUMNS
-    stmt = select(*columns).where(sessions.c.id == session_id)
+    assert isinstance(conn, AsyncConnection)
+    stmt = select(*sessions.c).where(sessions.c.id == session_id)
     if game_id is not None:
         stmt = stmt.where(sessions.c.game_id == game_id, sessions.c.mode == mode)
     if for_update:
         stmt = stmt.with_for_update()
     row = (await conn.execute(stmt)).first()
-    if row is None:
-        return None
-    return session_from_row(row, row.image if with_image else None)
+    return None if row is None else session_from_row(row, row.image)
 
 
 async def save_transition(conn: AsyncConnection, before: Session, after: Session) -> bool:
     """Write a transition only if the row is still as it was read (compare-and-set)."""
-    result = await conn.execute(
-        update(sessions)
-        .where(
-            sessions.c.id == after.id,
-            sessions.c.status == before.status.value,
-            sessions.c.event_sequence == before.event_sequence,
-        )
-        .values(
-            status=after.status.value,
-            payment_id=after.payment_id,
-            event_sequence=after.event_sequence,
-            expires_at=after.expires_at,
-            paid_at=after.paid_at,
-            failed_at=after.failed_at,
-            cancelled_at=after.cancelled_at,
-            expired_at=after.expired_at,
-            fulfillment_overdue_at=after.fulfillment_overdue_at,
-        )
+    changed = await prepared.execute(
+        conn,
+        _SAVE_TRANSITION,
+        {
+            "id": after.id,
+            "before_status": before.status.value,
+            "before_sequence": before.event_sequence,
+            "status": after.status.value,
+            "payment_id": after.payment_id,
+            "event_sequence": after.event_sequence,
+            "expires_at": after.expires_at,
+            "paid_at": after.paid_at,
+            "failed_at": after.failed_at,
+            "cancelled_at": after.cancelled_at,
+            "expired_at": after.expired_at,
+            "fulfillment_overdue_at": after.fulfillment_overdue_at,
+        },
     )
-    return result.rowcount == 1
+    return changed == 1
+
+
+_TRANSITION_COLUMNS = (
+    "status",
+    "payment_id",
+    "event_sequence",
+    "expires_at",
+    "paid_at",
+    "failed_at",
+    "cancelled_at",
+    "expired_at",
+    "fulfillment_overdue_at",
+)
+_SAVE_TRANSITION = Prepared(
+    update(sessions)
+    .where(
+        sessions.c.id == bindparam("id"),
+        sessions.c.status == bindparam("before_status"),
+        sessions.c.event_sequence == bindparam("before_sequence"),
+    )
+    .values({name: bindparam(name) for name in _TRANSITION_COLUMNS})
+)
 
 
 async def save_fulfilment(conn: AsyncConnection, after: Session) -> bool:
