@@ -22,7 +22,11 @@ ESCAPE_HATCH = "TOFFEEPAY_ALLOW_UNTESTED_LIBRARIES"
 # Distribution -> (the release the coupling is tested with, what the server reaches into).
 TESTED: dict[str, tuple[str, str]] = {
     "aiosqlite": ("0.22.1", "Connection._tx and Connection._conn, run inline on the event loop"),
-    "sqlalchemy": ("2.1.9", "the aiosqlite adapter's driver_connection"),
+    "sqlalchemy": (
+        "2.1.9",
+        "the aiosqlite adapter's driver_connection, the asyncpg adapter's transaction start, "
+        "compiled statements' positional parameters and result columns",
+    ),
 }
 
 

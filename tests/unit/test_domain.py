@@ -8,7 +8,7 @@ import pytest
 
 from toffeepay_server.domain import ids, money
 from toffeepay_server.domain.errors import DomainError, Reason
-from toffeepay_server.domain.sessions import TRANSITIONS, Item, Session, SessionStatus
+from toffeepay_server.domain.sessions import TRANSITIONS, Item, Session, SessionStatus, seen_status
 from toffeepay_server.domain.urls import check_return_url, with_session_id
 
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
@@ -99,3 +99,14 @@ def test_lapsed_reads_expired_but_not_with_a_payment_under_way() -> None:
     with pytest.raises(DomainError) as expired:
         lapsed.check_cancellable(NOW)
     assert expired.value.reason is Reason.SESSION_EXPIRED
+
+
+@pytest.mark.parametrize("status", list(SessionStatus))
+@pytest.mark.parametrize("payment_id", [None, "pay_1"])
+@pytest.mark.parametrize("expiry", [timedelta(seconds=-1), timedelta(0), timedelta(seconds=1)])
+def test_the_status_read_alone_is_the_whole_session_as_seen(
+    status: SessionStatus, payment_id: str | None, expiry: timedelta
+) -> None:
+    """GetSessionStatus reads three columns; it must agree with the whole session's view."""
+    whole = session(status=status, payment_id=payment_id, expires_at=NOW + expiry)
+    assert seen_status(status, payment_id, NOW + expiry, NOW) is whole.as_seen(NOW).status
