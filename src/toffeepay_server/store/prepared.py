@@ -92,8 +92,9 @@ class Direct:
 Connection = AsyncConnection | Direct
 
 
-async def _driver(conn: Connection) -> tuple[Any, Dialect]:
-    """The driver's connection under `conn`, inside `conn`'s transaction."""
+async def _driver(conn: Connection) -> tuple[Any, Dialect] | None:
+    """The driver's connection under `conn`, inside `conn`'s transaction; None for a SQLite
+    connection that runs on aiosqlite's thread (its statements go through SQLAlchemy)."""
     if isinstance(conn, Direct):
         return conn.raw, conn.dialect
     sync = conn.sync_connection
@@ -103,7 +104,7 @@ async def _driver(conn: Connection) -> tuple[Any, Dialect]:
     adapted = fairy.dbapi_connection
     if dialect.name == "sqlite":
         if not isinstance(adapted._connection, InlineConnection):
-            raise TypeError("prepared statements run on SQLite's inline connections only (writer, lookups)")
+            return None
         return adapted._connection._conn, dialect
     # asyncpg: SQLAlchemy begins its transaction at the first statement it runs itself.
     if adapted._transaction is None and sync.in_transaction() and adapted.isolation_level != "autocommit":
@@ -116,7 +117,11 @@ def _is_inline(raw: Any) -> bool:
 
 
 async def fetch_one(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> tuple[Any, ...] | None:
-    raw, dialect = await _driver(conn)
+    if (driver := await _driver(conn)) is None:
+        assert isinstance(conn, AsyncConnection)
+        row = (await conn.execute(prepared.statement, values)).first()  # type: ignore[call-overload]
+        return None if row is None else tuple(row)
+    raw, dialect = driver
     compiled = prepared.compiled(dialect)
     params = compiled.parameters(values)
     try:
@@ -131,7 +136,10 @@ async def fetch_one(conn: Connection, prepared: Prepared, values: dict[str, Any]
 
 async def execute(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> int:
     """Run one statement; returns how many rows it changed."""
-    raw, dialect = await _driver(conn)
+    if (driver := await _driver(conn)) is None:
+        assert isinstance(conn, AsyncConnection)
+        return (await conn.execute(prepared.statement, values)).rowcount  # type: ignore[call-overload]
+    raw, dialect = driver
     compiled = prepared.compiled(dialect)
     params = compiled.parameters(values)
     try:
@@ -146,7 +154,11 @@ async def execute(conn: Connection, prepared: Prepared, values: dict[str, Any]) 
 
 
 async def execute_many(conn: Connection, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
-    raw, dialect = await _driver(conn)
+    if (driver := await _driver(conn)) is None:
+        assert isinstance(conn, AsyncConnection)
+        await conn.execute(prepared.statement, rows)  # type: ignore[call-overload]
+        return
+    raw, dialect = driver
     compiled = prepared.compiled(dialect)
     params = [compiled.parameters(values) for values in rows]
     try:
