@@ -35,6 +35,7 @@ from .checkout import return_keys
 from .checkout.routes import CheckoutPages
 from .config import Settings
 from .dashboard.routes import Dashboard
+from .domain import money
 from .events.background import Background
 from .events.sender import Sender
 from .logs import configure_logging
@@ -91,6 +92,8 @@ class Router:
 
 def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> RequestIds:
     configure_logging()
+    # The currency data (CLDR) loads now, not during a worker's first CreateSession.
+    money.active_currencies()
     ctx = ctx or ServiceContext.from_settings(settings)
     ctx.db.on_commit(metrics.events_committed)
     interceptors = [ErrorInterceptor()]

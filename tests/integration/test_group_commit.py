@@ -1,6 +1,6 @@
-"""SQLite group commit (store/group_commit.py), prepared statements (store/prepared.py) and the
-kept API key: each block of a shared commit is answered only once its writes are on disk, a
-failing block takes nothing else with it, and nothing read early outlives a commit."""
+"""SQLite group commit (store/group_commit.py) and prepared statements (store/prepared.py):
+each block of a shared commit is answered only once its writes are on disk, and a failing
+block takes nothing else with it."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import sqlalchemy.exc
 from sqlalchemy import text
 
 from toffeepay_server.domain.clock import system_clock
-from toffeepay_server.domain.keys import Mode
-from toffeepay_server.services import games
 from toffeepay_server.services.context import ServiceContext
 from toffeepay_server.store import games as game_store
 from toffeepay_server.store import prepared, tables
@@ -135,26 +133,3 @@ async def test_prepared_errors_are_sqlalchemy_errors(ctx: ServiceContext) -> Non
         async with ctx.db.transaction() as uow:
             await prepared.execute(uow.conn, insert_game, {"game_id": "twice", "created_at": system_clock()})
     assert _games_on_disk(ctx) == {"twice"}
-
-
-async def test_a_kept_key_is_dropped_by_any_commit_of_another_process(ctx: ServiceContext) -> None:
-    game = await games.create_game(ctx, "kept")
-    key = game.sandbox_api_key
-    assert await games.authenticate(ctx, key) is not None
-    assert await games.authenticate(ctx, key) is not None  # kept: no commit since
-    # Another process revokes it (its own Database, its own connections).
-    other = ServiceContext(db=Database(ctx.db.url), public_url="http://127.0.0.1:1")
-    try:
-        assert await games.revoke_key(other, key) == 1
-    finally:
-        await other.db.dispose()
-    assert await games.authenticate(ctx, key) is None
-
-
-async def test_a_rolled_key_stops_at_once(ctx: ServiceContext) -> None:
-    game = await games.create_game(ctx, "rolled")
-    old = game.live_api_key
-    assert await games.authenticate(ctx, old) is not None
-    new = await games.roll_key(ctx, "rolled", Mode.LIVE)
-    assert await games.authenticate(ctx, old) is None
-    assert await games.authenticate(ctx, new) is not None

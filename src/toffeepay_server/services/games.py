@@ -102,9 +102,9 @@ async def authenticate(ctx: ServiceContext, key: str) -> Principal | None:
     if mode_of(key) is None or len(key) > 200:
         return None
     key_hash = hash_key(key)
-    # Kept while nothing at all committed since it was read (in any process), so a revoked or
-    # rolled key stops working on the very next request.
-    version = ctx.db.commit_version()
+    # Kept while no key changed since it was read (in any process), so a revoked or rolled
+    # key stops working on the next request (see Database.keys_version).
+    version = ctx.db.keys_version()
     known = _known.setdefault(ctx.db, {})
     cached = known.get(key_hash)
     if cached is not None and version is not None and cached[0] == version:

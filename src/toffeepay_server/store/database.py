@@ -26,6 +26,7 @@ from sqlalchemy.util.concurrency import await_
 from ..domain.events import Event
 from . import audit, group_commit, prepared, tables
 from .group_commit import GroupCommit
+from .key_changes import KeyChanges
 from .prepared import Prepared
 from .secret_box import Keyring
 from .sqlite_inline import inline_creator
@@ -358,6 +359,7 @@ class Database:
         path = make_url(self.url).database
         self._file_path = path if self.dialect == "sqlite" and path and path != ":memory:" else None
         self._point_reader: prepared.Direct | None = None
+        self._key_changes = KeyChanges(self._asyncpg_dsn()) if self.dialect == "postgresql" else None
         self._outbox_signals: set[asyncio.Event] = set()
         self._commit_watchers: list[Callable[[list[Event]], None]] = []
 
@@ -449,12 +451,14 @@ class Database:
             return None
         return CommitWatch(path)
 
+    def _asyncpg_dsn(self) -> str:
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
     async def listen_outbox(self, wake: Callable[[], None]) -> None:
         """Call `wake` whenever any process commits outbox work (PostgreSQL), until cancelled."""
         import asyncpg
 
-        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(self._asyncpg_dsn())
         closed = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _conn: closed.set())
@@ -504,10 +508,14 @@ class Database:
             return
         yield reader
 
-    def commit_version(self) -> int | None:
-        """On SQLite, a number that changes whenever any connection, in any process, commits
-        (`PRAGMA data_version`): what was read while it stayed the same is still true. None
-        where there is no such number (PostgreSQL, a database in memory)."""
+    def keys_version(self) -> int | None:
+        """A number that changes whenever an API key may have been revoked or changed, by any
+        process: a key read while it stayed the same is still as it was. On SQLite it is
+        `PRAGMA data_version`, which moves at every commit of any other connection; on
+        PostgreSQL the count of notices from the `api_keys` trigger (see key_changes.py).
+        None when there is no such number (not listening yet, a database in memory)."""
+        if self._key_changes is not None:
+            return self._key_changes.version()
         reader = self._sqlite_point_reader()
         if reader is None:
             return None
@@ -522,6 +530,8 @@ class Database:
         return self._point_reader
 
     async def dispose(self) -> None:
+        if self._key_changes is not None:
+            await self._key_changes.close()
         if self._point_reader is not None:
             self._point_reader.raw.close()
             self._point_reader = None
