@@ -369,6 +369,9 @@ class Database:
         path = make_url(self.url).database
         self._file_path = path if self.dialect == "sqlite" and path and path != ":memory:" else None
         self._point_reader: prepared.Direct | None = None
+        self._pool_size = pool_size
+        self._pg_reads: Any = None
+        self._pg_reads_loop: asyncio.AbstractEventLoop | None = None
         self._key_changes = KeyChanges(self._asyncpg_dsn()) if self.dialect == "postgresql" else None
         self._outbox_signals: set[asyncio.Event] = set()
         self._commit_watchers: list[Callable[[list[Event]], None]] = []
@@ -507,9 +510,22 @@ class Database:
     async def point_read(self) -> AsyncIterator[prepared.Connection]:
         """For prepared reads of a row or two by key (the API key, a session by id), outside
         any transaction: on SQLite one connection of this process used on the event loop
-        without a pool (a read never yields, so no two use it at once)."""
+        without a pool (a read never yields, so no two use it at once); on PostgreSQL an
+        asyncpg pool of its own, without SQLAlchemy's connection layers."""
         if (conn := self._held_writes()) is not None:
             yield conn
+            return
+        if self.dialect == "postgresql":
+            pool = await self._pg_point_readers()
+            try:
+                acquired = pool.acquire()
+                raw = await acquired.__aenter__()
+            except Exception as exc:
+                raise prepared.translated_error(self.lookups.sync_engine.dialect, exc, "connect") from exc
+            try:
+                yield prepared.Direct(raw, self.lookups.sync_engine.dialect)
+            finally:
+                await acquired.__aexit__(None, None, None)
             return
         reader = self._sqlite_point_reader()
         if reader is None:
@@ -517,6 +533,14 @@ class Database:
                 yield pooled
             return
         yield reader
+
+    async def _pg_point_readers(self) -> Any:
+        import asyncpg
+
+        if self._pg_reads is None or self._pg_reads_loop is not asyncio.get_running_loop():
+            self._pg_reads = await asyncpg.create_pool(self._asyncpg_dsn(), min_size=0, max_size=self._pool_size)
+            self._pg_reads_loop = asyncio.get_running_loop()
+        return self._pg_reads
 
     def keys_version(self) -> int | None:
         """A number that changes whenever an API key may have been revoked or changed, by any
@@ -540,6 +564,9 @@ class Database:
         return self._point_reader
 
     async def dispose(self) -> None:
+        if self._pg_reads is not None and self._pg_reads_loop is asyncio.get_running_loop():
+            await self._pg_reads.close()
+        self._pg_reads = None
         if self._key_changes is not None:
             await self._key_changes.close()
         if self._point_reader is not None:

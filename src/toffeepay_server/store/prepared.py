@@ -201,8 +201,13 @@ def _translated(conn: Connection, exc: Exception, sql: str) -> Exception:
 
 
 def _translated_direct(conn: Direct, exc: Exception, sql: str) -> Exception:
-    dbapi: Any = conn.dialect.loaded_dbapi
-    if not isinstance(exc, dbapi.Error) and conn.dialect.name == "postgresql":
+    return translated_error(conn.dialect, exc, sql)
+
+
+def translated_error(dialect: Dialect, exc: Exception, sql: str) -> Exception:
+    """A driver's error as SQLAlchemy raises it (asyncpg's own errors included)."""
+    dbapi: Any = dialect.loaded_dbapi
+    if not isinstance(exc, dbapi.Error) and dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 
         try:
