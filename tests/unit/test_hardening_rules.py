@@ -286,6 +286,9 @@ class _FailingDb:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
+    def keys_version(self) -> int | None:
+        return None
+
     def point_read(self) -> Any:
         raise self.error
 
