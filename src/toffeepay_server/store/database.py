@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util.concurrency import await_
 
 from ..domain.events import Event
-from . import audit, group_commit, prepared, tables
-from .group_commit import GroupCommit
+from . import audit, prepared, tables
+from .group_commit import GroupCommit, Span
 from .key_changes import KeyChanges
 from .prepared import Prepared
 from .secret_box import Keyring
@@ -223,20 +223,28 @@ class HeldTransaction:
     becomes a savepoint of this one transaction, begun at the first of them; nothing commits
     until `final()`, whose writes (the stored idempotent answer) commit in the same
     transaction as the state change they answer for. A crash before that commits neither.
+
+    On SQLite the request's writes are one span of the group commit (group_commit.py), from
+    its first write to `final()`: they run alone on the writer and commit with the batch.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.conn: AsyncConnection | None = None
         self.tx: Any = None
+        self.span: Span | None = None
         self.open = True
         self.outbox_changed = False
         self.events: list[Event] = []
 
     async def _connection(self) -> AsyncConnection:
         if self.conn is None:
-            self.conn = await self.db.writer.connect()
-            self.tx = await self.conn.begin()
+            if self.db.group is not None:
+                self.span = await self.db.group.open_span()
+                self.conn = self.span.conn
+            else:
+                self.conn = await self.db.writer.connect()
+                self.tx = await self.conn.begin()
         return self.conn
 
     @property
@@ -255,8 +263,8 @@ class HeldTransaction:
                 uow = UnitOfWork(conn, self.db.dialect)
                 yield uow
                 await uow.flush_events()
-            except BaseException:
-                await self._discard()
+            except BaseException as exc:
+                await self._discard(exc)
                 raise
         else:
             conn = self.conn
@@ -267,11 +275,9 @@ class HeldTransaction:
         self.outbox_changed |= uow.outbox_changed
         self.events += uow.events
 
-    async def _discard(self) -> None:
+    async def _discard(self, exc: BaseException) -> None:
         """Roll back what the request wrote; it may write again (a new transaction then)."""
-        if self.tx is not None and self.tx.is_active:
-            await self.tx.rollback()
-        await self._close()
+        await self._undo(exc)
         self.events, self.outbox_changed = [], False
 
     @asynccontextmanager
@@ -283,33 +289,47 @@ class HeldTransaction:
             uow = UnitOfWork(conn, self.db.dialect)
             yield uow
             await uow.flush_events()
-            await self._commit()
-        except BaseException:
-            await self.rollback()
+        except BaseException as exc:
+            await self._undo(exc)
             raise
-        await self._close()
-        self.db.committed(self.events + uow.events, self.outbox_changed or uow.outbox_changed)
+        await self._commit(self.events + uow.events, self.outbox_changed or uow.outbox_changed)
 
     async def checkpoint(self) -> None:
         """Commit what the request wrote so far; later writes go on in a new held transaction."""
         if self.conn is None or not self.open:
             return
-        await self._commit()
-        await self._close()
         events, self.events = self.events, []
         outbox_changed, self.outbox_changed = self.outbox_changed, False
-        self.db.committed(events, outbox_changed)
+        await self._commit(events, outbox_changed)
 
-    async def _commit(self) -> None:
-        assert self.conn is not None
-        if self.db.dialect == "sqlite":
-            await group_commit.commit(self.conn, self.tx)
-        else:
+    async def _commit(self, events: list[Event], outbox_changed: bool) -> None:
+        """Commit, and tell the process's watchers; on failure nothing was written."""
+        span, self.span = self.span, None
+        if span is not None:
+            self.conn = None
+            assert self.db.group is not None
+            await self.db.group.close_span(span, events, outbox_changed)  # tells the watchers
+            return
+        try:
             await self.tx.commit()
+        except BaseException:
+            await self._undo(None)
+            raise
+        await self._close()
+        self.db.committed(events, outbox_changed)
 
     async def rollback(self) -> None:
         """Undo every write of the request; later transactions of the request commit on their own."""
         self.open = False
+        await self._undo(None)
+
+    async def _undo(self, exc: BaseException | None) -> None:
+        span, self.span = self.span, None
+        if span is not None:
+            self.conn = None
+            assert self.db.group is not None
+            await self.db.group.abort_span(span, exc or _RolledBack())
+            return
         if self.tx is not None and self.tx.is_active:
             await self.tx.rollback()
         await self._close()
@@ -318,6 +338,10 @@ class HeldTransaction:
         conn, self.conn, self.tx = self.conn, None, None
         if conn is not None:
             await conn.close()
+
+
+class _RolledBack(Exception):
+    """A held transaction given up without an error (the request ended before its answer)."""
 
 
 _held: ContextVar[HeldTransaction | None] = ContextVar("toffeepay_held_transaction", default=None)

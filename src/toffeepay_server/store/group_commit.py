@@ -26,25 +26,40 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from . import audit
 
 if TYPE_CHECKING:
+    from ..domain.events import Event
     from .database import Database, UnitOfWork
 
 _SAVEPOINT = "toffeepay_block"
 
 
 class _Waiting:
-    __slots__ = ("done", "entry", "uow")
+    __slots__ = ("done", "entry", "events", "outbox_changed")
 
-    def __init__(self, done: asyncio.Future[None], uow: UnitOfWork, entry: audit.AuditEntry | None) -> None:
+    def __init__(
+        self, done: asyncio.Future[None], events: list[Event], outbox_changed: bool, entry: audit.AuditEntry | None
+    ) -> None:
         self.done = done
-        self.uow = uow
+        self.events = events
+        self.outbox_changed = outbox_changed
         self.entry = entry
+
+
+class Span:
+    """Writes that run alone on the writer connection, from `open_span()` to `close_span()`
+    (or `abort_span()`): one savepoint, rolled back alone, committed with its batch."""
+
+    __slots__ = ("conn", "raw")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.raw = _raw(conn)
 
 
 class GroupCommit:
     def __init__(self, db: Database, make_uow: Callable[[AsyncConnection], UnitOfWork]) -> None:
         self.db = db
         self.make_uow = make_uow
-        # One block at a time on the writer connection, and never during a commit.
+        # One span at a time on the writer connection, and never during a commit.
         self.lock = asyncio.Lock()
         self.conn: AsyncConnection | None = None
         self.tx: AsyncTransaction | None = None
@@ -53,7 +68,21 @@ class GroupCommit:
 
     @asynccontextmanager
     async def block(self) -> AsyncIterator[UnitOfWork]:
-        async with self.lock:
+        """One `Database.transaction()` block: a span of its own."""
+        span = await self.open_span()
+        uow = self.make_uow(span.conn)
+        try:
+            yield uow
+            await uow.flush_events()
+        except BaseException as exc:
+            await self.abort_span(span, exc)
+            raise
+        await self.close_span(span, uow.events, uow.outbox_changed)
+
+    async def open_span(self) -> Span:
+        """Take the writer (waiting for the spans before, and for a commit under way)."""
+        await self.lock.acquire()
+        try:
             if self.conn is None:
                 self.conn = await self.db.writer.connect()
                 try:
@@ -61,25 +90,40 @@ class GroupCommit:
                 except BaseException:
                     await self._close()
                     raise
-            conn = self.conn
-            raw = _raw(conn)
-            raw.execute(f"SAVEPOINT {_SAVEPOINT}")
-            uow = self.make_uow(conn)
+            span = Span(self.conn)
+            span.raw.execute(f"SAVEPOINT {_SAVEPOINT}")
+        except BaseException:
+            self.lock.release()
+            raise
+        return span
+
+    async def close_span(self, span: Span, events: list[Event], outbox_changed: bool) -> None:
+        """Keep the span's writes, let the next span run, and return once they are committed
+        (raising the commit's error if it failed: then nothing of them was written)."""
+        try:
             try:
-                yield uow
-                await uow.flush_events()
                 entry = audit.take_pending()
                 if entry:
-                    await audit.insert_entry(conn, entry)
+                    await audit.insert_entry(span.conn, entry)
+                span.raw.execute(f"RELEASE {_SAVEPOINT}")
             except BaseException as exc:
-                await self._undo_block(raw, exc)
+                await self._undo_span(span.raw, exc)
                 self._schedule_commit()
                 raise
-            raw.execute(f"RELEASE {_SAVEPOINT}")
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self.waiting.append(_Waiting(done, uow, entry))
+            self.waiting.append(_Waiting(done, events, outbox_changed, entry))
             self._schedule_commit()
+        finally:
+            self.lock.release()
         await done
+
+    async def abort_span(self, span: Span, exc: BaseException) -> None:
+        """Roll back the span's writes alone, and let the next span run."""
+        try:
+            await self._undo_span(span.raw, exc)
+            self._schedule_commit()
+        finally:
+            self.lock.release()
 
     def _schedule_commit(self) -> None:
         """Commit (or, with nothing to commit, end) the open transaction once the blocks ready
@@ -87,8 +131,8 @@ class GroupCommit:
         if self.flush is None and self.conn is not None:
             self.flush = asyncio.get_running_loop().create_task(self._commit())
 
-    async def _undo_block(self, raw: sqlite3.Connection, exc: BaseException) -> None:
-        """Roll back the failed block alone; should SQLite have rolled back the whole transaction
+    async def _undo_span(self, raw: sqlite3.Connection, exc: BaseException) -> None:
+        """Roll back the failed span alone; should SQLite have rolled back the whole transaction
         (some errors do), the blocks waiting for this commit lose their writes: tell them."""
         if raw.in_transaction:
             try:
@@ -128,7 +172,7 @@ class GroupCommit:
         for item in waiting:
             if item.entry is not None:
                 item.entry.written = True
-            self.db.committed(item.uow.events, item.uow.outbox_changed)
+            self.db.committed(item.events, item.outbox_changed)
             if not item.done.done():
                 item.done.set_result(None)
 

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.idempotency import IdempotencyState
-from .database import insert_unless_present
+from . import prepared
+from .prepared import Prepared
 from .tables import idempotency_keys as t
 
 RETENTION = timedelta(hours=24)
@@ -32,6 +35,11 @@ class Stored:
     response_status: int | None
     response_headers: list[list[str]] | None
     response_body: bytes | None
+
+
+_CLAIMED = ("api_key_id", "key", "request_hash", "owner", "state", "locked_until", "created_at")
+_CLAIM_SQLITE = Prepared(sqlite_insert(t).values({name: bindparam(name) for name in _CLAIMED}).on_conflict_do_nothing())
+_CLAIM_PG = Prepared(pg_insert(t).values({name: bindparam(name) for name in _CLAIMED}).on_conflict_do_nothing())
 
 
 async def claim(
@@ -55,8 +63,8 @@ async def claim(
         locked_until=now + lease,
         created_at=now,
     )
-    result = await conn.execute(insert_unless_present(dialect, t, **values))
-    if result.rowcount == 1:
+    claimed = _CLAIM_PG if dialect == "postgresql" else _CLAIM_SQLITE
+    if await prepared.execute(conn, claimed, values) == 1:
         return None
     # Take over a record past its retention, or a run whose process died (lease over).
     taken = await conn.execute(
@@ -110,18 +118,34 @@ async def finish(
     body: bytes,
 ) -> None:
     """Store the answer; raises LostClaim when the key is no longer this owner's."""
-    done = await conn.execute(
-        update(t)
-        .where(
-            t.c.api_key_id == api_key_id,
-            t.c.key == key,
-            t.c.owner == owner,
-            t.c.state == IdempotencyState.RUNNING.value,
-        )
-        .values(state=IdempotencyState.DONE.value, response_status=status, response_headers=headers, response_body=body)
+    done = await prepared.execute(
+        conn,
+        _FINISH,
+        {
+            "api_key_id": api_key_id,
+            "key": key,
+            "owner": owner,
+            "running": IdempotencyState.RUNNING.value,
+            "state": IdempotencyState.DONE.value,
+            "response_status": status,
+            "response_headers": headers,
+            "response_body": body,
+        },
     )
-    if done.rowcount != 1:
+    if done != 1:
         raise LostClaim(key)
+
+
+_FINISH = Prepared(
+    update(t)
+    .where(
+        t.c.api_key_id == bindparam("api_key_id"),
+        t.c.key == bindparam("key"),
+        t.c.owner == bindparam("owner"),
+        t.c.state == bindparam("running"),
+    )
+    .values({name: bindparam(name) for name in ("state", "response_status", "response_headers", "response_body")})
+)
 
 
 async def release(conn: AsyncConnection, *, api_key_id: str, key: str, owner: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Table, bindparam, insert
 from sqlalchemy import exc as sa_exc
@@ -56,12 +57,13 @@ class Prepared:
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._compiled: dict[int, _Compiled] = {}
+        # Per dialect object: each engine's carries its own installation key (Sealed columns).
+        self._compiled: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
 
     def compiled(self, dialect: Dialect) -> _Compiled:
-        found = self._compiled.get(id(dialect))
+        found = self._compiled.get(dialect)
         if found is None:
-            found = self._compiled[id(dialect)] = self._compile(dialect)
+            found = self._compiled[dialect] = self._compile(dialect)
         return found
 
     def _compile(self, dialect: Dialect) -> _Compiled:
