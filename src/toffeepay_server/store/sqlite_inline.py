@@ -3,15 +3,16 @@
 aiosqlite runs every call (cursor, execute, fetch, close, commit, rollback) on a thread of
 its own and wakes the event loop when it is done. A CreateSession makes about twenty such
 calls, and each round trip (queue, thread wake-up, GIL hand-over, loop wake-up) costs far
-more than the SQLite work it carries: a primary-key insert into a WAL database with
-`synchronous=NORMAL` takes microseconds. This class offers the same coroutine interface
-that SQLAlchemy's aiosqlite dialect drives, but runs each call at once on the caller's
-thread, so a short statement never leaves the event loop.
+more than the SQLite work it carries: a primary-key insert into a WAL database takes
+microseconds. This class offers the same coroutine interface that SQLAlchemy's aiosqlite
+dialect drives, but runs each call at once on the caller's thread, so a short statement
+never leaves the event loop.
 
 Use it only where every statement is short and never waits for a lock: the one writer
 connection of a process (writes are already serialised by its pool of one, and its
-`BEGIN IMMEDIATE` waits for other processes asynchronously, see database.py). Reads
-that may scan many rows stay on aiosqlite's thread so the loop stays free meanwhile.
+`BEGIN IMMEDIATE` waits for other processes asynchronously, see database.py). The commit,
+which waits for the disk, is sent from a thread instead (group_commit.py). Reads that may
+scan many rows stay on aiosqlite's thread so the loop stays free meanwhile.
 """
 
 from __future__ import annotations
