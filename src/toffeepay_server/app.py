@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -46,7 +48,7 @@ from .processors.stripe.adapter import StripeProcessor
 from .processors.stripe.notifications import StripeNotifications
 from .services import operations
 from .services.context import ServiceContext
-from .serving import stop_with_parent
+from .serving import BackgroundLease, stop_with_parent
 from .store.migrate import head_revisions
 from .web import not_found, root
 
@@ -90,7 +92,10 @@ class Router:
         await self.web(scope, receive, send)
 
 
-def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> RequestIds:
+def create_app(
+    settings: Settings, *, ctx: ServiceContext | None = None, lease: BackgroundLease | None = None
+) -> RequestIds:
+    """`lease`: run the background loops only while holding it (one worker of a server does)."""
     configure_logging()
     # The currency data (CLDR) loads now, not during a worker's first CreateSession.
     money.active_currencies()
@@ -126,12 +131,21 @@ def create_app(settings: Settings, *, ctx: ServiceContext | None = None) -> Requ
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if settings.background:
+        leading = None
+        if settings.background and lease is not None:
+            leading = asyncio.create_task(_lead(lease, background), name="background-lease")
+        elif settings.background:
             background.start()
         try:
             yield
         finally:
+            if leading is not None:
+                leading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await leading
             await background.stop()
+            if lease is not None:
+                lease.release()
             await test_sender.aclose()
             await processors.close()
             await ctx.db.dispose()
@@ -181,7 +195,19 @@ def _route(services: dict[str, Any]) -> Any:
     return app
 
 
+async def _lead(lease: BackgroundLease, background: Background) -> None:
+    """Run the background loops once this worker holds the lease (at once, or when the worker
+    holding it ends)."""
+    while not lease.try_take():
+        await asyncio.sleep(LEASE_POLL)
+    log.info("this worker runs the background loops", pid=os.getpid())
+    background.start()
+
+
+LEASE_POLL = 2.0
+
+
 def app_from_env() -> RequestIds:
     """The factory `toffeepay serve` hands to granian (each worker builds its own app)."""
     stop_with_parent()
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), lease=BackgroundLease(os.getppid()))

@@ -11,9 +11,11 @@ checks the port first.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
 
@@ -54,3 +56,34 @@ def stop_with_parent(interval: float = PARENT_CHECK_INTERVAL) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="toffeepay-parent-watch", daemon=True).start()
+
+
+class BackgroundLease:
+    """Among the workers of one `toffeepay serve`, the one that runs the background loops.
+
+    Every worker of a server would otherwise run its own webhook dispatcher and sweeper,
+    each woken by every commit, competing for the same rows. The workers share an exclusive
+    file lock named after their main process: whoever holds it runs the loops, and the lock
+    is released when that worker ends, however it ends, so another takes over.
+    """
+
+    def __init__(self, server_pid: int) -> None:
+        self.path = os.path.join(tempfile.gettempdir(), f"toffeepay-serve-{server_pid}.background.lock")
+        self._fd: int | None = None
+
+    def try_take(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock

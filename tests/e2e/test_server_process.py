@@ -4,6 +4,7 @@ slow bodies, per-address limits (shared through Redis), https, the database goin
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_database
+from tests.receiver import Receiver
 from tests.stripe_support import stripe_env
 from tests.support import Api, Game, Server
 from toffeepay_server.serving import port_in_use
@@ -140,6 +142,43 @@ def test_a_worker_killed_under_load_is_replaced_and_the_server_keeps_answering(
     assert sum(1 for outcome in after if outcome != 200) <= 2, after
     assert api.create_session(game.game_id)["id"].startswith("sess_")
     assert "Unexpected exit from worker" in server.log.read_text()
+
+
+def _background_runners(server: Server) -> list[int]:
+    """The workers that said they took over the background loops, in order."""
+    found = []
+    for line in server.log.read_text().splitlines():
+        if "runs the background loops" in line:
+            found.append(int(json.loads(line)["pid"]))
+    return found
+
+
+def test_one_worker_runs_the_background_loops_and_another_takes_over_when_it_dies(
+    start: Callable[..., Server], sqlite_url: str
+) -> None:
+    receiver = Receiver()
+    try:
+        server = start(sqlite_url, env={"TOFFEEPAY_WEBHOOK_PRIVATE_TARGETS": "sandbox"}, args=("--workers", "2"))
+        assert server.proc is not None
+        main = server.proc.pid
+        wait_for("two workers", lambda: len(children(main)) == 2)
+        wait_for("a background runner", lambda: _background_runners(server))
+        time.sleep(3)  # the other worker tried too (it polls for the lease every 2 s)
+        runners = _background_runners(server)
+        assert len(runners) == 1 and runners[0] in children(main)
+        game = server.create_game()
+        api = server.api(game.sandbox_key)
+        created = api.ok("WebhookService/CreateEndpoint", {"url": receiver.url("/hooks")})
+        receiver.expect("/hooks", created["secret"])
+        api.create_session(game.game_id)
+        receiver.wait_for("/hooks", 1)
+        os.kill(runners[0], signal.SIGKILL)
+        wait_for("another runner", lambda: len(_background_runners(server)) == 2, timeout=30)
+        assert _background_runners(server)[1] != runners[0]
+        api.create_session(game.game_id)
+        receiver.wait_for("/hooks", 2)
+    finally:
+        receiver.close()
 
 
 def test_killing_the_main_process_leaves_no_worker_holding_the_port(

@@ -333,3 +333,17 @@ def test_the_json_codec_finds_control_characters_raw_or_escaped() -> None:
         with pytest.raises(ConnectError, match="id must not contain control characters"):
             codec.decode(body.encode(), payment_pb.GetSessionRequest)
     assert codec.decode('{"id": "sess_\u00e9\\u00e9"}'.encode(), payment_pb.GetSessionRequest).id == "sess_\u00e9\u00e9"
+
+
+def test_one_background_lease_per_server_until_its_holder_lets_go(tmp_path: Path, monkeypatch: Any) -> None:
+    from toffeepay_server.serving import BackgroundLease
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    first, second, other_server = BackgroundLease(4242), BackgroundLease(4242), BackgroundLease(4343)
+    assert first.try_take() and first.try_take()  # held: asking again keeps it
+    assert not second.try_take()
+    assert other_server.try_take()  # another server's workers elect their own
+    first.release()
+    assert second.try_take()
+    for lease in (second, other_server):
+        lease.release()
