@@ -337,7 +337,11 @@ def wrk(url: str, script: str, args: list[str], *, seconds: float, connections: 
 
 # Where a sample of the worker's event-loop thread is, by its innermost frame (first match wins).
 PROFILE_CATEGORIES = [
-    ("SQLite (statements and commit)", ("sqlite_inline.py", "aiosqlite/")),
+    # The sqlite3 calls themselves are made from these modules (a C call has no frame of its own).
+    (
+        "SQLite (statements and commit)",
+        ("sqlite_inline.py", "aiosqlite/", "store/prepared.py", "store/group_commit.py"),
+    ),
     ("PostgreSQL driver (asyncpg)", ("asyncpg/",)),
     ("SQLAlchemy Core and its async bridge", ("sqlalchemy/", "greenlet")),
     (
