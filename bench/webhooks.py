@@ -19,7 +19,9 @@ process that notes when each request arrives):
                     whose own dispatcher is woken in-process by each commit: same latency
 
 Latency is arrival time minus the event's `timestamp` (set inside the transaction, before
-the commit), so it slightly overstates commit-to-arrival.
+the commit), so it overstates commit-to-arrival by however long the producer took to commit
+(on a busy machine, tens of milliseconds); worker_paced also reports arrival minus the time
+the producer's create_session returned, after its commit (`after_return`), which understates it.
 
     python bench/webhooks.py                       # both engines, about two minutes
     python bench/webhooks.py --engines sqlite --events 2000 --duration 5
@@ -65,7 +67,7 @@ CONCURRENCY = 16  # the dispatcher's default per-endpoint limit
 class _Receiver(asyncio.Protocol):
     """Just enough HTTP/1.1: keep-alive, Content-Length bodies, GET /stats and /reset."""
 
-    arrivals: ClassVar[list[tuple[float, float]]] = []
+    arrivals: ClassVar[list[tuple[float, float, str]]] = []
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -96,9 +98,9 @@ class _Receiver(asyncio.Protocol):
             _Receiver.arrivals = []
         else:
             now = time.time()
-            stamp = json.loads(body)["timestamp"]
-            sent = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-            _Receiver.arrivals.append((now, now - sent))
+            event = json.loads(body)
+            sent = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+            _Receiver.arrivals.append((now, now - sent, event["data"].get("session_id", "")))
         self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(reply), reply))
 
 
@@ -150,10 +152,10 @@ class ReceiverProcess:
     def reset(self) -> None:
         httpx.post(f"{self.url}/reset", content=b"", timeout=5)
 
-    def arrivals(self) -> list[tuple[float, float]]:
+    def arrivals(self) -> list[tuple[float, float, str]]:
         return [tuple(a) for a in httpx.post(f"{self.url}/stats", content=b"", timeout=30).json()]
 
-    def wait(self, count: int, timeout: float = 120) -> list[tuple[float, float]]:
+    def wait(self, count: int, timeout: float = 120) -> list[tuple[float, float, str]]:
         deadline = time.monotonic() + timeout
         while len(got := self.arrivals()) < count:
             if time.monotonic() > deadline:
@@ -202,9 +204,12 @@ async def setup(db_url: str, receiver_url: str) -> tuple[str, str]:
         await ctx.db.dispose()
 
 
-async def produce(db_url: str, key: str, count: int, rate: float | None) -> float:
+async def produce(
+    db_url: str, key: str, count: int, rate: float | None, returned: dict[str, float] | None = None
+) -> float:
     """Create `count` sessions through the services (one transaction and one event each),
-    at `rate` per second or as fast as possible; returns the achieved rate."""
+    at `rate` per second or as fast as possible; returns the achieved rate, and notes in
+    `returned` when each session's creation returned (after its commit)."""
     from toffeepay_server.domain.sessions import new_session
     from toffeepay_server.services import games, sessions
     from toffeepay_server.services.context import ServiceContext
@@ -230,7 +235,9 @@ async def produce(db_url: str, key: str, count: int, rate: float | None) -> floa
                 live=False,
                 now=ctx.clock(),
             )
-            await sessions.create_session(ctx, principal, new, processors=PROCESSORS)
+            created = await sessions.create_session(ctx, principal, new, processors=PROCESSORS)
+            if returned is not None:
+                returned[created.id] = time.time()
 
     try:
         started = time.perf_counter()
@@ -420,7 +427,7 @@ def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace,
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(30)
-            first, last = min(a for a, _ in got), max(a for a, _ in got)
+            first, last = min(a[0] for a in got), max(a[0] for a in got)
             results.append(
                 {
                     "scenario": "worker_drain",
@@ -434,15 +441,19 @@ def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace,
             # A steady rate with the worker running.
             receiver.reset()
             count = int(args.rate * args.duration)
-            achieved = asyncio.run(produce(db_url, key, count, args.rate))
+            returned: dict[str, float] = {}
+            achieved = asyncio.run(produce(db_url, key, count, args.rate, returned))
             got = receiver.wait(count)
+            after = latency_summary([at - returned[sid] for at, _, sid in got if sid in returned])
             results.append(
                 {
                     "scenario": "worker_paced",
                     "engine": engine,
                     "events": count,
                     "rate": round(achieved, 1),
-                    **latency_summary([lat for _, lat in got]),
+                    **latency_summary([lat for _, lat, _ in got]),
+                    "after_return_p50_ms": after["p50_ms"],
+                    "after_return_p99_ms": after["p99_ms"],
                 }
             )
         finally:
@@ -463,7 +474,7 @@ def run_engine(engine: str, receiver: ReceiverProcess, args: argparse.Namespace,
                     "engine": engine,
                     "events": count,
                     "rate": round(achieved, 1),
-                    **latency_summary([lat for _, lat in got]),
+                    **latency_summary([lat for _, lat, _ in got]),
                 }
             )
         finally:
@@ -514,7 +525,7 @@ def main() -> None:
                 "engine": "-",
                 "events": count,
                 "rate": round(achieved, 1),
-                **latency_summary([lat for _, lat in got]),
+                **latency_summary([lat for _, lat, _ in got]),
             }
         )
         with tempfile.TemporaryDirectory(prefix="toffeepay-bench-") as tmp:
@@ -556,6 +567,12 @@ def main() -> None:
             f"| {r.get('vs_ceiling', '')} | {r.get('cpu_ms_per_delivery', '')} | {r.get('rate', '')} "
             f"| {r.get('p50_ms', '')} | {r.get('p99_ms', '')} | {r.get('max_ms', '')} |"
         )
+    for r in results:
+        if "after_return_p99_ms" in r:
+            print(
+                f"{r['scenario']} {r['engine']}: arrival after create_session returned p50 "
+                f"{r['after_return_p50_ms']} ms, p99 {r['after_return_p99_ms']} ms"
+            )
     print(f"\nload average: start {load['start'][0]:.1f}, end {load['end'][0]:.1f} ({os.cpu_count()} CPUs)")
     print(f"\nresults: {out.relative_to(HERE.parent)}")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -279,6 +280,12 @@ def _print_dev_banner(settings: Settings, game_id: str, key: str, first: account
 @app.command()
 def worker() -> None:
     """Run only the background work (webhook dispatcher, expiry sweeper), for scale-out."""
+
+    def stopped_while_starting(_signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    # Stopped before its loop listens for SIGTERM (still importing or migrating): a clean exit.
+    signal.signal(signal.SIGTERM, stopped_while_starting)
     from .events.background import Background
     from .logs import configure_logging
     from .observability import metrics
@@ -299,6 +306,7 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         background.start()
+        structlog.get_logger("toffeepay.worker").info("worker started")
         await stop.wait()
         await background.stop()
         await processors.close()

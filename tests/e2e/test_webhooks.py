@@ -365,6 +365,12 @@ def test_two_worker_processes_send_each_event_once(fresh_db: str, tmp_path: Path
             )
         created = [api.create_session(game.game_id)["id"] for _ in range(60)]
         receiver.wait_for("/once", 60)
+        # Both have started (one may have sent everything before the other was up).
+        deadline = time.monotonic() + 60
+        for n in range(2):
+            while "worker started" not in (tmp_path / f"worker-{n}.log").read_text():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
 
         def all_sends_accounted_for() -> bool:
             # Nothing is left to send, and every attempt the workers recorded has arrived.

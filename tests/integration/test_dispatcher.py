@@ -328,32 +328,33 @@ async def test_deliveries_leased_ahead_wait_for_a_slot_and_are_given_back_at_shu
     monkeypatch.setattr(dispatcher_module, "SHUTDOWN_GRACE", 0.1)
     release = threading.Event()
     endpoint, _ = await hub.endpoint("/stuck", *[Answer(hold=release)] * 2)
-    for _ in range(6):
+    for _ in range(8):
         await hub.session()
+    assert dispatcher_module.LEASE_AHEAD == 3
     dispatcher = hub.dispatcher(name="ahead", per_endpoint=2, timeout=30)
     task = asyncio.create_task(dispatcher.run())
     try:
         for _ in range(200):
-            if dispatcher.inflight.endpoints[endpoint.id] == 2 and dispatcher.waiting_count == 2:
+            if dispatcher.inflight.endpoints[endpoint.id] == 2 and dispatcher.waiting_count == 4:
                 break
             await asyncio.sleep(0.05)
-        # Two in flight (the limit), two more leased and waiting, two left for anyone.
-        assert dispatcher.inflight.endpoints[endpoint.id] == 2 and dispatcher.waiting_count == 2
+        # Two in flight (the limit), four more leased and waiting, two left for anyone.
+        assert dispatcher.inflight.endpoints[endpoint.id] == 2 and dispatcher.waiting_count == 4
         claimed = await hub.rows("SELECT claimed_by FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
-        assert sorted(str(r.claimed_by) for r in claimed) == ["None", "None", "ahead", "ahead", "ahead", "ahead"]
+        assert sorted(str(r.claimed_by) for r in claimed) == ["None"] * 2 + ["ahead"] * 6
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         release.set()
-    # The waiting two were given back at once; the two cut off in flight wait for their lease.
+    # The waiting four were given back at once; the two cut off in flight wait for their lease.
     claimed = await hub.rows("SELECT claimed_by FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
-    assert sorted(str(r.claimed_by) for r in claimed) == ["None", "None", "None", "None", "ahead", "ahead"]
+    assert sorted(str(r.claimed_by) for r in claimed) == ["None"] * 6 + ["ahead"] * 2
     survivor = hub.dispatcher(name="survivor")
-    assert await survivor.drain() == 4
+    assert await survivor.drain() == 6
     hub.clock.advance(seconds=61)
     assert await survivor.drain() == 2
     rows = await hub.rows("SELECT status FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
-    assert [r.status for r in rows] == ["succeeded"] * 6
+    assert [r.status for r in rows] == ["succeeded"] * 8
 
 
 async def test_a_batch_cut_off_while_being_recorded_is_sent_again(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -210,5 +210,5 @@ def test_a_request_fits_while_its_endpoint_game_and_mode_have_room() -> None:
 
 def test_the_lease_ahead_limits_keep_the_shares_at_a_larger_scale() -> None:
     limits = Limits(per_endpoint=16, per_scope=64, per_mode=256, guaranteed=4)
-    assert limits.times(2) == Limits(per_endpoint=32, per_scope=128, per_mode=512, guaranteed=8)
-    assert limits.times(2).reserve == 2 * limits.reserve
+    assert limits.times(3) == Limits(per_endpoint=48, per_scope=192, per_mode=768, guaranteed=12)
+    assert limits.times(3).reserve == 3 * limits.reserve

@@ -46,7 +46,7 @@ RECORD_BATCH = 256
 # Deliveries a dispatcher may hold leased, as a multiple of its in-flight limits: those over
 # the limits wait here for a slot (their lease covers the wait; should the process die, the
 # lease expires and any dispatcher sends them).
-LEASE_AHEAD = 2
+LEASE_AHEAD = 3
 
 
 def dispatcher_name() -> str:
@@ -240,7 +240,7 @@ class Dispatcher:
         self.held.release(job)
         self._start_waiting(job.endpoint.id)
         self.freed += 1
-        if self.due and (self.freed >= max(1, self.per_endpoint // 2) or not self.waiting_count):
+        if self.due and (self.freed >= self.per_endpoint or not self.waiting_count):
             self._wake()
         self.finished.append(outcome)
         self.finished_signal.set()

@@ -82,10 +82,14 @@ class RefusedTarget(aiohttp.ClientConnectionError):
 
 
 @functools.lru_cache(maxsize=4096)
-def _target(url: str) -> tuple[URL, str | None]:
-    """The parsed URL (endpoints' URLs repeat), and its host when that is an IP address."""
+def _target(url: str, private: bool) -> tuple[URL, str | None]:
+    """The parsed URL (endpoints' URLs repeat), and why it may not be reached when its host is
+    an IP address webhooks may not reach."""
     target = URL(url)
-    return target, literal_address(target.host or "")
+    literal = literal_address(target.host or "")
+    if literal is not None and not address_allowed(literal, private=private):
+        return target, f"{literal} is an address webhooks may not reach"
+    return target, None
 
 
 class WebhookClient:
@@ -118,9 +122,9 @@ class WebhookClient:
 
     def open(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
         """POST `body`; an async context manager for the response (aiohttp's)."""
-        target, literal = _target(url)
-        if literal is not None and not address_allowed(literal, private=self.private):
-            raise RefusedTarget(f"{literal} is an address webhooks may not reach")
+        target, refused = _target(url, self.private)
+        if refused is not None:
+            raise RefusedTarget(refused)
         return self.session().post(target, data=body, headers=headers, allow_redirects=False)
 
     async def aclose(self) -> None:

@@ -275,7 +275,14 @@ async def _claim_due(
         full_modes=capacity.full_modes(),
     )
     endpoints = await endpoint_store.endpoints_by_id(uow.conn, [c.endpoint_id for c in candidates])
-    chosen = [c.id for c in candidates if capacity.take(endpoints[c.endpoint_id])]
+    chosen, full = [], set()
+    for c in candidates:
+        # Once an endpoint (or its game) can take no more, none of its later candidates fits either.
+        if c.endpoint_id not in full:
+            if capacity.take(endpoints[c.endpoint_id]):
+                chosen.append(c.id)
+            else:
+                full.add(c.endpoint_id)
     more = len(candidates) == limit or len(chosen) < len(candidates)
     leased = await store.claim(uow.conn, chosen, now=now, until=until, me=me)
     if not leased:

@@ -54,9 +54,17 @@ _DUE_CANDIDATES = (
     .order_by(d.c.next_attempt_at)
     .limit(bindparam("limit"))
 )
+# Still due, as an expression no index serves: SQLite's planner, which has no statistics,
+# would otherwise walk ix_deliveries_due over every due delivery instead of looking up the
+# few ids by primary key (a claim then cost milliseconds with a backlog of thousands).
+_STILL_DUE = and_(
+    d.c.status.concat("") == DeliveryStatus.PENDING.value,
+    d.c.next_attempt_at <= _NOW,
+    or_(d.c.claimed_until.is_(None), d.c.claimed_until < _NOW),
+)
 _CLAIM = (
     update(d)
-    .where(d.c.id.in_(bindparam("ids", expanding=True)), _DUE)
+    .where(d.c.id.in_(bindparam("ids", expanding=True)), _STILL_DUE)
     .values(claimed_by=bindparam("me"), claimed_until=bindparam("until", type_=Instant()), updated_at=_NOW)
     .returning(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, d.c.created_at, d.c.trigger)
 )
@@ -134,7 +142,7 @@ _RELEASE = (
     .where(
         d.c.id.in_(bindparam("ids", expanding=True)),
         d.c.claimed_by == bindparam("me"),
-        d.c.status == DeliveryStatus.PENDING.value,
+        d.c.status.concat("") == DeliveryStatus.PENDING.value,  # by primary key (see _STILL_DUE)
     )
     .values(claimed_by=None, claimed_until=None, updated_at=_NOW)
 )

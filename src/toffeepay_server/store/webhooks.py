@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.deliveries import DeliveryStatus
@@ -99,10 +99,16 @@ async def count_endpoints(conn: AsyncConnection, *, game_id: str, mode: str) -> 
     return (await conn.execute(stmt)).scalar_one()
 
 
+# The dispatcher's look-ups, built once (their parameters bound per call).
+_OF_GAMES = select(t).where(
+    t.c.game_id.in_(bindparam("games", expanding=True)), t.c.enabled.is_(True), t.c.deleted_at.is_(None)
+)
+_BY_ID = select(t).where(t.c.id.in_(bindparam("ids", expanding=True)))
+
+
 async def endpoints_of_scopes(conn: AsyncConnection, scopes: Sequence[tuple[str, str]]) -> list[Endpoint]:
     """Enabled, live endpoints of these (game, mode) pairs: the candidates of a fan-out."""
-    games = sorted({game for game, _ in scopes})
-    rows = await conn.execute(select(t).where(t.c.game_id.in_(games), t.c.enabled.is_(True), t.c.deleted_at.is_(None)))
+    rows = await conn.execute(_OF_GAMES, {"games": sorted({game for game, _ in scopes})})
     wanted = set(scopes)
     return [endpoint_from_row(r) for r in rows if (r.game_id, r.mode) in wanted]
 
@@ -117,7 +123,7 @@ async def fail_pending_deliveries(conn: AsyncConnection, endpoint_id: str, now: 
 
 
 async def endpoints_by_id(conn: AsyncConnection, endpoint_ids: Sequence[str]) -> dict[str, Endpoint]:
-    rows = await conn.execute(select(t).where(t.c.id.in_(list(set(endpoint_ids)))))
+    rows = await conn.execute(_BY_ID, {"ids": list(set(endpoint_ids))})
     return {r.id: endpoint_from_row(r) for r in rows}
 
 
