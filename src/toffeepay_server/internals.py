@@ -1,9 +1,13 @@
 """The private parts of libraries the server relies on, checked once at start-up.
 
-Two couplings have no public API to use instead:
+These couplings have no public API to use instead:
 
-- store/database.py reaches the sqlite3 connection under SQLAlchemy's aiosqlite adapter
-  (`driver_connection._conn`) to send BEGIN without a thread hop.
+- store/database.py, store/prepared.py and store/group_commit.py reach the sqlite3
+  connection under SQLAlchemy's aiosqlite adapter (`driver_connection._conn`) to send
+  BEGIN, the hot statements and COMMIT without SQLAlchemy's execution layer.
+- store/prepared.py begins the transaction of SQLAlchemy's asyncpg adapter
+  (`_transaction`, `_start_transaction`) before running a statement on its asyncpg
+  connection, and reads a compiled statement's positional parameters and result columns.
 - store/sqlite_inline.py stands in for aiosqlite's private queue to its thread (`_tx`).
 
 Each is tested with the exact release pinned in pyproject.toml. Another release may have
