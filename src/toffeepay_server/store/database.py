@@ -483,10 +483,7 @@ class Database:
 
     def commit_watch(self) -> CommitWatch | None:
         """On SQLite, a cheap way to notice commits of other processes; None elsewhere."""
-        path = make_url(self.url).database
-        if self.dialect != "sqlite" or not path or path == ":memory:":
-            return None
-        return CommitWatch(path)
+        return None if self._file_path is None else CommitWatch(self._file_path)
 
     def _asyncpg_dsn(self) -> str:
         return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -141,14 +141,9 @@ class GroupCommit:
                 return
             except sqlite3.Error:
                 pass
-        self._fail_waiting(exc)
-        await self._discard()
-
-    def _fail_waiting(self, exc: BaseException) -> None:
         waiting, self.waiting = self.waiting, []
-        for item in waiting:
-            if not item.done.done():
-                item.done.set_exception(_BatchLost(exc) if not isinstance(exc, Exception) else exc)
+        _fail(waiting, exc)
+        await self._discard()
 
     async def _commit(self) -> None:
         async with self.lock:
@@ -161,9 +156,7 @@ class GroupCommit:
                 assert self.conn is not None and self.tx is not None
                 await commit(self.conn, self.tx)
             except BaseException as exc:
-                for item in waiting:
-                    if not item.done.done():
-                        item.done.set_exception(exc)
+                _fail(waiting, exc)
                 await self._discard()
                 if not isinstance(exc, Exception):
                     raise
@@ -189,6 +182,13 @@ class GroupCommit:
         conn, self.conn, self.tx = self.conn, None, None
         if conn is not None:
             await conn.close()
+
+
+def _fail(waiting: list[_Waiting], exc: BaseException) -> None:
+    """Answer every block of a lost batch with the error (a cancellation as _BatchLost)."""
+    for item in waiting:
+        if not item.done.done():
+            item.done.set_exception(exc if isinstance(exc, Exception) else _BatchLost(exc))
 
 
 class _BatchLost(Exception):
