@@ -181,7 +181,7 @@ def _translated(conn: Connection, exc: Exception, sql: str) -> Exception:
     """The error SQLAlchemy would have raised (IntegrityError, OperationalError, ...), so callers
     and the outage handling see the same exceptions whichever way a statement ran."""
     if isinstance(conn, Direct):
-        return _translated_direct(conn, exc, sql)
+        return translated_error(conn.dialect, exc, sql)
     sync = conn.sync_connection
     assert sync is not None
     dbapi = sync.dialect.loaded_dbapi
@@ -200,10 +200,6 @@ def _translated(conn: Connection, exc: Exception, sql: str) -> Exception:
         sync.engine.pool._invalidate(sync.connection, error)
         sync.invalidate(error)
     return error
-
-
-def _translated_direct(conn: Direct, exc: Exception, sql: str) -> Exception:
-    return translated_error(conn.dialect, exc, sql)
 
 
 def translated_error(dialect: Dialect, exc: Exception, sql: str) -> Exception:
