@@ -48,7 +48,7 @@ from .processors.stripe.adapter import StripeProcessor
 from .processors.stripe.notifications import StripeNotifications
 from .services import operations
 from .services.context import ServiceContext
-from .serving import BackgroundLease, stop_with_parent
+from .serving import BackgroundLease, settle_garbage_collector, stop_with_parent
 from .store.migrate import head_revisions
 from .web import not_found, root
 
@@ -210,4 +210,6 @@ LEASE_POLL = 2.0
 def app_from_env() -> RequestIds:
     """The factory `toffeepay serve` hands to granian (each worker builds its own app)."""
     stop_with_parent()
-    return create_app(Settings.from_env(), lease=BackgroundLease(os.getppid()))
+    app = create_app(Settings.from_env(), lease=BackgroundLease(os.getppid()))
+    settle_garbage_collector()
+    return app

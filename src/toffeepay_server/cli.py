@@ -27,7 +27,7 @@ from .domain import listing
 from .domain.accounts import Role
 from .domain.errors import DomainError
 from .domain.keys import Mode, Principal
-from .serving import port_in_use
+from .serving import port_in_use, settle_garbage_collector
 
 
 class _Lazy(ModuleType):
@@ -306,6 +306,7 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         background.start()
+        settle_garbage_collector()
         structlog.get_logger("toffeepay.worker").info("worker started")
         await stop.wait()
         await background.stop()

@@ -12,6 +12,7 @@ checks the port first.
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import signal
 import socket
@@ -26,6 +27,25 @@ log = structlog.get_logger("toffeepay")
 PARENT_CHECK_INTERVAL = 0.5
 # After SIGTERM a worker finishes its requests; past this it is ended at once.
 ORPHAN_GRACE = 10.0
+
+
+# Collect the youngest generation after this many new container objects (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """Once a process has started: keep what startup built out of every later collection, and
+    collect young objects less often.
+
+    At CPython's defaults, a server under load spent about a tenth of its CPU collecting: the
+    full collections walked every module, table and protobuf descriptor loaded at startup
+    (pauses of up to 200 ms), and a request's short-lived objects tripped the youngest
+    generation's threshold of 700 several times per request batch. Cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def port_in_use(host: str, port: int) -> OSError | None:

@@ -347,3 +347,26 @@ def test_one_background_lease_per_server_until_its_holder_lets_go(tmp_path: Path
     assert second.try_take()
     for lease in (second, other_server):
         lease.release()
+
+
+def test_a_started_process_keeps_its_startup_objects_out_of_collections() -> None:
+    """Run in a process of its own: freezing the test runner's objects would keep them forever."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc\n"
+        "from toffeepay_server.serving import GC_YOUNG_THRESHOLD, settle_garbage_collector\n"
+        "before = gc.get_freeze_count()\n"
+        "settle_garbage_collector()\n"
+        "print(before, gc.get_freeze_count(), gc.get_threshold()[0] == GC_YOUNG_THRESHOLD)\n"
+        "cycle = []\n"
+        "cycle.append(cycle)\n"
+        "del cycle\n"
+        "print(gc.collect())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    before, frozen, threshold_set, collected = int(out[0]), int(out[1]), out[2], int(out[3])
+    assert before == 0 and frozen > 1000  # the imported modules' objects
+    assert threshold_set == "True"
+    assert collected >= 1  # cycles made later are still collected
