@@ -81,7 +81,7 @@ async def settle_payment(
 
     A payment is settled once; a repeated or late notification returns it unchanged.
     """
-    async with ctx.db.read() as conn:
+    async with ctx.db.point_read() as conn:
         found = await store.get_payment(conn, payment_id)
     if found is None:
         raise DomainError(Reason.NOT_FOUND, f"no payment {payment_id!r}")

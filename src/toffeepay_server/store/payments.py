@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.payments import Dispute, FailureCode, Method, Payment, PaymentStatus
+from . import prepared
 from .database import insert_unless_present
 from .paging import created_between, page_of
+from .prepared import Prepared
 from .tables import disputes, payments
 
 
@@ -56,24 +59,62 @@ def dispute_from_row(row: Any) -> Dispute:
     )
 
 
+_INSERT_PAYMENT = prepared.insert_of(
+    payments,
+    [
+        "id",
+        "session_id",
+        "game_id",
+        "mode",
+        "user_id",
+        "status",
+        "amount",
+        "currency",
+        "method",
+        "details",
+        "processor",
+        "processor_ref",
+        "created_at",
+    ],
+)
+
+
 async def insert_payment(conn: AsyncConnection, p: Payment) -> None:
-    await conn.execute(
-        insert(payments).values(
-            id=p.id,
-            session_id=p.session_id,
-            game_id=p.game_id,
-            mode=p.mode,
-            user_id=p.user_id,
-            status=p.status.value,
-            amount=p.amount,
-            currency=p.currency,
-            method=p.method.value,
-            details=p.details,
-            processor=p.processor,
-            processor_ref=p.processor_ref,
-            created_at=p.created_at,
-        )
+    await prepared.execute(
+        conn,
+        _INSERT_PAYMENT,
+        {
+            "id": p.id,
+            "session_id": p.session_id,
+            "game_id": p.game_id,
+            "mode": p.mode,
+            "user_id": p.user_id,
+            "status": p.status.value,
+            "amount": p.amount,
+            "currency": p.currency,
+            "method": p.method.value,
+            "details": p.details,
+            "processor": p.processor,
+            "processor_ref": p.processor_ref,
+            "created_at": p.created_at,
+        },
     )
+
+
+_SETTLEMENT_COLUMNS = (
+    "status",
+    "processor_ref",
+    "failure_code",
+    "failure_message",
+    "amount_received",
+    "succeeded_at",
+    "failed_at",
+)
+_SAVE_SETTLEMENT = Prepared(
+    update(payments)
+    .where(payments.c.id == bindparam("id"), payments.c.status == bindparam("before_status"))
+    .values({name: bindparam(name) for name in _SETTLEMENT_COLUMNS})
+)
 
 
 async def save_settlement(conn: AsyncConnection, before: Payment, p: Payment) -> bool:
@@ -81,20 +122,22 @@ async def save_settlement(conn: AsyncConnection, before: Payment, p: Payment) ->
 
     Which moves are allowed is the domain's transition table; this only guards against a concurrent writer.
     """
-    result = await conn.execute(
-        update(payments)
-        .where(payments.c.id == p.id, payments.c.status == before.status.value)
-        .values(
-            status=p.status.value,
-            processor_ref=p.processor_ref,
-            failure_code=p.failure_code.value if p.failure_code else None,
-            failure_message=p.failure_message,
-            amount_received=p.amount_received,
-            succeeded_at=p.succeeded_at,
-            failed_at=p.failed_at,
-        )
+    changed = await prepared.execute(
+        conn,
+        _SAVE_SETTLEMENT,
+        {
+            "id": p.id,
+            "before_status": before.status.value,
+            "status": p.status.value,
+            "processor_ref": p.processor_ref,
+            "failure_code": p.failure_code.value if p.failure_code else None,
+            "failure_message": p.failure_message,
+            "amount_received": p.amount_received,
+            "succeeded_at": p.succeeded_at,
+            "failed_at": p.failed_at,
+        },
     )
-    return result.rowcount == 1
+    return changed == 1
 
 
 async def save_refunded(conn: AsyncConnection, before: Payment, after: Payment) -> bool:
@@ -127,21 +170,33 @@ async def in_flight(conn: AsyncConnection, processor: str, limit: int) -> list[P
     return [payment_from_row(r) for r in rows]
 
 
+_PaymentRow = namedtuple("_PaymentRow", [c.name for c in payments.c])  # type: ignore[misc]
+
+
+def _by_id(*, scoped: bool, locked: bool) -> Prepared:
+    stmt = select(*payments.c).where(payments.c.id == bindparam("id"))
+    if scoped:
+        stmt = stmt.where(payments.c.game_id == bindparam("game_id"), payments.c.mode == bindparam("mode"))
+    return Prepared(stmt.with_for_update() if locked else stmt)
+
+
+# Keyed by (in a game's scope, locked for update).
+_BY_ID = {
+    (scoped, locked): _by_id(scoped=scoped, locked=locked) for scoped in (False, True) for locked in (False, True)
+}
+
+
 async def get_payment(
-    conn: AsyncConnection,
+    conn: prepared.Connection,
     payment_id: str,
     *,
     game_id: str | None = None,
     mode: str | None = None,
     for_update: bool = False,
 ) -> Payment | None:
-    stmt = select(payments).where(payments.c.id == payment_id)
-    if game_id is not None:
-        stmt = stmt.where(payments.c.game_id == game_id, payments.c.mode == mode)
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = (await conn.execute(stmt)).first()
-    return payment_from_row(row) if row else None
+    values = {"id": payment_id} if game_id is None else {"id": payment_id, "game_id": game_id, "mode": mode}
+    found = await prepared.fetch_one(conn, _BY_ID[(game_id is not None, for_update)], values)
+    return None if found is None else payment_from_row(_PaymentRow(*found))
 
 
 async def payment_by_processor_ref(conn: AsyncConnection, processor: str, processor_ref: str) -> Payment | None:
