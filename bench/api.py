@@ -437,6 +437,27 @@ def _py_spy(py_spy: str, pid: int, seconds: float, out: Path) -> subprocess.Pope
     )
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU of every PostgreSQL process on this machine (the backends serving the run)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, IndexError, ValueError):
+            continue
+        if name == "postgres":
+            parts = fields.split()
+            total += int(parts[11]) + int(parts[12])
+    return total / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idling and waiting for the disk (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle, iowait = values[3], values[4]
+    return (sum(values[:8]) - idle - iowait) / CLK_TCK
+
+
 def run_scenario(
     server: Server, scenario: Scenario, key: str, session_ids: list[str], opts: argparse.Namespace
 ) -> dict[str, Any]:
@@ -452,8 +473,10 @@ def run_scenario(
         out = f"profile-{scenario.engine}-{scenario.name}-w{server.workers}-{stamp}"
         profilers = start_profilers(server, max(1.0, opts.duration - 1), out)
     cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
+    pg_before, busy_before = postgres_cpu_seconds(), machine_busy_seconds()
     result = wrk(server.url, scenario.script, args, seconds=opts.duration, **conc)
     cpu = server.cpu_seconds() - cpu_before
+    pg_cpu, busy = postgres_cpu_seconds() - pg_before, machine_busy_seconds() - busy_before
     wall = time.monotonic() - wall_before
     lat = result["latency_us"]
     row = {
@@ -470,6 +493,11 @@ def run_scenario(
         "max_ms": lat["max"] / 1000,
         "server_cpu_cores": cpu / wall,
         "server_cpu_ms_per_request": 1000 * cpu / max(result["requests"], 1),
+        # Where the rest of the machine went: PostgreSQL's processes, and every core's busy time
+        # (wrk and anything else running included).
+        "postgres_cpu_cores": pg_cpu / wall,
+        "postgres_cpu_ms_per_request": 1000 * pg_cpu / max(result["requests"], 1),
+        "machine_busy_cores": busy / wall,
         "non2xx": result["non2xx"] + warm["non2xx"],
         "socket_errors": {k: v for k, v in result["errors"].items() if k != "status"},
         "first_error": result["first_error"] or warm["first_error"],
@@ -487,7 +515,13 @@ def run_scenario(
     print(
         f"  {scenario.engine:<10} {label:<26} {row['rps']:>8.0f} req/s"
         f"  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms"
-        f"  server CPU {row['server_cpu_cores']:.2f} cores, {row['server_cpu_ms_per_request']:.3f} ms/request",
+        f"  server CPU {row['server_cpu_cores']:.2f} cores, {row['server_cpu_ms_per_request']:.3f} ms/request"
+        + (
+            f"; PostgreSQL {row['postgres_cpu_cores']:.2f} cores, {row['postgres_cpu_ms_per_request']:.3f} ms/request"
+            if scenario.engine == "postgresql"
+            else ""
+        )
+        + f"; machine busy {row['machine_busy_cores']:.2f} of {os.cpu_count()} cores",
         flush=True,
     )
     if "paid_per_s" in row:
@@ -555,6 +589,23 @@ def format_aims(judged: list[dict[str, Any]]) -> str:
         f"  {a['aim']:<{width}}  {show(a['measured'], a['ratio']):>7}  aim >= {show(a['target'], a['ratio']):<6}"
         f"  {'met' if a['met'] else 'not met'}"
         for a in judged
+    )
+
+
+def scale_budget(rows: list[dict[str, Any]], workers: int) -> str | None:
+    """What the scale-out aim asks of this machine: the cores one worker's run kept busy (the
+    server, PostgreSQL, the load generator), times the aim, against the cores there are."""
+    one = find_row(rows, ("create_session_scale", "postgresql", 1), workers)
+    two = find_row(rows, ("create_session_scale", "postgresql", 2), workers)
+    if one is None or two is None:
+        return None
+    aim = next(a for label, _, _, a in AIMS if label.endswith("2 workers / 1 worker"))
+    rest = one["machine_busy_cores"] - one["server_cpu_cores"] - one["postgres_cpu_cores"]
+    return (
+        f"  scale-out budget: 1 worker kept {one['machine_busy_cores']:.2f} cores busy (server"
+        f" {one['server_cpu_cores']:.2f}, PostgreSQL {one['postgres_cpu_cores']:.2f}, load generator and the"
+        f" rest {rest:.2f}); {aim:g}x of it needs {aim * one['machine_busy_cores']:.2f} of {os.cpu_count()} cores."
+        f" 2 workers kept {two['machine_busy_cores']:.2f} busy."
     )
 
 
@@ -745,6 +796,9 @@ def main() -> int:
     if report["aims"]:
         print("\nspeed aims (measured in this run; an aim not met does not fail the run):")
         print(format_aims(report["aims"]))
+        budget = scale_budget(rows, opts.workers)
+        if budget:
+            print(budget)
     print(f"\nresults: {out.relative_to(ROOT)} ({report['elapsed_s']} s)")
     problems = check(rows)
     if problems:
