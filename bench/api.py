@@ -12,7 +12,7 @@ server on each (127.0.0.1 only), registers a game, and measures at a fixed concu
   pay_session                CreateSession then the sandbox PaySession on that session, in pairs
                              (PaySession needs a fresh pending session each time; SQLite)
   create_session_api_only    CreateSession on a server without its background loops
-                             (TOFFEEPAY_BACKGROUND=0: no webhook fan-out in-process; SQLite)
+                             (TOFFEEPAY_BACKGROUND=0: no webhook fan-out in-process), on SQLite and on PostgreSQL
   create_session_scale       CreateSession on PostgreSQL with 1 worker, then with 2 workers, each
                              server on a fresh database of its own (scale-out: workers 2 / workers 1)
 
@@ -118,6 +118,14 @@ SCENARIOS = [
         "get_session_status", "postgresql", "get_session_status.lua", True, "GetSessionStatus", sessions=SESSIONS_READ
     ),
     Scenario("create_session", "postgresql", "create_session.lua", True, "CreateSession"),
+    Scenario(
+        "create_session_api_only",
+        "postgresql",
+        "create_session.lua",
+        True,
+        "CreateSession, API only (no background loops)",
+        background=False,
+    ),
     Scenario(
         "create_session_scale",
         "postgresql",
