@@ -12,20 +12,26 @@ each statement once per connection.
 
 It runs inside the caller's transaction: on PostgreSQL the transaction SQLAlchemy would
 begin lazily is begun first.
+
+A list of values (ids, positions) is bound as one parameter (`among`), so a statement keeps
+one text whatever the list's length: an array on PostgreSQL (`= ANY`), JSON text read by
+`json_each` on SQLite. Such a statement differs per engine: `Prepared` then takes a function
+of the engine's name that builds it.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import ARRAY, Table, Text, TypeDecorator, all_, any_, bindparam, func, insert, literal_column, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, ColumnElement, Select
 
 from .sqlite_inline import InlineConnection
 
@@ -35,14 +41,19 @@ _Processor = Callable[[Any], Any] | None
 class _Compiled:
     __slots__ = ("binds", "results", "sql")
 
-    def __init__(self, sql: str, binds: list[tuple[str, _Processor]], results: list[_Processor]) -> None:
+    def __init__(self, sql: str, binds: list[tuple[str | None, _Processor, Any]], results: list[_Processor]) -> None:
         self.sql = sql
+        # (name, conversion, None) for a named parameter; (None, None, value) for a value the
+        # statement itself carries (`status == "pending"`), converted once.
         self.binds = binds
         self.results = results
 
     def parameters(self, values: dict[str, Any]) -> list[Any]:
         out = []
-        for name, process in self.binds:
+        for name, process, constant in self.binds:
+            if name is None:
+                out.append(constant)
+                continue
             value = values[name]
             out.append(value if process is None else process(value))
         return out
@@ -53,12 +64,24 @@ class _Compiled:
 
 
 class Prepared:
-    """A statement with named bind parameters, compiled on first use for each dialect."""
+    """A statement with named bind parameters, compiled on first use for each dialect.
 
-    def __init__(self, statement: ClauseElement) -> None:
-        self.statement = statement
+    `statement` is the statement, or a function of the engine's name ("sqlite",
+    "postgresql") that builds it, for statements whose text differs per engine.
+    """
+
+    def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement]) -> None:
+        self._build = statement
+        self._built: dict[str, ClauseElement] = {}
         # Per dialect object: each engine's carries its own installation key (Sealed columns).
         self._compiled: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
+
+    def statement(self, engine: str) -> ClauseElement:
+        found = self._built.get(engine)
+        if found is None:
+            build = self._build
+            found = self._built[engine] = build if isinstance(build, ClauseElement) else build(engine)
+        return found
 
     def compiled(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect)
@@ -67,10 +90,18 @@ class Prepared:
         return found
 
     def _compile(self, dialect: Dialect) -> _Compiled:
-        compiled: Any = self.statement.compile(dialect=dialect)
+        compiled: Any = self.statement(dialect.name).compile(dialect=dialect)
         if compiled.positiontup is None:
             raise TypeError(f"{dialect.name} does not use positional parameters")
-        binds = [(name, compiled.binds[name].type._cached_bind_processor(dialect)) for name in compiled.positiontup]
+        binds: list[tuple[str | None, _Processor, Any]] = []
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            process = bind.type._cached_bind_processor(dialect)
+            if bind.required:
+                binds.append((name, process, None))
+            else:
+                value = bind.effective_value
+                binds.append((None, None, value if process is None else process(value)))
         results = [column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns]
         return _Compiled(str(compiled), binds, results)
 
@@ -78,6 +109,31 @@ class Prepared:
 def insert_of(table: Table, columns: Sequence[str]) -> Prepared:
     """An INSERT of one row of `table` with these columns (the others take their defaults)."""
     return Prepared(insert(table).values({name: bindparam(name) for name in columns}))
+
+
+class _JsonList(TypeDecorator[Sequence[Any]]):
+    """A list bound as JSON text (SQLite's `json_each` reads it)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(list(value))
+
+
+def among(engine: str, column: ColumnElement[Any], name: str, *, negate: bool = False) -> ColumnElement[bool]:
+    """`column` is (with `negate`, is not) one of the list bound as `name` (a list of strings or
+    integers; an empty one matches nothing, or with `negate` everything), in one statement text
+    whatever the list's length: `= ANY($n)` / `<> ALL($n)` on PostgreSQL, `IN (SELECT value FROM
+    json_each(?))` on SQLite, where the list's values are looked up one by one in `column`'s
+    index, as an IN list of parameters would be."""
+    if engine == "postgresql":
+        values = bindparam(name, type_=ARRAY(column.type))
+        return column != all_(values) if negate else column == any_(values)
+    listed: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam(name, type_=_JsonList()))
+    )
+    return column.not_in(listed) if negate else column.in_(listed)
 
 
 class Direct:
@@ -121,7 +177,7 @@ def _is_inline(raw: Any) -> bool:
 async def fetch_one(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> tuple[Any, ...] | None:
     if (driver := await _driver(conn)) is None:
         assert isinstance(conn, AsyncConnection)
-        row = (await conn.execute(prepared.statement, values)).first()  # type: ignore[call-overload]
+        row = (await conn.execute(prepared.statement(conn.dialect.name), values)).first()  # type: ignore[call-overload]
         return None if row is None else tuple(row)
     raw, dialect = driver
     compiled = prepared.compiled(dialect)
@@ -136,11 +192,28 @@ async def fetch_one(conn: Connection, prepared: Prepared, values: dict[str, Any]
     return None if found is None else compiled.row(found)
 
 
+async def fetch_all(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    if (driver := await _driver(conn)) is None:
+        assert isinstance(conn, AsyncConnection)
+        return [tuple(row) for row in await conn.execute(prepared.statement(conn.dialect.name), values)]  # type: ignore[call-overload]
+    raw, dialect = driver
+    compiled = prepared.compiled(dialect)
+    params = compiled.parameters(values)
+    try:
+        if _is_inline(raw):
+            found = raw.execute(compiled.sql, params).fetchall()
+        else:
+            found = await raw.fetch(compiled.sql, *params)
+    except Exception as exc:
+        raise _translated(conn, exc, compiled.sql) from exc
+    return [compiled.row(raw_row) for raw_row in found]
+
+
 async def execute(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> int:
     """Run one statement; returns how many rows it changed."""
     if (driver := await _driver(conn)) is None:
         assert isinstance(conn, AsyncConnection)
-        return (await conn.execute(prepared.statement, values)).rowcount  # type: ignore[call-overload]
+        return (await conn.execute(prepared.statement(conn.dialect.name), values)).rowcount  # type: ignore[call-overload]
     raw, dialect = driver
     compiled = prepared.compiled(dialect)
     params = compiled.parameters(values)
@@ -158,7 +231,7 @@ async def execute(conn: Connection, prepared: Prepared, values: dict[str, Any]) 
 async def execute_many(conn: Connection, prepared: Prepared, rows: list[dict[str, Any]]) -> None:
     if (driver := await _driver(conn)) is None:
         assert isinstance(conn, AsyncConnection)
-        await conn.execute(prepared.statement, rows)  # type: ignore[call-overload]
+        await conn.execute(prepared.statement(conn.dialect.name), rows)  # type: ignore[call-overload]
         return
     raw, dialect = driver
     compiled = prepared.compiled(dialect)
