@@ -174,7 +174,7 @@ async def _fan_out(
     Deliveries there is room for are leased to `me` at once; the rest wait, due now, for any
     dispatcher. Returns the events handled, the jobs, and whether some deliveries were left.
     """
-    rows = await store.new_events(uow.conn, ctx.db.dialect, FAN_OUT_BATCH)
+    rows = await store.new_events(uow.conn, FAN_OUT_BATCH)
     if not rows:
         return 0, [], False
     by_scope: dict[tuple[str, str], list[Endpoint]] = defaultdict(list)
@@ -267,7 +267,6 @@ async def _claim_due(
     limit = min(room, 4 * capacity.limits.per_endpoint)
     candidates = await store.due_candidates(
         uow.conn,
-        ctx.db.dialect,
         now=now,
         limit=limit,
         busy=capacity.busy(),
@@ -333,19 +332,22 @@ async def record_health(uow: UnitOfWork, outcomes: Sequence[Outcome]) -> None:
     by_endpoint: dict[str, list[Outcome]] = defaultdict(list)
     for o in outcomes:
         by_endpoint[o.job.endpoint.id].append(o)
+    health = []
     for endpoint_id, mine in sorted(by_endpoint.items()):
         mine.sort(key=lambda o: o.attempted_at)
         successes = [o.attempted_at for o in mine if o.succeeded]
         failures = [o.attempted_at for o in mine if not o.succeeded]
         last_success = successes[-1] if successes else None
         since = [at for at in failures if last_success is None or at > last_success]
-        await endpoint_store.record_health(
-            uow.conn,
-            endpoint_id,
-            last_success_at=last_success,
-            last_failure_at=failures[-1] if failures else None,
-            failing_from=since[0] if since else None,
+        health.append(
+            endpoint_store.Health(
+                endpoint_id,
+                last_success_at=last_success,
+                last_failure_at=failures[-1] if failures else None,
+                failing_from=since[0] if since else None,
+            )
         )
+    await endpoint_store.record_health(uow.conn, health)
 
 
 async def record(ctx: ServiceContext, *, me: str, outcomes: Sequence[Outcome]) -> None:

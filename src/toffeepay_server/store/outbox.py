@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from ..domain.deliveries import DeliveryStatus
+from . import prepared
 from .paging import created_between, page_of
+from .prepared import Prepared, among
 from .tables import deliveries as d
 from .tables import delivery_attempts as attempts
 from .tables import events as ev
@@ -22,7 +25,9 @@ from .types import Instant
 # The event body exactly as stored: the bytes every JSON webhook carries.
 RAW_BODY = type_coerce(ev.c.body, Text).label("raw_body")
 
-# Statements are built once; their parameters are bound per call (`now`, `busy`, `ids`, ...).
+# The dispatcher's statements are prepared (prepared.py): compiled once per engine and run on
+# the driver's connection, lists bound as one parameter (`among`); their parameters are bound
+# per call (`now`, `busy`, `ids`, ...).
 _NOW = bindparam("now", type_=Instant())
 _DUE = and_(
     d.c.status == DeliveryStatus.PENDING.value,
@@ -30,30 +35,45 @@ _DUE = and_(
     or_(d.c.claimed_until.is_(None), d.c.claimed_until < _NOW),
 )
 _ENDPOINT_ACTIVE = and_(ep.c.enabled.is_(True), ep.c.deleted_at.is_(None))
-_HAS_WORK = select(
-    exists().where(ev.c.fanned_out_at.is_(None)).label("e"),
-    exists().where(_DUE, d.c.endpoint_id == ep.c.id, _ENDPOINT_ACTIVE).label("d"),
+_HAS_WORK = Prepared(
+    select(
+        exists().where(ev.c.fanned_out_at.is_(None)).label("e"),
+        exists().where(_DUE, d.c.endpoint_id == ep.c.id, _ENDPOINT_ACTIVE).label("d"),
+    )
 )
-_HAS_NEW_EVENTS = select(ev.c.position).where(ev.c.fanned_out_at.is_(None)).limit(1)
-_NEW_EVENTS = (
+_HAS_NEW_EVENTS = Prepared(select(ev.c.position).where(ev.c.fanned_out_at.is_(None)).limit(1))
+_NewEvent = namedtuple("_NewEvent", "position id game_id mode type created_at raw_body")
+_NEW_EVENTS_ANY = (
     select(ev.c.position, ev.c.id, ev.c.game_id, ev.c.mode, ev.c.type, ev.c.created_at, RAW_BODY)
     .where(ev.c.fanned_out_at.is_(None))
     .order_by(ev.c.position)
     .limit(bindparam("limit"))
 )
-_DUE_CANDIDATES = (
-    select(d.c.id, d.c.endpoint_id)
-    .select_from(d.join(ep, ep.c.id == d.c.endpoint_id))
-    .where(
-        _DUE,
-        _ENDPOINT_ACTIVE,
-        d.c.endpoint_id.not_in(bindparam("busy", expanding=True)),
-        ep.c.mode.concat(":").concat(ep.c.game_id).not_in(bindparam("busy_scopes", expanding=True)),
-        ep.c.mode.not_in(bindparam("full_modes", expanding=True)),
-    )
-    .order_by(d.c.next_attempt_at)
-    .limit(bindparam("limit"))
+# On PostgreSQL rows another dispatcher holds are skipped.
+_NEW_EVENTS = Prepared(
+    lambda engine: _NEW_EVENTS_ANY.with_for_update(skip_locked=True) if engine == "postgresql" else _NEW_EVENTS_ANY
 )
+
+
+def _due_candidates(engine: str) -> Any:
+    stmt = (
+        select(d.c.id, d.c.endpoint_id)
+        .select_from(d.join(ep, ep.c.id == d.c.endpoint_id))
+        .where(
+            _DUE,
+            _ENDPOINT_ACTIVE,
+            among(engine, d.c.endpoint_id, "busy", negate=True),
+            among(engine, ep.c.mode.concat(":").concat(ep.c.game_id), "busy_scopes", negate=True),
+            among(engine, ep.c.mode, "full_modes", negate=True),
+        )
+        .order_by(d.c.next_attempt_at)
+        .limit(bindparam("limit"))
+    )
+    return stmt.with_for_update(skip_locked=True, of=d) if engine == "postgresql" else stmt
+
+
+_Candidate = namedtuple("_Candidate", "id endpoint_id")
+_DUE_CANDIDATES = Prepared(_due_candidates)
 # Still due, as an expression no index serves: SQLite's planner, which has no statistics,
 # would otherwise walk ix_deliveries_due over every due delivery instead of looking up the
 # few ids by primary key (a claim then cost milliseconds with a backlog of thousands).
@@ -62,50 +82,59 @@ _STILL_DUE = and_(
     d.c.next_attempt_at <= _NOW,
     or_(d.c.claimed_until.is_(None), d.c.claimed_until < _NOW),
 )
-_CLAIM = (
-    update(d)
-    .where(d.c.id.in_(bindparam("ids", expanding=True)), _STILL_DUE)
-    .values(claimed_by=bindparam("me"), claimed_until=bindparam("until", type_=Instant()), updated_at=_NOW)
-    .returning(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, d.c.created_at, d.c.trigger)
+_Claimed = namedtuple("_Claimed", "id event_id endpoint_id attempts created_at trigger")
+_CLAIM = Prepared(
+    lambda engine: (
+        update(d)
+        .where(among(engine, d.c.id, "ids"), _STILL_DUE)
+        .values(claimed_by=bindparam("me"), claimed_until=bindparam("until", type_=Instant()), updated_at=_NOW)
+        .returning(d.c.id, d.c.event_id, d.c.endpoint_id, d.c.attempts, d.c.created_at, d.c.trigger)
+    )
 )
 
 
 async def has_work(conn: AsyncConnection, now: datetime) -> bool:
     """Cheap check before taking a write transaction: new events, or deliveries due."""
-    row = (await conn.execute(_HAS_WORK, {"now": now})).one()
-    return bool(row.e or row.d)
+    row = await prepared.fetch_one(conn, _HAS_WORK, {"now": now})
+    assert row is not None
+    return bool(row[0] or row[1])
 
 
 async def has_new_events(conn: AsyncConnection) -> bool:
     """Whether any event waits to be fanned out (one index probe)."""
-    return (await conn.execute(_HAS_NEW_EVENTS)).first() is not None
+    return await prepared.fetch_one(conn, _HAS_NEW_EVENTS, {}) is not None
 
 
-async def new_events(conn: AsyncConnection, dialect: str, limit: int) -> list[Any]:
+async def new_events(conn: AsyncConnection, limit: int) -> list[Any]:
     """Events not yet fanned out, oldest first; on PostgreSQL rows another dispatcher holds are skipped."""
-    stmt = _NEW_EVENTS.with_for_update(skip_locked=True) if dialect == "postgresql" else _NEW_EVENTS
-    return list(await conn.execute(stmt, {"limit": limit}))
+    return [_NewEvent(*r) for r in await prepared.fetch_all(conn, _NEW_EVENTS, {"limit": limit})]
 
 
-_MARK_FANNED_OUT = (
-    update(ev)
-    .where(ev.c.position.in_(bindparam("positions", expanding=True)))
-    .values(fanned_out_at=bindparam("now", type_=Instant()))
+_MARK_FANNED_OUT = Prepared(
+    lambda engine: (
+        update(ev)
+        .where(among(engine, ev.c.position, "positions"))
+        .values(fanned_out_at=bindparam("now", type_=Instant()))
+    )
 )
 
 
 async def mark_fanned_out(conn: AsyncConnection, positions: Sequence[int], now: datetime) -> None:
-    await conn.execute(_MARK_FANNED_OUT, {"positions": list(positions), "now": now})
+    await prepared.execute(conn, _MARK_FANNED_OUT, {"positions": list(positions), "now": now})
+
+
+DELIVERY_COLUMNS = [c.name for c in d.c]
+_INSERT_DELIVERY = prepared.insert_of(d, DELIVERY_COLUMNS)
 
 
 async def insert_deliveries(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert deliveries, each row with every column (`DELIVERY_COLUMNS`)."""
     if rows:
-        await conn.execute(insert(d), list(rows))
+        await prepared.execute_many(conn, _INSERT_DELIVERY, list(rows))
 
 
 async def due_candidates(
     conn: AsyncConnection,
-    dialect: str,
     *,
     now: datetime,
     limit: int,
@@ -119,7 +148,6 @@ async def due_candidates(
     Leaving busy ones out keeps one endpoint's or game's backlog from crowding out another's.
     On PostgreSQL the rows come locked, skipping those another dispatcher is claiming.
     """
-    stmt = _DUE_CANDIDATES.with_for_update(skip_locked=True, of=d) if dialect == "postgresql" else _DUE_CANDIDATES
     params = {
         "now": now,
         "limit": limit,
@@ -127,44 +155,64 @@ async def due_candidates(
         "busy_scopes": list(busy_scopes),
         "full_modes": list(full_modes),
     }
-    return list(await conn.execute(stmt, params))
+    return [_Candidate(*r) for r in await prepared.fetch_all(conn, _DUE_CANDIDATES, params)]
 
 
 async def claim(conn: AsyncConnection, ids: Sequence[str], *, now: datetime, until: datetime, me: str) -> list[Any]:
     """Lease these deliveries to dispatcher `me`; returns the ones that were still due."""
     if not ids:
         return []
-    return list(await conn.execute(_CLAIM, {"ids": list(ids), "now": now, "until": until, "me": me}))
+    params = {"ids": list(ids), "now": now, "until": until, "me": me}
+    return [_Claimed(*r) for r in await prepared.fetch_all(conn, _CLAIM, params)]
 
 
-_RELEASE = (
-    update(d)
-    .where(
-        d.c.id.in_(bindparam("ids", expanding=True)),
-        d.c.claimed_by == bindparam("me"),
-        d.c.status.concat("") == DeliveryStatus.PENDING.value,  # by primary key (see _STILL_DUE)
+_RELEASE = Prepared(
+    lambda engine: (
+        update(d)
+        .where(
+            among(engine, d.c.id, "ids"),
+            d.c.claimed_by == bindparam("me"),
+            d.c.status.concat("") == DeliveryStatus.PENDING.value,  # by primary key (see _STILL_DUE)
+        )
+        .values(claimed_by=None, claimed_until=None, updated_at=_NOW)
     )
-    .values(claimed_by=None, claimed_until=None, updated_at=_NOW)
 )
 
 
 async def release(conn: AsyncConnection, ids: Sequence[str], *, me: str, now: datetime) -> None:
     """End `me`'s leases on these deliveries (never attempted): due again for anyone."""
     if ids:
-        await conn.execute(_RELEASE, {"ids": list(ids), "me": me, "now": now})
+        await prepared.execute(conn, _RELEASE, {"ids": list(ids), "me": me, "now": now})
 
 
-_EVENTS_BY_ID = select(ev.c.id, ev.c.type, ev.c.created_at, RAW_BODY).where(
-    ev.c.id.in_(bindparam("ids", expanding=True))
+_EventBody = namedtuple("_EventBody", "id type created_at raw_body")
+_EVENTS_BY_ID = Prepared(
+    lambda engine: select(ev.c.id, ev.c.type, ev.c.created_at, RAW_BODY).where(among(engine, ev.c.id, "ids"))
 )
 
 
 async def events_by_id(conn: AsyncConnection, event_ids: Sequence[str]) -> dict[str, Any]:
-    rows = await conn.execute(_EVENTS_BY_ID, {"ids": list(set(event_ids))})
-    return {r.id: r for r in rows}
+    rows = await prepared.fetch_all(conn, _EVENTS_BY_ID, {"ids": list(set(event_ids))})
+    return {r[0]: _EventBody(*r) for r in rows}
 
 
-_RECORD = (
+ATTEMPT_COLUMNS = [
+    "delivery_id",
+    "attempted_at",
+    "status_code",
+    "latency_ms",
+    "response_excerpt",
+    "error",
+    "attempt_id",
+    "event_id",
+    "endpoint_id",
+    "attempt_number",
+    "trigger",
+    "next_attempt_at",
+]
+# Inline: without fetching the new rows' ids back (RETURNING on PostgreSQL).
+_INSERT_ATTEMPT = Prepared(insert(attempts).inline().values({name: bindparam(name) for name in ATTEMPT_COLUMNS}))
+_RECORD = Prepared(
     update(d)
     .where(d.c.id == bindparam("b_id"), d.c.claimed_by == bindparam("b_by"), d.c.status == DeliveryStatus.PENDING.value)
     .values(
@@ -181,14 +229,15 @@ _RECORD = (
 async def record(
     conn: AsyncConnection, attempt_rows: Sequence[dict[str, Any]], outcomes: Sequence[dict[str, Any]]
 ) -> None:
-    """Log attempts and move their deliveries on, only where the lease is still the sender's.
+    """Log attempts (rows with every column of `ATTEMPT_COLUMNS`) and move their deliveries on,
+    only where the lease is still the sender's.
 
     `outcomes` carry b_id, b_by, b_status, b_attempts, b_next and b_now.
     """
     if attempt_rows:
-        await conn.execute(insert(attempts), list(attempt_rows))
+        await prepared.execute_many(conn, _INSERT_ATTEMPT, list(attempt_rows))
     if outcomes:
-        await conn.execute(_RECORD, list(outcomes))
+        await prepared.execute_many(conn, _RECORD, list(outcomes))
 
 
 async def get_event(conn: AsyncConnection, event_id: str, *, game_id: str, mode: str) -> Any:

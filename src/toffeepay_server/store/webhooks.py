@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.deliveries import DeliveryStatus
 from ..domain.webhooks import Chaos, DisabledReason, Endpoint
+from . import prepared
+from .prepared import Prepared, among
 from .tables import deliveries
 from .tables import webhook_endpoints as t
 from .types import Instant
@@ -99,18 +103,19 @@ async def count_endpoints(conn: AsyncConnection, *, game_id: str, mode: str) -> 
     return (await conn.execute(stmt)).scalar_one()
 
 
-# The dispatcher's look-ups, built once (their parameters bound per call).
-_OF_GAMES = select(t).where(
-    t.c.game_id.in_(bindparam("games", expanding=True)), t.c.enabled.is_(True), t.c.deleted_at.is_(None)
+# The dispatcher's look-ups, prepared (prepared.py; their parameters bound per call).
+_EndpointRow = namedtuple("_EndpointRow", [c.name for c in t.c])  # type: ignore[misc]
+_OF_GAMES = Prepared(
+    lambda engine: select(t).where(among(engine, t.c.game_id, "games"), t.c.enabled.is_(True), t.c.deleted_at.is_(None))
 )
-_BY_ID = select(t).where(t.c.id.in_(bindparam("ids", expanding=True)))
+_BY_ID = Prepared(lambda engine: select(t).where(among(engine, t.c.id, "ids")))
 
 
 async def endpoints_of_scopes(conn: AsyncConnection, scopes: Sequence[tuple[str, str]]) -> list[Endpoint]:
     """Enabled, live endpoints of these (game, mode) pairs: the candidates of a fan-out."""
-    rows = await conn.execute(_OF_GAMES, {"games": sorted({game for game, _ in scopes})})
+    rows = await prepared.fetch_all(conn, _OF_GAMES, {"games": sorted({game for game, _ in scopes})})
     wanted = set(scopes)
-    return [endpoint_from_row(r) for r in rows if (r.game_id, r.mode) in wanted]
+    return [endpoint_from_row(_EndpointRow(*r)) for r in rows if (r[1], r[2]) in wanted]
 
 
 async def fail_pending_deliveries(conn: AsyncConnection, endpoint_id: str, now: datetime) -> None:
@@ -123,31 +128,49 @@ async def fail_pending_deliveries(conn: AsyncConnection, endpoint_id: str, now: 
 
 
 async def endpoints_by_id(conn: AsyncConnection, endpoint_ids: Sequence[str]) -> dict[str, Endpoint]:
-    rows = await conn.execute(_BY_ID, {"ids": list(set(endpoint_ids))})
-    return {r.id: endpoint_from_row(r) for r in rows}
+    rows = await prepared.fetch_all(conn, _BY_ID, {"ids": list(set(endpoint_ids))})
+    return {r[0]: endpoint_from_row(_EndpointRow(*r)) for r in rows}
 
 
-async def record_health(
-    conn: AsyncConnection,
-    endpoint_id: str,
-    *,
-    last_success_at: datetime | None,
-    last_failure_at: datetime | None,
-    failing_from: datetime | None,
-) -> None:
-    """Note a batch of attempts: `failing_from` is the first failure after the batch's last success
-    (None when the last attempt succeeded, which ends the run of failures)."""
-    values: dict[str, Any] = {}
-    if last_success_at is not None:
-        values["last_success_at"] = last_success_at
-    if last_failure_at is not None:
-        values["last_failure_at"] = last_failure_at
-    if failing_from is None:
-        values["failing_since"] = None
-        values["failing_reported_at"] = None
-    else:
-        values["failing_since"] = func.coalesce(t.c.failing_since, literal(failing_from, type_=Instant()))
-    await conn.execute(update(t).where(t.c.id == endpoint_id).values(**values))
+@dataclass(frozen=True, slots=True)
+class Health:
+    """A batch of attempts to one endpoint: its last success and failure, and `failing_from`, the
+    first failure after the batch's last success (None when the last attempt succeeded, which
+    ends the run of failures)."""
+
+    endpoint_id: str
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    failing_from: datetime | None
+
+
+_FAILING_FROM = bindparam("failing_from", type_=Instant())
+# One statement for every case: a time left out (None) keeps the stored one.
+_RECORD_HEALTH = Prepared(
+    update(t)
+    .where(t.c.id == bindparam("endpoint_id"))
+    .values(
+        last_success_at=func.coalesce(bindparam("last_success_at", type_=Instant()), t.c.last_success_at),
+        last_failure_at=func.coalesce(bindparam("last_failure_at", type_=Instant()), t.c.last_failure_at),
+        failing_since=case((_FAILING_FROM.is_(None), null()), else_=func.coalesce(t.c.failing_since, _FAILING_FROM)),
+        failing_reported_at=case((_FAILING_FROM.is_(None), null()), else_=t.c.failing_reported_at),
+    )
+)
+
+
+async def record_health(conn: AsyncConnection, health: Sequence[Health]) -> None:
+    """Note batches of attempts, in the order given (endpoint ids in order: see services.outbox.record)."""
+    if health:
+        rows = [
+            {
+                "endpoint_id": h.endpoint_id,
+                "last_success_at": h.last_success_at,
+                "last_failure_at": h.last_failure_at,
+                "failing_from": h.failing_from,
+            }
+            for h in health
+        ]
+        await prepared.execute_many(conn, _RECORD_HEALTH, rows)
 
 
 async def endpoints_to_report(
