@@ -1,14 +1,14 @@
 """Hot statements compiled once and run on the driver's own connection.
 
 SQLAlchemy Core builds each statement's SQL and type conversions; on the busiest paths
-(the API key on every request, reading and creating a session, appending events) its
-per-call execution layer (execution context, cache-key lookup, result wrapping, one
-greenlet switch per call) costs many times the database work it carries. A `Prepared`
-statement is compiled by SQLAlchemy once per dialect, with the same column types (so the
-same bind and result conversions, `Instant` and `JsonText` included), and is then run
-straight on the connection SQLAlchemy opened: `sqlite3` on SQLite (no thread hop, see
-sqlite_inline.py), asyncpg on PostgreSQL, whose per-connection statement cache prepares
-each statement once per connection.
+(the API key on every request, reading and creating a session, appending events, the
+webhook dispatcher's fan-out, leases and records) its per-call execution layer (execution
+context, cache-key lookup, result wrapping, one greenlet switch per call) costs many times
+the database work it carries. A `Prepared` statement is compiled by SQLAlchemy once per
+dialect, with the same column types (so the same bind and result conversions, `Instant` and
+`JsonText` included), and is then run straight on the connection SQLAlchemy opened:
+`sqlite3` on SQLite (no thread hop, see sqlite_inline.py), asyncpg on PostgreSQL, whose
+per-connection statement cache prepares each statement once per connection.
 
 It runs inside the caller's transaction: on PostgreSQL the transaction SQLAlchemy would
 begin lazily is begun first.
