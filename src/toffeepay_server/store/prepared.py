@@ -174,24 +174,6 @@ def _is_inline(raw: Any) -> bool:
     return isinstance(raw, sqlite3.Connection)
 
 
-async def fetch_one(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> tuple[Any, ...] | None:
-    if (driver := await _driver(conn)) is None:
-        assert isinstance(conn, AsyncConnection)
-        row = (await conn.execute(prepared.statement(conn.dialect.name), values)).first()  # type: ignore[call-overload]
-        return None if row is None else tuple(row)
-    raw, dialect = driver
-    compiled = prepared.compiled(dialect)
-    params = compiled.parameters(values)
-    try:
-        if _is_inline(raw):
-            found = raw.execute(compiled.sql, params).fetchone()
-        else:
-            found = await raw.fetchrow(compiled.sql, *params)
-    except Exception as exc:
-        raise _translated(conn, exc, compiled.sql) from exc
-    return None if found is None else compiled.row(found)
-
-
 async def fetch_all(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> list[tuple[Any, ...]]:
     if (driver := await _driver(conn)) is None:
         assert isinstance(conn, AsyncConnection)
@@ -207,6 +189,12 @@ async def fetch_all(conn: Connection, prepared: Prepared, values: dict[str, Any]
     except Exception as exc:
         raise _translated(conn, exc, compiled.sql) from exc
     return [compiled.row(raw_row) for raw_row in found]
+
+
+async def fetch_one(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The first row, for statements that find one row by a key."""
+    rows = await fetch_all(conn, prepared, values)
+    return rows[0] if rows else None
 
 
 async def execute(conn: Connection, prepared: Prepared, values: dict[str, Any]) -> int:
