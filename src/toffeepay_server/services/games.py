@@ -57,7 +57,9 @@ async def roll_key(ctx: ServiceContext, game_id: str, mode: Mode) -> str:
         if not await store.game_exists(uow.conn, game_id):
             raise DomainError(Reason.NOT_FOUND, f"no game {game_id!r}")
         await store.revoke_keys(uow.conn, ctx.clock(), game_id=game_id, mode=mode)
-        return await _issue_key(ctx, uow.conn, game_id, mode)
+        key = await _issue_key(ctx, uow.conn, game_id, mode)
+    ctx.db.keys_changed()
+    return key
 
 
 async def add_key(ctx: ServiceContext, game_id: str, mode: Mode) -> str:
@@ -76,7 +78,9 @@ async def revoke_key(ctx: ServiceContext, key_or_id: str, *, game_id: str | None
             if record is None:
                 raise DomainError(Reason.NOT_FOUND, "no such key")
             key_or_id = record.id
-        return await store.revoke_keys(uow.conn, ctx.clock(), key_id=key_or_id, game_id=game_id)
+        revoked = await store.revoke_keys(uow.conn, ctx.clock(), key_id=key_or_id, game_id=game_id)
+    ctx.db.keys_changed()
+    return revoked
 
 
 async def get_key(ctx: ServiceContext, game_id: str, key_id: str) -> store.KeyRecord:

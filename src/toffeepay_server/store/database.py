@@ -576,6 +576,13 @@ class Database:
             return None
         return reader.raw.execute("PRAGMA data_version").fetchone()[0]
 
+    def keys_changed(self) -> None:
+        """This process committed a key's revocation or change: keys kept before stop counting
+        at once here (other processes hear of it from the trigger's notice; on SQLite the
+        commit itself moves `data_version`)."""
+        if self._key_changes is not None:
+            self._key_changes.changed()
+
     def _sqlite_point_reader(self) -> prepared.Direct | None:
         if self._point_reader is None and self._file_path is not None:
             raw = sqlite3.connect(self._file_path, isolation_level=None, check_same_thread=False)

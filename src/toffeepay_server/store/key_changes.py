@@ -39,7 +39,8 @@ class KeyChanges:
             return None
         return self.generation if self.listening else None
 
-    def _changed(self, *_args: Any) -> None:
+    def changed(self, *_args: Any) -> None:
+        """A key changed (a notice, or a change committed by this process)."""
         self.generation += 1
 
     async def _listen(self) -> None:
@@ -60,7 +61,7 @@ class KeyChanges:
             conn = await asyncpg.connect(self.dsn, timeout=10)
             closed = asyncio.Event()
             conn.add_termination_listener(lambda _conn: closed.set())
-            await conn.add_listener(CHANNEL, self._changed)
+            await conn.add_listener(CHANNEL, self.changed)
             self.generation += 1  # whatever changed before now is not known: read again
             self.listening = True
             while not closed.is_set():
