@@ -48,6 +48,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -295,16 +296,8 @@ class Server:
     def cpu_seconds(self) -> float:
         """User + system CPU of every process of the server's group (granian and its workers)."""
         assert self.proc is not None
-        total = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # fields[2] is pgrp, fields[11..12] utime and stime (stat fields 5, 14, 15).
-            if int(fields[2]) == self.proc.pid:
-                total += int(fields[11]) + int(fields[12])
-        return total / CLK_TCK
+        # fields[2] is the process group (stat field 5).
+        return sum(cpu_of(fields) for _, _, fields in processes() if int(fields[2]) == self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -365,16 +358,28 @@ PROFILE_CATEGORIES = [
 ]
 
 
-def worker_pids(server_pid: int) -> list[int]:
-    pids = []
+def processes() -> Iterator[tuple[int, str, list[str]]]:
+    """Every process now: its pid, its command name and the fields of /proc/<pid>/stat after
+    the name (fields[1] is the parent's pid, fields[11] and fields[12] utime and stime)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            head, _, tail = stat.read_text().rpartition(")")
         except OSError:
-            continue
-        if int(fields[1]) == server_pid:
-            pids.append(int(stat.parent.name))
-    return pids
+            continue  # ended meanwhile
+        yield int(stat.parent.name), head.partition(" (")[2], tail.split()
+
+
+def cpu_of(fields: list[str], *, ended_children: bool = False) -> float:
+    """User + system CPU seconds of a process, from its /proc stat fields; with
+    `ended_children`, those of its children that ended too (fields[13] and fields[14])."""
+    ticks = int(fields[11]) + int(fields[12])
+    if ended_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    return [pid for pid, _, fields in processes() if int(fields[1]) == server_pid]
 
 
 def summarize_profile(raws: list[Path]) -> dict[str, Any]:
@@ -447,16 +452,8 @@ def _py_spy(py_spy: str, pid: int, seconds: float, out: Path) -> subprocess.Pope
 
 def postgres_cpu_seconds() -> float:
     """User + system CPU of every PostgreSQL process on this machine (the backends serving the run)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
-        except (OSError, IndexError, ValueError):
-            continue
-        if name == "postgres":
-            parts = fields.split()
-            total += int(parts[11]) + int(parts[12])
-    return total / CLK_TCK
+    # Backends end (with their connections) during a run: their time counts in the postmaster's.
+    return sum(cpu_of(fields, ended_children=True) for _, name, fields in processes() if name == "postgres")
 
 
 def machine_busy_seconds() -> float:
