@@ -113,9 +113,10 @@ _BY_ID = Prepared(lambda engine: select(t).where(among(engine, t.c.id, "ids")))
 
 async def endpoints_of_scopes(conn: AsyncConnection, scopes: Sequence[tuple[str, str]]) -> list[Endpoint]:
     """Enabled, live endpoints of these (game, mode) pairs: the candidates of a fan-out."""
-    rows = await prepared.fetch_all(conn, _OF_GAMES, {"games": sorted({game for game, _ in scopes})})
+    found = await prepared.fetch_all(conn, _OF_GAMES, {"games": sorted({game for game, _ in scopes})})
     wanted = set(scopes)
-    return [endpoint_from_row(_EndpointRow(*r)) for r in rows if (r[1], r[2]) in wanted]
+    rows: list[Any] = [_EndpointRow(*r) for r in found]
+    return [endpoint_from_row(r) for r in rows if (r.game_id, r.mode) in wanted]
 
 
 async def fail_pending_deliveries(conn: AsyncConnection, endpoint_id: str, now: datetime) -> None:
@@ -128,8 +129,9 @@ async def fail_pending_deliveries(conn: AsyncConnection, endpoint_id: str, now: 
 
 
 async def endpoints_by_id(conn: AsyncConnection, endpoint_ids: Sequence[str]) -> dict[str, Endpoint]:
-    rows = await prepared.fetch_all(conn, _BY_ID, {"ids": list(set(endpoint_ids))})
-    return {r[0]: endpoint_from_row(_EndpointRow(*r)) for r in rows}
+    found = await prepared.fetch_all(conn, _BY_ID, {"ids": list(set(endpoint_ids))})
+    rows: list[Any] = [_EndpointRow(*r) for r in found]
+    return {r.id: endpoint_from_row(r) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)
