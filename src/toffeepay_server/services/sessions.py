@@ -63,9 +63,7 @@ async def create_session(
         event_sequence=1,
         image=new.image,
     )
-    async with ctx.db.transaction() as uow:
-        await store.insert_session(uow.conn, session)
-        uow.add_event(session_event(ctx, session, events.SESSION_CREATED, None, now))
+    await store.insert_session(ctx.db, session, session_event(ctx, session, events.SESSION_CREATED, None, now))
     return session
 
 

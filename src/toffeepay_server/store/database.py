@@ -154,19 +154,7 @@ class UnitOfWork:
         self.outbox_changed = True
 
     async def flush_events(self) -> None:
-        rows = [
-            {
-                "id": e.id,
-                "game_id": e.game_id,
-                "mode": e.mode,
-                "type": e.type,
-                "session_id": e.session_id,
-                "sequence": e.sequence,
-                "body": e.body(),
-                "created_at": e.created_at,
-            }
-            for e in self.events
-        ]
+        rows = [_event_row(e) for e in self.events]
         if self.dialect != "postgresql":
             if rows:
                 await prepared.execute_many(self.conn, _INSERT_EVENT, rows)
@@ -198,6 +186,19 @@ def _events_lock_key(game_id: str, mode: str) -> int:
     return zlib.crc32(f"events:{game_id}:{mode}".encode())
 
 
+def _event_row(e: Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "game_id": e.game_id,
+        "mode": e.mode,
+        "type": e.type,
+        "session_id": e.session_id,
+        "sequence": e.sequence,
+        "body": e.body(),
+        "created_at": e.created_at,
+    }
+
+
 _EVENT_COLUMNS = ["id", "game_id", "mode", "type", "session_id", "sequence", "body", "created_at"]
 _INSERT_EVENT = prepared.insert_of(tables.events, _EVENT_COLUMNS)
 _NOTIFY = Prepared(select(func.pg_notify(bindparam("channel", type_=Text), literal_column("''"))))
@@ -214,6 +215,25 @@ _INSERT_EVENT_LOCKED = Prepared(
         select(*[bindparam(name, type_=tables.events.c[name].type) for name in _EVENT_COLUMNS]).select_from(_GATE),
     )
 )
+
+
+class RowWithEvent:
+    """An insert of one row of `table` (these columns) that commits together with one event:
+    see `Database.insert_with_event`."""
+
+    def __init__(self, table: Any, columns: list[str]) -> None:
+        self.insert = prepared.insert_of(table, columns)
+        self.in_one_statement = Prepared(_row_then_event(table, columns))
+
+
+def _row_then_event(table: Any, columns: list[str]) -> Any:
+    """PostgreSQL: the gate (the events lock and the dispatchers' notice), then the row, then
+    its event, in one statement. Each part selects from the one before, so the lock is held
+    before the event takes its position; the event's values are bound as `event__<column>`."""
+    row = select(*[bindparam(name, type_=table.c[name].type) for name in columns]).select_from(_GATE)
+    written = insert(table).from_select(columns, row).returning(literal_column("1").label("one")).cte("written")
+    event = select(*[bindparam(f"event__{name}", type_=tables.events.c[name].type) for name in _EVENT_COLUMNS])
+    return insert(tables.events).from_select(_EVENT_COLUMNS, event.select_from(written))
 
 
 class HeldTransaction:
@@ -394,8 +414,8 @@ class Database:
         self._file_path = path if self.dialect == "sqlite" and path and path != ":memory:" else None
         self._point_reader: prepared.Direct | None = None
         self._pool_size = pool_size
-        self._pg_reads: Any = None
-        self._pg_reads_loop: asyncio.AbstractEventLoop | None = None
+        self._pg_direct_connections: Any = None
+        self._pg_direct_loop: asyncio.AbstractEventLoop | None = None
         self._key_changes = KeyChanges(self._asyncpg_dsn()) if self.dialect == "postgresql" else None
         self._outbox_signals: set[asyncio.Event] = set()
         self._commit_watchers: list[Callable[[list[Event]], None]] = []
@@ -432,6 +452,29 @@ class Database:
         if entry:
             entry.written = True
         self.committed(uow.events, uow.outbox_changed)
+
+    async def insert_with_event(self, row: RowWithEvent, values: dict[str, Any], event: Event) -> None:
+        """Insert one row and its event: both commit, or neither.
+
+        On PostgreSQL, outside a held transaction, this is one statement that PostgreSQL runs
+        and commits atomically on its own: one round trip instead of four (BEGIN, the row,
+        the event, COMMIT), and the per-game events lock is held only while PostgreSQL runs
+        it and flushes its commit, never across a round trip to this process. Elsewhere it
+        is a `transaction()` like any other write.
+        """
+        if self.dialect != "postgresql" or self._held_writes_pending() or audit.take_pending() is not None:
+            async with self.transaction() as uow:
+                await prepared.execute(uow.conn, row.insert, values)
+                uow.add_event(event)
+            return
+        params = dict(values)
+        for name, value in _event_row(event).items():
+            params[f"event__{name}"] = value
+        params["lock_key"] = _events_lock_key(event.game_id, event.mode)
+        params["channel"] = OUTBOX_CHANNEL
+        async with self._pg_direct() as conn:
+            await prepared.execute(conn, row.in_one_statement, params)
+        self.committed([event], True)
 
     def committed(self, events: list[Event], outbox_changed: bool) -> None:
         """Tell this process's watchers and dispatchers about a commit."""
@@ -503,6 +546,11 @@ class Database:
             if not conn.is_closed():
                 await conn.close(timeout=5)
 
+    def _held_writes_pending(self) -> bool:
+        """Whether a held transaction takes this task's writes (see `holding()`)."""
+        held = _held.get()
+        return held is not None and held.db is self and held.open
+
     def _held_writes(self) -> AsyncConnection | None:
         """The held transaction's connection once the request wrote: its reads must see its writes."""
         held = _held.get()
@@ -537,16 +585,8 @@ class Database:
             yield conn
             return
         if self.dialect == "postgresql":
-            pool = await self._pg_point_readers()
-            try:
-                acquired = pool.acquire()
-                raw = await acquired.__aenter__()
-            except Exception as exc:
-                raise prepared.translated_error(self.lookups.sync_engine.dialect, exc, "connect") from exc
-            try:
-                yield prepared.Direct(raw, self.lookups.sync_engine.dialect)
-            finally:
-                await acquired.__aexit__(None, None, None)
+            async with self._pg_direct() as direct:
+                yield direct
             return
         reader = self._sqlite_point_reader()
         if reader is None:
@@ -555,13 +595,31 @@ class Database:
             return
         yield reader
 
-    async def _pg_point_readers(self) -> Any:
+    @asynccontextmanager
+    async def _pg_direct(self) -> AsyncIterator[prepared.Direct]:
+        """A connection of the asyncpg pool that serves single statements outside any explicit
+        transaction (point reads, `insert_with_event`), without SQLAlchemy's layers."""
+        dialect = self.lookups.sync_engine.dialect
+        pool = await self._pg_direct_pool()
+        try:
+            acquired = pool.acquire()
+            raw = await acquired.__aenter__()
+        except Exception as exc:
+            raise prepared.translated_error(dialect, exc, "connect") from exc
+        try:
+            yield prepared.Direct(raw, dialect)
+        finally:
+            await acquired.__aexit__(None, None, None)
+
+    async def _pg_direct_pool(self) -> Any:
         import asyncpg
 
-        if self._pg_reads is None or self._pg_reads_loop is not asyncio.get_running_loop():
-            self._pg_reads = await asyncpg.create_pool(self._asyncpg_dsn(), min_size=0, max_size=self._pool_size)
-            self._pg_reads_loop = asyncio.get_running_loop()
-        return self._pg_reads
+        if self._pg_direct_connections is None or self._pg_direct_loop is not asyncio.get_running_loop():
+            self._pg_direct_connections = await asyncpg.create_pool(
+                self._asyncpg_dsn(), min_size=0, max_size=self._pool_size, reset=_keep_session_state
+            )
+            self._pg_direct_loop = asyncio.get_running_loop()
+        return self._pg_direct_connections
 
     def keys_version(self) -> int | None:
         """A number that changes whenever an API key may have been revoked or changed, by any
@@ -592,9 +650,9 @@ class Database:
         return self._point_reader
 
     async def dispose(self) -> None:
-        if self._pg_reads is not None and self._pg_reads_loop is asyncio.get_running_loop():
-            await self._pg_reads.close()
-        self._pg_reads = None
+        if self._pg_direct_connections is not None and self._pg_direct_loop is asyncio.get_running_loop():
+            await self._pg_direct_connections.close()
+        self._pg_direct_connections = None
         if self._key_changes is not None:
             await self._key_changes.close()
         if self._point_reader is not None:
@@ -605,3 +663,10 @@ class Database:
             await self.reader.dispose()
         if self.lookups is not self.writer:
             await self.lookups.dispose()
+
+
+async def _keep_session_state(_conn: Any) -> None:
+    """The direct pool's reset on release. asyncpg's own runs a query (advisory unlock, CLOSE
+    ALL, UNLISTEN, RESET ALL): a round trip more per statement. The direct connections never
+    change their session's state (only transaction-scoped locks, no LISTEN, no SET), and an
+    open transaction is still rolled back by asyncpg before this is called."""

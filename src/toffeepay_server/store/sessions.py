@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..domain.events import Event
 from ..domain.sessions import Item, Session, SessionStatus
 from . import prepared
+from .database import Database, RowWithEvent
 from .prepared import Prepared
 from .tables import sessions
 
@@ -42,7 +44,7 @@ def session_from_row(row: Any, image: str | None = None) -> Session:
     )
 
 
-_INSERT_SESSION = prepared.insert_of(
+_NEW_SESSION = RowWithEvent(
     sessions,
     [
         "id",
@@ -100,28 +102,26 @@ async def status_of(
     return None if found is None else (SessionStatus(found[0]), found[1], found[2])
 
 
-async def insert_session(conn: AsyncConnection, s: Session) -> None:
-    await prepared.execute(
-        conn,
-        _INSERT_SESSION,
-        {
-            "id": s.id,
-            "game_id": s.game_id,
-            "mode": s.mode,
-            "user_id": s.user_id,
-            "status": s.status.value,
-            "title": s.item.title,
-            "price": s.item.price,
-            "currency": s.item.currency,
-            "image": s.image,
-            "return_url": s.return_url,
-            "metadata": s.metadata,
-            "payment_id": s.payment_id,
-            "event_sequence": s.event_sequence,
-            "expires_at": s.expires_at,
-            "created_at": s.created_at,
-        },
-    )
+async def insert_session(db: Database, s: Session, created: Event) -> None:
+    """Insert a new session with its `session.created` event: both commit, or neither."""
+    values = {
+        "id": s.id,
+        "game_id": s.game_id,
+        "mode": s.mode,
+        "user_id": s.user_id,
+        "status": s.status.value,
+        "title": s.item.title,
+        "price": s.item.price,
+        "currency": s.item.currency,
+        "image": s.image,
+        "return_url": s.return_url,
+        "metadata": s.metadata,
+        "payment_id": s.payment_id,
+        "event_sequence": s.event_sequence,
+        "expires_at": s.expires_at,
+        "created_at": s.created_at,
+    }
+    await db.insert_with_event(_NEW_SESSION, values, created)
 
 
 async def get_session(
