@@ -140,3 +140,36 @@ async def test_events_of_one_game_commit_in_the_order_of_their_positions(ctx: Se
     [(later_position, _)] = await _events_of(ctx, later.id)
     assert earlier_position < later_position
     assert await _sessions_with_id(ctx, later.id) == 1
+
+
+@pytest.mark.parametrize("ctx", ["postgresql"], indirect=True)
+async def test_reads_do_not_wait_behind_inserts_queued_on_a_games_events_lock(ctx: ServiceContext) -> None:
+    """Polling for a session's status goes on while a game's new sessions wait for its events
+    lock, even when those hold every connection inserts may use."""
+    principal = await _principal(ctx)
+    template = await _create(ctx, principal)
+    db = Database(ctx.db.url, pool_size=2)
+    outside = contextvars.Context()
+    try:
+        async with ctx.db.holding() as held:
+            earlier, earlier_event = _another(ctx, template)
+            await session_store.insert_session(ctx.db, earlier, earlier_event)  # holds the lock
+            queued = [
+                asyncio.create_task(session_store.insert_session(db, *_another(ctx, template)), context=outside)
+                for _ in range(4)
+            ]
+            await asyncio.sleep(0.3)
+            assert not any(task.done() for task in queued)
+
+            async def poll() -> Any:
+                async with db.point_read() as conn:
+                    return await session_store.status_of(
+                        conn, template.id, game_id=principal.game_id, mode=principal.mode.value
+                    )
+
+            assert await asyncio.wait_for(asyncio.create_task(poll(), context=outside), 5) is not None
+            async with held.final():
+                pass
+        await asyncio.wait_for(asyncio.gather(*queued), 10)
+    finally:
+        await db.dispose()

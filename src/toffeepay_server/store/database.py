@@ -414,7 +414,8 @@ class Database:
         self._file_path = path if self.dialect == "sqlite" and path and path != ":memory:" else None
         self._point_reader: prepared.Direct | None = None
         self._pool_size = pool_size
-        self._pg_direct_connections: Any = None
+        # asyncpg pools by use ("reads", "writes"), made on the running loop.
+        self._pg_direct_pools: dict[str, Any] = {}
         self._pg_direct_loop: asyncio.AbstractEventLoop | None = None
         self._key_changes = KeyChanges(self._asyncpg_dsn()) if self.dialect == "postgresql" else None
         self._outbox_signals: set[asyncio.Event] = set()
@@ -472,7 +473,7 @@ class Database:
             params[f"event__{name}"] = value
         params["lock_key"] = _events_lock_key(event.game_id, event.mode)
         params["channel"] = OUTBOX_CHANNEL
-        async with self._pg_direct() as conn:
+        async with self._pg_direct("writes") as conn:
             await prepared.execute(conn, row.in_one_statement, params)
         self.committed([event], True)
 
@@ -585,7 +586,7 @@ class Database:
             yield conn
             return
         if self.dialect == "postgresql":
-            async with self._pg_direct() as direct:
+            async with self._pg_direct("reads") as direct:
                 yield direct
             return
         reader = self._sqlite_point_reader()
@@ -596,13 +597,13 @@ class Database:
         yield reader
 
     @asynccontextmanager
-    async def _pg_direct(self) -> AsyncIterator[prepared.Direct]:
-        """A connection of the asyncpg pool that serves single statements outside any explicit
-        transaction (point reads, `insert_with_event`), without SQLAlchemy's layers."""
+    async def _pg_direct(self, use: str) -> AsyncIterator[prepared.Direct]:
+        """A connection for single statements outside any explicit transaction, without
+        SQLAlchemy's layers, from the asyncpg pool of its `use`: point reads ("reads") never
+        wait for a connection behind inserts queued on a game's events lock ("writes")."""
         dialect = self.lookups.sync_engine.dialect
-        pool = await self._pg_direct_pool()
         try:
-            acquired = pool.acquire()
+            acquired = (await self._pg_direct_pool(use)).acquire()
             raw = await acquired.__aenter__()
         except Exception as exc:
             raise prepared.translated_error(dialect, exc, "connect") from exc
@@ -611,15 +612,17 @@ class Database:
         finally:
             await acquired.__aexit__(None, None, None)
 
-    async def _pg_direct_pool(self) -> Any:
+    async def _pg_direct_pool(self, use: str) -> Any:
         import asyncpg
 
-        if self._pg_direct_connections is None or self._pg_direct_loop is not asyncio.get_running_loop():
-            self._pg_direct_connections = await asyncpg.create_pool(
+        if self._pg_direct_loop is not asyncio.get_running_loop():
+            self._pg_direct_pools, self._pg_direct_loop = {}, asyncio.get_running_loop()
+        pool = self._pg_direct_pools.get(use)
+        if pool is None:
+            pool = self._pg_direct_pools[use] = await asyncpg.create_pool(
                 self._asyncpg_dsn(), min_size=0, max_size=self._pool_size, reset=_keep_session_state
             )
-            self._pg_direct_loop = asyncio.get_running_loop()
-        return self._pg_direct_connections
+        return pool
 
     def keys_version(self) -> int | None:
         """A number that changes whenever an API key may have been revoked or changed, by any
@@ -650,9 +653,10 @@ class Database:
         return self._point_reader
 
     async def dispose(self) -> None:
-        if self._pg_direct_connections is not None and self._pg_direct_loop is asyncio.get_running_loop():
-            await self._pg_direct_connections.close()
-        self._pg_direct_connections = None
+        if self._pg_direct_loop is asyncio.get_running_loop():
+            for pool in self._pg_direct_pools.values():
+                await pool.close()
+        self._pg_direct_pools = {}
         if self._key_changes is not None:
             await self._key_changes.close()
         if self._point_reader is not None:
