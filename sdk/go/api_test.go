@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -455,30 +456,199 @@ func TestReasonFromErrorInfoAnd5xxRetried(t *testing.T) {
 	}
 }
 
-func TestRateLimitedAndKeyInUseAreNotRetried(t *testing.T) {
-	for _, answer := range []struct {
+// A request as a scripted server saw it.
+type hit struct {
+	at  time.Time
+	key string
+}
+
+// An answer of a scripted server: status, JSON body, extra headers.
+type answer struct {
+	status  int
+	body    any
+	headers map[string]string
+}
+
+// scripted is a local HTTP server whose n-th answer (0 first) is answer(n); hits returns the
+// requests it has had.
+func scripted(t *testing.T, answerFor func(n int) answer) (url string, hits func() []hit) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []hit
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		seen = append(seen, hit{at: time.Now(), key: r.Header.Get("Idempotency-Key")})
+		n := len(seen) - 1
+		mu.Unlock()
+		a := answerFor(n)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Id", fmt.Sprintf("req_%d", n+1))
+		for k, v := range a.headers {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(a.status)
+		json.NewEncoder(w).Encode(a.body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []hit {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]hit(nil), seen...)
+	}
+}
+
+// rateLimited is the 429 the server answers (src/toffeepay_server/api/errors.py): Connect's JSON
+// error with a google.rpc.ErrorInfo{reason: "rate_limited", domain: "toffeepay.dev",
+// metadata: {request_id}} detail, and a Retry-After header unless retryAfter is "".
+func rateLimited(retryAfter string) answer {
+	info := append(append([]byte{0x0a, 12}, "rate_limited"...), append([]byte{0x12, 13}, "toffeepay.dev"...)...)
+	info = append(append(append(info, 0x1a, 19, 0x0a, 10), "request_id"...), append([]byte{0x12, 5}, "req_1"...)...)
+	a := answer{status: 429, body: map[string]any{
+		"code":    "resource_exhausted",
+		"message": "rate_limited: too many requests for this API key, retry in " + retryAfter + " s",
+		"details": []map[string]any{{
+			"type":  "google.rpc.ErrorInfo",
+			"value": base64.RawStdEncoding.EncodeToString(info),
+			"debug": map[string]any{"reason": "rate_limited", "domain": "toffeepay.dev", "metadata": map[string]string{"request_id": "req_1"}},
+		}},
+	}}
+	if retryAfter != "" {
+		a.headers = map[string]string{"Retry-After": retryAfter}
+	}
+	return a
+}
+
+var sessionAnswer = answer{status: 200, body: map[string]any{"id": "sess_x", "status": "pending", "user_id": "p", "game_id": "g"}}
+
+func TestRateLimitedIsRetriedAfterRetryAfterWithOneKey(t *testing.T) {
+	url, hits := scripted(t, func(n int) answer {
+		if n == 0 {
+			return rateLimited("1")
+		}
+		return sessionAnswer
+	})
+	// A first backoff of 1 ms: the wait that follows is the server's.
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(time.Millisecond))
+	session, err := tp.Sandbox.ExpireSession(context.Background(), "sess_x")
+	if err != nil || session.ID != "sess_x" {
+		t.Fatalf("%+v, %v", session, err)
+	}
+	h := hits()
+	if len(h) != 2 || h[0].key == "" || h[0].key != h[1].key {
+		t.Fatalf("attempts %+v", h)
+	}
+	if waited := h[1].at.Sub(h[0].at); waited < 990*time.Millisecond || waited > 2*time.Second {
+		t.Fatalf("waited %v for a Retry-After of 1 s", waited)
+	}
+}
+
+func TestRateLimitedWithoutRetryAfterBacksOffAndReadsAreRetried(t *testing.T) {
+	url, hits := scripted(t, func(n int) answer {
+		if n < 2 {
+			return rateLimited("")
+		}
+		return answer{status: 200, body: map[string]string{"id": "sess_x", "session_id": "sess_x", "status": "paid"}}
+	})
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(100*time.Millisecond))
+	status, err := tp.Sessions.Status(context.Background(), "sess_x")
+	if err != nil || status.Status != "paid" {
+		t.Fatalf("%+v, %v", status, err)
+	}
+	h := hits()
+	if len(h) != 3 || h[0].key != "" {
+		t.Fatalf("attempts %+v", h)
+	}
+	// 100 ms then 200 ms, each between half and all of it.
+	if w0, w1 := h[1].at.Sub(h[0].at), h[2].at.Sub(h[1].at); w0 < 45*time.Millisecond || w0 > 600*time.Millisecond || w1 < 95*time.Millisecond || w1 > 700*time.Millisecond {
+		t.Fatalf("waits %v, %v", w0, w1)
+	}
+}
+
+func TestRateLimitedGivesUpAfterMaxRetries(t *testing.T) {
+	url, hits := scripted(t, func(int) answer { return rateLimited("0.1") })
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithMaxRetries(2), toffeepay.WithRetryDelay(time.Millisecond))
+	_, err := tp.Sessions.Create(context.Background(), &toffeepay.CreateSessionRequest{GameID: "g", UserID: "p", Item: item})
+	e := apiError(t, err, "rate_limited", toffeepay.CodeResourceExhausted)
+	if e.HTTPStatus != 429 || e.RequestID != "req_3" || !e.Temporary() || e.Message != "too many requests for this API key, retry in 0.1 s" {
+		t.Fatalf("%+v", e)
+	}
+	h := hits()
+	if len(h) != 3 || h[0].key == "" || h[0].key != h[1].key || h[1].key != h[2].key {
+		t.Fatalf("attempts %+v", h)
+	}
+	for i := 1; i < 3; i++ {
+		if w := h[i].at.Sub(h[i-1].at); w < 95*time.Millisecond {
+			t.Fatalf("waited %v for a Retry-After of 0.1 s", w)
+		}
+	}
+	// WithMaxRetries(0) turns retries off.
+	url, hits = scripted(t, func(int) answer { return rateLimited("0.1") })
+	tp = toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithMaxRetries(0))
+	_, err = tp.Sessions.Status(context.Background(), "sess_x")
+	apiError(t, err, "rate_limited", toffeepay.CodeResourceExhausted)
+	if len(hits()) != 1 {
+		t.Fatalf("%d attempts with WithMaxRetries(0)", len(hits()))
+	}
+}
+
+func TestRetryAfterOverTheMaximumIsReturnedAtOnce(t *testing.T) {
+	for _, c := range []struct {
+		retryAfter string
+		opts       []toffeepay.Option
+	}{{"11", nil}, {"1", []toffeepay.Option{toffeepay.WithMaxRetryAfter(500 * time.Millisecond)}}} {
+		url, hits := scripted(t, func(int) answer { return rateLimited(c.retryAfter) })
+		tp := toffeepay.NewClient("sk_test_x", append([]toffeepay.Option{toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(time.Millisecond)}, c.opts...)...)
+		started := time.Now()
+		_, err := tp.Sessions.Status(context.Background(), "sess_x")
+		apiError(t, err, "rate_limited", toffeepay.CodeResourceExhausted)
+		if len(hits()) != 1 || time.Since(started) > 500*time.Millisecond {
+			t.Fatalf("Retry-After %s: %d attempts in %v", c.retryAfter, len(hits()), time.Since(started))
+		}
+	}
+}
+
+func TestContextDeadlineEndsARetryAfterWait(t *testing.T) {
+	url, hits := scripted(t, func(int) answer { return rateLimited("5") })
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	started := time.Now()
+	_, err := tp.Sessions.Status(ctx, "sess_x")
+	// The last answer is the error: the caller learns it was rate limited.
+	apiError(t, err, "rate_limited", toffeepay.CodeResourceExhausted)
+	if took := time.Since(started); len(hits()) != 1 || took < 250*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("%d attempts in %v", len(hits()), took)
+	}
+}
+
+func TestRefusalsAreNotRetriedARetryAfterNotwithstanding(t *testing.T) {
+	for _, c := range []struct {
 		status       int
 		code, reason string
-	}{{429, toffeepay.CodeResourceExhausted, "rate_limited"}, {409, toffeepay.CodeAborted, "idempotency_key_in_use"}} {
-		var seen int
-		var mu sync.Mutex
-		listener, _ := net.Listen("tcp", "127.0.0.1:0")
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			seen++
-			mu.Unlock()
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(answer.status)
-			json.NewEncoder(w).Encode(map[string]string{"code": answer.code, "message": answer.reason + ": try later"})
-		})}
-		go srv.Serve(listener)
-		tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL("http://"+listener.Addr().String()), toffeepay.WithRetryDelay(time.Millisecond))
+	}{
+		{409, toffeepay.CodeAborted, "idempotency_key_in_use"},
+		{413, toffeepay.CodeResourceExhausted, "request_too_large"},
+		{429, toffeepay.CodeResourceExhausted, "quota_exceeded"},
+		{400, toffeepay.CodeInvalidArgument, "invalid_currency"},
+	} {
+		url, hits := scripted(t, func(int) answer {
+			return answer{c.status, map[string]string{"code": c.code, "message": c.reason + ": no"}, map[string]string{"Retry-After": "0"}}
+		})
+		tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(time.Millisecond))
 		_, err := tp.Sessions.Create(context.Background(), &toffeepay.CreateSessionRequest{GameID: "g", UserID: "p", Item: item})
-		e := apiError(t, err, answer.reason, answer.code)
-		srv.Close()
-		if seen != 1 || e.Temporary() || e.HTTPStatus != answer.status {
-			t.Fatalf("%s: %d attempts, %+v", answer.reason, seen, e)
+		e := apiError(t, err, c.reason, c.code)
+		if len(hits()) != 1 || e.Temporary() || e.HTTPStatus != c.status {
+			t.Fatalf("%s: %d attempts, %+v", c.reason, len(hits()), e)
 		}
+	}
+	// A request that cannot be made (a malformed base URL) is not retried either.
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL("http://[::1"), toffeepay.WithRetryDelay(time.Second))
+	started := time.Now()
+	_, err := tp.Sessions.Status(context.Background(), "sess_x")
+	var e *toffeepay.Error
+	if !errors.As(err, &e) || e.Code != toffeepay.CodeInvalidArgument || e.Temporary() || time.Since(started) > 500*time.Millisecond {
+		t.Fatalf("%v after %v", err, time.Since(started))
 	}
 }
 

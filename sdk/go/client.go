@@ -33,12 +33,13 @@ type Client struct {
 // NewClient makes a client for apiKey (sk_test_... or sk_live_...).
 func NewClient(apiKey string, opts ...Option) *Client {
 	t := &transport{
-		apiKey:     apiKey,
-		baseURL:    DefaultBaseURL,
-		http:       http.DefaultClient,
-		timeout:    30 * time.Second,
-		maxRetries: 2,
-		retryDelay: 500 * time.Millisecond,
+		apiKey:        apiKey,
+		baseURL:       DefaultBaseURL,
+		http:          http.DefaultClient,
+		timeout:       30 * time.Second,
+		maxRetries:    2,
+		retryDelay:    500 * time.Millisecond,
+		maxRetryAfter: 10 * time.Second,
 	}
 	for _, o := range opts {
 		o(t)

@@ -44,6 +44,8 @@ type Error struct {
 	RequestID string
 	// What failed underneath (a network error), if anything.
 	Err error
+	// The answer's Retry-After header, the wait before a retry when it has one.
+	retryAfter string
 }
 
 func (e *Error) Error() string {
@@ -62,8 +64,18 @@ func (e *Error) Unwrap() error { return e.Err }
 // IsConnection reports whether no answer arrived (refused connection, reset, timeout).
 func (e *Error) IsConnection() bool { return e.HTTPStatus == 0 }
 
-// Temporary reports whether the same call may succeed later: no answer, or a 5xx.
-func (e *Error) Temporary() bool { return e.HTTPStatus == 0 || e.HTTPStatus >= 500 }
+// Temporary reports whether the same call may succeed later: no answer (a refused or broken
+// connection, a timeout), a 5xx, or "rate_limited" (429). These are what the client retries.
+func (e *Error) Temporary() bool {
+	switch {
+	case e.HTTPStatus == 0:
+		// Not a request that could not be made (a malformed base URL) nor a canceled one.
+		return e.Code == CodeUnavailable || e.Code == CodeDeadlineExceeded
+	case e.HTTPStatus >= 500:
+		return true
+	}
+	return e.Code == CodeResourceExhausted && e.Reason == "rate_limited"
+}
 
 // reasonPrefix matches "<reason>: <sentence>", how every API refusal starts.
 var reasonPrefix = regexp.MustCompile(`^([a-z][a-z0-9_]*): ([\s\S]*)$`)

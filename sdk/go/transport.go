@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,12 +36,17 @@ func WithHTTPClient(c *http.Client) Option { return func(t *transport) { t.http 
 // WithTimeout bounds each attempt of a call (default 30 s); a context deadline bounds the whole call.
 func WithTimeout(d time.Duration) Option { return func(t *transport) { t.timeout = d } }
 
-// WithMaxRetries sets how many further attempts follow a network failure or a 5xx answer
-// (default 2). A 4xx answer is never retried.
+// WithMaxRetries sets how many further attempts follow a network failure, a 5xx answer or a
+// "rate_limited" refusal (429) (default 2). Any other 4xx answer is never retried.
 func WithMaxRetries(n int) Option { return func(t *transport) { t.maxRetries = n } }
 
-// WithRetryDelay sets the first backoff (default 500 ms), doubling up to 8 s, with jitter.
+// WithRetryDelay sets the first backoff (default 500 ms), doubling up to 8 s, with jitter. An
+// answer's Retry-After, when it has one, is the wait instead.
 func WithRetryDelay(d time.Duration) Option { return func(t *transport) { t.retryDelay = d } }
+
+// WithMaxRetryAfter sets the longest Retry-After a retry waits for (default 10 s); an answer
+// asking for longer is returned at once rather than block the caller.
+func WithMaxRetryAfter(d time.Duration) Option { return func(t *transport) { t.maxRetryAfter = d } }
 
 // CallOption configures one call.
 type CallOption func(*callSettings)
@@ -55,16 +62,17 @@ func WithIdempotencyKey(key string) CallOption {
 }
 
 type transport struct {
-	apiKey     string
-	baseURL    string
-	http       *http.Client
-	timeout    time.Duration
-	maxRetries int
-	retryDelay time.Duration
+	apiKey        string
+	baseURL       string
+	http          *http.Client
+	timeout       time.Duration
+	maxRetries    int
+	retryDelay    time.Duration
+	maxRetryAfter time.Duration
 }
 
 // call sends one logical call: JSON over POST, one Idempotency-Key across the attempts of a
-// mutating RPC, retries of network failures and 5xx answers only.
+// mutating RPC, retries of network failures, 5xx answers and rate limits only.
 func (t *transport) call(ctx context.Context, path string, mutating bool, req, out any, opts []CallOption) error {
 	var settings callSettings
 	for _, o := range opts {
@@ -78,23 +86,59 @@ func (t *transport) call(ctx context.Context, path string, mutating bool, req, o
 	if mutating && key == "" {
 		key = newUUID()
 	}
-	for attempt := 0; ; attempt++ {
+	for retry := 0; ; retry++ {
 		err := t.attempt(ctx, path, key, body, out)
 		var apiErr *Error
-		if err == nil || !errors.As(err, &apiErr) || !apiErr.Temporary() || attempt >= t.maxRetries || ctx.Err() != nil {
+		if err == nil || !errors.As(err, &apiErr) || !apiErr.Temporary() || retry >= t.maxRetries || ctx.Err() != nil {
 			return err
 		}
-		backoff := t.retryDelay << attempt
-		if backoff > 8*time.Second {
-			backoff = 8 * time.Second
+		wait, ok := t.wait(retry, apiErr.retryAfter)
+		if !ok {
+			return err
 		}
-		jitter, _ := rand.Int(rand.Reader, big.NewInt(int64(backoff/2)+1))
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return err
-		case <-time.After(backoff/2 + time.Duration(jitter.Int64())):
+		case <-timer.C:
 		}
 	}
+}
+
+// wait is how long to wait before retry number retry (0 first), given the answer's Retry-After
+// header; false to give up, when the server asks for more than maxRetryAfter.
+func (t *transport) wait(retry int, retryAfter string) (time.Duration, bool) {
+	if seconds, ok := parseRetryAfter(retryAfter); ok {
+		if math.IsNaN(seconds) || seconds > t.maxRetryAfter.Seconds() {
+			return 0, false
+		}
+		if seconds < 0 {
+			seconds = 0
+		}
+		return time.Duration(seconds * float64(time.Second)), true
+	}
+	backoff := t.retryDelay
+	for i := 0; i < retry && backoff > 0 && backoff < 8*time.Second; i++ {
+		backoff *= 2
+	}
+	if backoff > 8*time.Second {
+		backoff = 8 * time.Second
+	} else if backoff < 0 {
+		backoff = 0
+	}
+	jitter, _ := rand.Int(rand.Reader, big.NewInt(int64(backoff/2)+1))
+	return backoff/2 + time.Duration(jitter.Int64()), true
+}
+
+// parseRetryAfter reads a Retry-After in seconds; the HTTP-date form counts as none.
+func parseRetryAfter(value string) (float64, bool) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0, false
+	}
+	seconds, err := strconv.ParseFloat(value, 64)
+	return seconds, err == nil
 }
 
 func (t *transport) attempt(ctx context.Context, path, key string, body []byte, out any) error {
@@ -131,7 +175,9 @@ func (t *transport) attempt(ctx context.Context, path, key string, body []byte, 
 	}
 	requestID := response.Header.Get("X-Request-Id")
 	if response.StatusCode != http.StatusOK {
-		return errorFromAnswer(response.StatusCode, answer, requestID)
+		e := errorFromAnswer(response.StatusCode, answer, requestID)
+		e.retryAfter = response.Header.Get("Retry-After")
+		return e
 	}
 	if err := json.Unmarshal(answer, out); err != nil {
 		return &Error{Code: CodeInternal, Message: "cannot decode the answer: " + err.Error(), HTTPStatus: response.StatusCode, RequestID: requestID, Err: err}

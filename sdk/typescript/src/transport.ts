@@ -1,28 +1,38 @@
 /**
  * The Connect transport of a client: the API key, one Idempotency-Key per logical call of a
- * mutating RPC, retries of network failures and 5xx answers, and typed errors.
+ * mutating RPC, retries of network failures, 5xx answers and rate limits, and typed errors.
  */
 import { randomUUID } from "node:crypto";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { toToffeePayError } from "./errors.js";
+import { RateLimitError, toToffeePayError } from "./errors.js";
 import { VERSION } from "./version.js";
 
 export const DEFAULT_BASE_URL = "http://127.0.0.1:8000";
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_RETRIES = 2;
+/** The longest Retry-After a retry waits for; a server asking for longer gets its error thrown at once. */
+export const DEFAULT_MAX_RETRY_AFTER_MS = 10_000;
 
 export interface ClientOptions {
   /** Where the ToffeePay API runs. */
   baseUrl?: string;
   /** Milliseconds for a whole call, retries included; default 30 s. */
   timeoutMs?: number;
-  /** Further attempts after a network failure or a 5xx answer (never after a 4xx); default 2. */
+  /**
+   * Further attempts after a network failure, a 5xx answer or `rate_limited` (429); never after
+   * another 4xx. Default 2.
+   */
   maxRetries?: number;
   /** The first backoff in milliseconds (doubling up to 8 s, with jitter); default 500. */
   retryDelayMs?: number;
+  /**
+   * The longest wait a server's Retry-After gets before a retry, in milliseconds; an answer asking
+   * for longer is thrown at once rather than block the caller. Default 10 000.
+   */
+  maxRetryAfterMs?: number;
 }
 
 export interface CallOptions {
@@ -35,24 +45,65 @@ export interface CallOptions {
 /** Answers that may succeed when repeated: no answer at all, or a 5xx. */
 const RETRYABLE = new Set([Code.Unavailable, Code.Internal, Code.Unknown, Code.DataLoss]);
 
+/** No answer, a 5xx, or `rate_limited`: the same call may succeed later. */
 export function retryable(error: unknown): boolean {
-  return error instanceof ConnectError && RETRYABLE.has(error.code);
+  if (!(error instanceof ConnectError)) return false;
+  return RETRYABLE.has(error.code) || (error.code === Code.ResourceExhausted && toToffeePayError(error) instanceof RateLimitError);
 }
 
-function retries(maxRetries: number, firstDelayMs: number): Interceptor {
+/** The answer's Retry-After in milliseconds; undefined without one (the HTTP-date form is ignored). */
+export function retryAfterMs(error: unknown): number | undefined {
+  const value = error instanceof ConnectError ? error.metadata.get("retry-after")?.trim() : undefined;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  return Number.isNaN(seconds) ? undefined : seconds * 1000;
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+interface RetryPolicy {
+  maxRetries: number;
+  firstDelayMs: number;
+  maxRetryAfterMs: number;
+}
+
+/** Milliseconds to wait before retry number `retry` (0 first), or undefined to give up. */
+function delay(policy: RetryPolicy, retry: number, error: unknown): number | undefined {
+  if (retry >= policy.maxRetries || !retryable(error)) return undefined;
+  const asked = retryAfterMs(error);
+  if (asked !== undefined) return asked <= policy.maxRetryAfterMs ? Math.max(0, asked) : undefined;
+  const backoff = Math.min(policy.firstDelayMs * 2 ** retry, 8000);
+  return backoff * (0.5 + Math.random() / 2);
+}
+
+function retries(policy: RetryPolicy): Interceptor {
   return (next) => async (req) => {
     if (req.stream) return next(req);
     if (req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS && !req.header.has("idempotency-key")) {
       // Made once per logical call and sent by every attempt, so the API performs it once.
       req.header.set("idempotency-key", randomUUID());
     }
-    for (let attempt = 0; ; attempt++) {
+    for (let retry = 0; ; retry++) {
       try {
         return await next(req);
       } catch (error) {
-        if (attempt >= maxRetries || !retryable(error) || req.signal.aborted) throw error;
-        const backoff = Math.min(firstDelayMs * 2 ** attempt, 8000);
-        await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random() / 2)));
+        const wait = req.signal.aborted ? undefined : delay(policy, retry, error);
+        if (wait === undefined) throw error;
+        await sleep(wait, req.signal);
+        // The call's timeout or the caller's signal ended the wait (connect-es reports which).
+        if (req.signal.aborted) throw error;
       }
     }
   };
@@ -67,6 +118,8 @@ export class ApiTransport {
     if (!apiKey) throw new TypeError("apiKey is required, e.g. new ToffeePay('sk_test_...')");
     const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
     if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new TypeError("maxRetries must be 0 or more");
+    const maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
+    if (!(maxRetryAfterMs >= 0)) throw new TypeError("maxRetryAfterMs must be 0 or more");
     this.baseUrl = (options.baseUrl ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const auth: Interceptor = (next) => (req) => {
@@ -81,7 +134,7 @@ export class ApiTransport {
       // Uncompressed, so every retry sends the same bytes under the same Idempotency-Key.
       sendCompression: undefined,
       jsonOptions: { ignoreUnknownFields: true },
-      interceptors: [auth, retries(maxRetries, options.retryDelayMs ?? 500)],
+      interceptors: [auth, retries({ maxRetries, firstDelayMs: options.retryDelayMs ?? 500, maxRetryAfterMs })],
     });
   }
 

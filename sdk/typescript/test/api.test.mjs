@@ -433,30 +433,166 @@ describe("without the server", () => {
     }
   });
 
-  test("rate_limited and idempotency_key_in_use: their classes, and no retry (4xx)", async () => {
+  test("refusals are not retried, a Retry-After notwithstanding: their classes", async () => {
     const answers = [
-      [429, "resource_exhausted", "rate_limited: too many requests for this key", RateLimitError],
       [409, "aborted", "idempotency_key_in_use: the first request with this key is still running", ConflictError],
+      [413, "resource_exhausted", "request_too_large: the body is over 1 MiB", InvalidRequestError],
+      [400, "invalid_argument", "invalid_currency: 'XXX' is not an active ISO 4217 currency code", InvalidRequestError],
     ];
     for (const [status, code, message, Class] of answers) {
-      let seen = 0;
-      const { server, url } = await listen(async (req, res) => {
-        await readBody(req);
-        seen++;
-        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ code, message }));
-      });
+      const api = await scripted(() => [status, { code, message }, { "retry-after": "0" }]);
       try {
-        const tp = new ToffeePay("sk_test_x", { baseUrl: url, retryDelayMs: 10 });
+        const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 10 });
         await assert.rejects(tp.sessions.create({ gameId: "g", userId: "p", item: ITEM }), (e) => {
           assert.ok(e instanceof Class, String(e));
           assert.equal(e.code, code);
           assert.equal(e.reason, message.split(":")[0]);
           return true;
         });
-        assert.equal(seen, 1);
+        assert.equal(api.seen.length, 1, message);
       } finally {
-        await new Promise((r) => server.close(r));
+        await api.close();
       }
+    }
+  });
+});
+
+// google.rpc.ErrorInfo{reason: "rate_limited", domain: "toffeepay.dev", metadata: {request_id: "req_1"}}
+// as protobuf bytes, and the 429 the server answers with it (src/toffeepay_server/api/errors.py).
+const RATE_LIMITED_INFO = Buffer.concat([
+  Buffer.from([0x0a, 12]), Buffer.from("rate_limited"),
+  Buffer.from([0x12, 13]), Buffer.from("toffeepay.dev"),
+  Buffer.from([0x1a, 19, 0x0a, 10]), Buffer.from("request_id"), Buffer.from([0x12, 5]), Buffer.from("req_1"),
+]);
+const rateLimited = (retryAfter) => [
+  429,
+  {
+    code: "resource_exhausted",
+    message: `rate_limited: too many requests for this API key, retry in ${retryAfter} s`,
+    details: [
+      {
+        type: "google.rpc.ErrorInfo",
+        value: RATE_LIMITED_INFO.toString("base64").replace(/=+$/, ""),
+        debug: { reason: "rate_limited", domain: "toffeepay.dev", metadata: { request_id: "req_1" } },
+      },
+    ],
+  },
+  retryAfter === undefined ? {} : { "retry-after": String(retryAfter) },
+];
+const SESSION = { id: "sess_x", status: "pending", userId: "p", gameId: "g" };
+
+/** A server whose n-th answer (0 first) is `answer(n)`: [status, JSON body, headers]; it records each request. */
+async function scripted(answer) {
+  const seen = [];
+  const { server, url } = await listen(async (req, res) => {
+    await readBody(req);
+    const n = seen.push({ at: performance.now(), key: req.headers["idempotency-key"] }) - 1;
+    const [status, body, headers = {}] = answer(n);
+    res.writeHead(status, { "content-type": "application/json", "x-request-id": `req_${n + 1}`, ...headers }).end(JSON.stringify(body));
+  });
+  return { url, seen, close: () => new Promise((r) => server.close(r)) };
+}
+
+describe("rate limits (429 rate_limited), as the server answers them", () => {
+  test("retried after the Retry-After, with the same Idempotency-Key", async () => {
+    const api = await scripted((n) => (n === 0 ? rateLimited(1) : [200, SESSION]));
+    try {
+      // A first backoff of 1 ms: the wait that follows is the server's.
+      const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 1 });
+      const started = performance.now();
+      const session = await tp.sandbox.expireSession("sess_x");
+      assert.equal(session.id, "sess_x");
+      assert.equal(api.seen.length, 2);
+      assert.ok(api.seen[0].key && api.seen[0].key === api.seen[1].key, "one Idempotency-Key for both attempts");
+      const waited = api.seen[1].at - api.seen[0].at;
+      assert.ok(waited >= 990 && waited < 2000, `waited ${waited} ms for a Retry-After of 1 s`);
+      assert.ok(performance.now() - started < 2500);
+    } finally {
+      await api.close();
+    }
+  });
+
+  test("without a Retry-After, the backoff; reads are retried too", async () => {
+    const api = await scripted((n) => (n < 2 ? rateLimited(undefined) : [200, { id: "sess_x", sessionId: "sess_x", status: "paid" }]));
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 100 });
+      assert.equal((await tp.sessions.status("sess_x")).status, "paid");
+      assert.equal(api.seen.length, 3);
+      assert.equal(api.seen[0].key, undefined);
+      // 100 ms then 200 ms, each between half and all of it.
+      const waits = [api.seen[1].at - api.seen[0].at, api.seen[2].at - api.seen[1].at];
+      assert.ok(waits[0] >= 45 && waits[0] < 600 && waits[1] >= 95 && waits[1] < 700, `waits ${waits}`);
+    } finally {
+      await api.close();
+    }
+  });
+
+  test("gives up after maxRetries: the RateLimitError of the last answer", async () => {
+    const api = await scripted(() => rateLimited(0.1));
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, maxRetries: 2, retryDelayMs: 1 });
+      await assert.rejects(tp.sessions.create({ gameId: "g", userId: "p", item: ITEM }), (e) => {
+        assert.ok(e instanceof RateLimitError, String(e));
+        assert.equal(e.code, "resource_exhausted");
+        assert.equal(e.reason, "rate_limited");
+        assert.equal(e.message, "too many requests for this API key, retry in 0.1 s");
+        assert.equal(e.requestId, "req_3");
+        return true;
+      });
+      assert.equal(api.seen.length, 3);
+      assert.equal(new Set(api.seen.map((s) => s.key)).size, 1);
+      for (const i of [1, 2]) assert.ok(api.seen[i].at - api.seen[i - 1].at >= 95, "the 0.1 s Retry-After was honoured");
+      const none = await scripted(() => rateLimited(0.1));
+      try {
+        const once = new ToffeePay("sk_test_x", { baseUrl: none.url, maxRetries: 0 });
+        await assert.rejects(once.sessions.status("sess_x"), RateLimitError);
+        assert.equal(none.seen.length, 1, "maxRetries: 0 turns retries off");
+      } finally {
+        await none.close();
+      }
+    } finally {
+      await api.close();
+    }
+  });
+
+  test("a Retry-After over maxRetryAfterMs is not waited for: thrown at once", async () => {
+    for (const [retryAfter, options] of [[11, {}], [1, { maxRetryAfterMs: 500 }]]) {
+      const api = await scripted(() => rateLimited(retryAfter));
+      try {
+        const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 1, ...options });
+        const started = performance.now();
+        await assert.rejects(tp.sessions.status("sess_x"), (e) => e instanceof RateLimitError && e.reason === "rate_limited");
+        assert.equal(api.seen.length, 1);
+        assert.ok(performance.now() - started < 500);
+      } finally {
+        await api.close();
+      }
+    }
+    assert.throws(() => new ToffeePay("sk_test_x", { maxRetryAfterMs: -1 }), TypeError);
+  });
+
+  test("the call's timeoutMs bounds a Retry-After wait too", async () => {
+    const api = await scripted(() => rateLimited(5));
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, timeoutMs: 300 });
+      const started = performance.now();
+      await assert.rejects(tp.sessions.status("sess_x"), (e) => e instanceof APIConnectionError && e.code === "deadline_exceeded");
+      const took = performance.now() - started;
+      assert.ok(took >= 250 && took < 2000, `took ${took} ms`);
+      assert.equal(api.seen.length, 1);
+    } finally {
+      await api.close();
+    }
+  });
+
+  test("a resource_exhausted that is not rate_limited, and other 4xx, are not retried", async () => {
+    const api = await scripted(() => [429, { code: "resource_exhausted", message: "quota_exceeded: no more this month" }, { "retry-after": "0" }]);
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 1 });
+      await assert.rejects(tp.sessions.status("sess_x"), (e) => e instanceof InvalidRequestError && e.reason === "quota_exceeded");
+      assert.equal(api.seen.length, 1);
+    } finally {
+      await api.close();
     }
   });
 });
