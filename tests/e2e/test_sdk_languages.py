@@ -2,16 +2,19 @@
 
 The suites read the server and a fresh game's keys from TOFFEEPAY_TEST_* variables; they also
 run the shared verification vectors of sdk/testdata. The complete game servers printed in
-docs/sdk-typescript.md and docs/sdk-go.md run here too, as printed but for their addresses.
-`make sdk-deps` installs the toolchains.
+docs/sdk-typescript.md and docs/sdk-go.md run here too, as printed but for their addresses, and
+one rate-limit scenario runs in the Python, TypeScript and Go SDKs alike against a server that
+refuses a key's second request within a second. `make sdk-deps` installs the toolchains.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +156,131 @@ def test_the_go_doc_game_server(sdk_server: Server, space_shooter: Game, tmp_pat
     env = {**os.environ, "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
     subprocess.run([go, "build", "-o", "game", "."], cwd=tmp_path, env=env, check=True, timeout=300)
     sell_and_grant(sdk_server, space_shooter, [str(tmp_path / "game")], tmp_path, port)
+
+
+# The same rate-limit scenario in each SDK, against a server that allows one request per second
+# per key: a call, at once another (refused 429 rate_limited with Retry-After: 1, then retried
+# after that second and answered), at once a third from a client without retries (refused, the
+# error surfaced). Each prints {"retried_ms", "code", "reason"}.
+RATE_LIMIT_SCENARIOS = {
+    "python": (
+        "script.py",
+        """
+import json, os, sys, time
+import toffeepay
+key, url = os.environ["TOFFEEPAY_API_KEY"], os.environ["TOFFEEPAY_BASE_URL"]
+client = toffeepay.ToffeePay(key, base_url=url)
+client.sessions.list(limit=1)
+started = time.monotonic()
+client.sessions.list(limit=1)
+retried_ms = (time.monotonic() - started) * 1000
+try:
+    toffeepay.ToffeePay(key, base_url=url, max_retries=0).sessions.list(limit=1)
+    sys.exit("the third call was not refused")
+except toffeepay.RateLimitError as e:
+    print(json.dumps({"retried_ms": retried_ms, "code": e.code, "reason": e.reason}))
+""",
+    ),
+    "typescript": (
+        "script.mjs",
+        """
+import { RateLimitError, ToffeePay } from "@toffeepay/sdk";
+const [key, baseUrl] = [process.env.TOFFEEPAY_API_KEY, process.env.TOFFEEPAY_BASE_URL];
+const client = new ToffeePay(key, { baseUrl });
+await client.sessions.list({ limit: 1 });
+const started = performance.now();
+await client.sessions.list({ limit: 1 });
+const retriedMs = performance.now() - started;
+try {
+  await new ToffeePay(key, { baseUrl, maxRetries: 0 }).sessions.list({ limit: 1 });
+  throw new Error("the third call was not refused");
+} catch (e) {
+  if (!(e instanceof RateLimitError)) throw e;
+  console.log(JSON.stringify({ retried_ms: retriedMs, code: e.code, reason: e.reason }));
+}
+""",
+    ),
+    "go": (
+        "main.go",
+        """package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	toffeepay "toffeepay.dev/sdk/go"
+)
+
+func main() {
+	key, url, ctx := os.Getenv("TOFFEEPAY_API_KEY"), os.Getenv("TOFFEEPAY_BASE_URL"), context.Background()
+	client := toffeepay.NewClient(key, toffeepay.WithBaseURL(url))
+	if _, err := client.Sessions.List(ctx, &toffeepay.ListSessionsRequest{Limit: 1}); err != nil {
+		log.Fatal(err)
+	}
+	started := time.Now()
+	if _, err := client.Sessions.List(ctx, &toffeepay.ListSessionsRequest{Limit: 1}); err != nil {
+		log.Fatal(err)
+	}
+	retried := time.Since(started)
+	once := toffeepay.NewClient(key, toffeepay.WithBaseURL(url), toffeepay.WithMaxRetries(0))
+	_, err := once.Sessions.List(ctx, &toffeepay.ListSessionsRequest{Limit: 1})
+	var e *toffeepay.Error
+	if !errors.As(err, &e) {
+		log.Fatalf("the third call was not refused: %v", err)
+	}
+	out, _ := json.Marshal(map[string]any{"retried_ms": float64(retried) / 1e6, "code": e.Code, "reason": e.Reason})
+	fmt.Println(string(out))
+}
+""",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def rate_limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server allowing one request per second per key (counted in memory: the engine does not matter)."""
+    tmp = tmp_path_factory.mktemp("sdk-rate-limit")
+    databases = make_database("sqlite", tmp)
+    srv = Server(next(databases), tmp, env={"TOFFEEPAY_RATE_LIMIT": "1/second"})
+    yield srv.start()
+    srv.stop()
+    next(databases, None)
+
+
+@pytest.mark.parametrize("language", RATE_LIMIT_SCENARIOS)
+def test_each_sdk_waits_out_a_rate_limit(rate_limited_server: Server, language: str, tmp_path: Path) -> None:
+    name, code = RATE_LIMIT_SCENARIOS[language]
+    (tmp_path / name).write_text(code.lstrip())
+    env = {**os.environ, "TOFFEEPAY_BASE_URL": rate_limited_server.url}
+    if language == "python":
+        command = [sys.executable, name]
+    elif language == "typescript":
+        sdk = ROOT / "sdk" / "typescript"
+        subprocess.run(["npm", "run", "build", "--silent"], cwd=sdk, check=True, timeout=300)
+        (tmp_path / "package.json").write_text('{"type": "module"}')
+        (tmp_path / "node_modules" / "@toffeepay").mkdir(parents=True)
+        (tmp_path / "node_modules" / "@toffeepay" / "sdk").symlink_to(sdk)
+        command = ["node", name]
+    else:
+        go = shutil.which("go") or "/usr/lib/go/bin/go"
+        (tmp_path / "go.mod").write_text(
+            f"module example.com/ratelimit\n\ngo 1.19\n\nrequire toffeepay.dev/sdk/go v0.0.0\n\n"
+            f"replace toffeepay.dev/sdk/go => {ROOT / 'sdk' / 'go'}\n"
+        )
+        go_env = {**env, "GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+        subprocess.run([go, "build", "-o", "scenario", "."], cwd=tmp_path, env=go_env, check=True, timeout=300)
+        command = [str(tmp_path / "scenario")]
+    # A key of its own, so its count starts at zero.
+    env["TOFFEEPAY_API_KEY"] = rate_limited_server.create_game().sandbox_key
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{language}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    # The second call was refused, waited out the server's Retry-After of 1 s, and was answered.
+    assert 900 <= outcome["retried_ms"] < 5000, outcome
+    # Without retries, the refusal is the error, with its reason.
+    assert (outcome["code"], outcome["reason"]) == ("resource_exhausted", "rate_limited"), outcome
