@@ -32,18 +32,27 @@ async def page_of(
     limit: int,
     offset: int,
     count_limit: int | None = None,
+    total: int | None = None,
 ) -> tuple[list[Any], int]:
     """The rows of one page and the number of rows matching in all (no page query past the end).
 
     With `count_limit`, counting stops there: a total equal to it means "at least that many"
     (the dashboard's lists, where an exact count of a large table costs more than the page).
+    A `total` the caller knows (a count the database keeps) is taken as it is.
     """
-    if count_limit is None:
-        total = (await conn.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one()
-    else:
-        matching = select(literal(1)).select_from(table).where(*conditions).limit(count_limit).subquery()
-        total = (await conn.execute(select(func.count()).select_from(matching))).scalar_one()
+    if total is None:
+        total = await _count(conn, table, conditions, count_limit)
     if offset >= total:
         return [], total
     rows = await conn.execute(select(*columns).where(*conditions).order_by(*order_by).limit(limit).offset(offset))
     return list(rows), total
+
+
+async def _count(
+    conn: AsyncConnection, table: Any, conditions: Sequence[ColumnElement[bool]], limit: int | None
+) -> int:
+    """The rows matching `conditions`, counting no further than `limit` when given."""
+    if limit is None:
+        return int((await conn.execute(select(func.count()).select_from(table).where(*conditions))).scalar_one())
+    matching = select(literal(1)).select_from(table).where(*conditions).limit(limit).subquery()
+    return int((await conn.execute(select(func.count()).select_from(matching))).scalar_one())

@@ -6,7 +6,7 @@ from collections import namedtuple
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.payments import Dispute, FailureCode, Method, Payment, PaymentStatus
@@ -14,7 +14,7 @@ from . import prepared
 from .database import insert_unless_present
 from .paging import created_between, page_of
 from .prepared import Prepared
-from .tables import disputes, payments
+from .tables import disputes, payment_counts, payments
 
 
 def payment_from_row(row: Any) -> Payment:
@@ -261,10 +261,22 @@ async def list_succeeded_payments(
     ]
     if user_id is not None:
         conditions.append(payments.c.user_id == user_id)
-    rows, total = await page_of(
-        conn, payments, [payments], conditions, [payments.c.created_at.desc(), payments.c.id.desc()], limit, offset
-    )
+    known = None
+    if user_id is None and created_from is None and created_to is None:
+        known = await _counted(conn, game_id, mode, PaymentStatus.SUCCEEDED)
+    order = [payments.c.created_at.desc(), payments.c.id.desc()]
+    rows, total = await page_of(conn, payments, [payments], conditions, order, limit, offset, total=known)
     return [payment_from_row(r) for r in rows], total
+
+
+async def _counted(conn: AsyncConnection, game_id: str, mode: str, status: PaymentStatus) -> int:
+    """A game's payments in `status`, from the counts the database keeps (`payment_counts`)."""
+    found = await conn.execute(
+        select(func.coalesce(func.sum(payment_counts.c.n), 0)).where(
+            payment_counts.c.game_id == game_id, payment_counts.c.mode == mode, payment_counts.c.status == status.value
+        )
+    )
+    return int(found.scalar_one())
 
 
 async def list_disputes(

@@ -94,6 +94,18 @@ session_counts = Table(
     Column("n", BigInteger, nullable=False),
 )
 
+# How many payments each game has in each status, kept by triggers on `payments` as
+# `session_counts` is (migration payment_counts): ListPayments' total reads it.
+payment_counts = Table(
+    "payment_counts",
+    metadata,
+    Column("game_id", String(64), primary_key=True),
+    Column("mode", String(8), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
 payments = Table(
     "payments",
     metadata,
