@@ -90,6 +90,29 @@ async def test_a_failing_block_rolls_back_alone(ctx: ServiceContext) -> None:
     assert _games_on_disk(ctx) == {"kept_1", "kept_2"}
 
 
+async def test_a_large_failing_block_rolls_back_alone_with_its_journal_in_memory(ctx: ServiceContext) -> None:
+    """A block's savepoint journal (the pages it changed, kept for ROLLBACK TO) stays in memory,
+    however many pages the block touched, and still undoes that block alone."""
+
+    async def large(fail: bool) -> None:
+        async with ctx.db.transaction() as uow:
+            for i in range(1000):  # far more than the 64 KiB SQLite keeps in memory by default
+                await game_store.insert_game(uow.conn, f"large_{fail}_{i:03}_" + "x" * 40, system_clock())
+            if fail:
+                raise ValueError("refused after writing")
+
+    async with ctx.db.transaction() as uow:
+        assert (await uow.conn.execute(text("PRAGMA temp_store"))).scalar_one() == 2  # MEMORY
+    results = await asyncio.gather(
+        _insert_game(ctx, "kept_1"), large(fail=True), large(fail=False), return_exceptions=True
+    )
+    assert isinstance(results[1], ValueError)
+    on_disk = _games_on_disk(ctx)
+    assert "kept_1" in on_disk
+    assert not any(g.startswith("large_True") for g in on_disk)
+    assert sum(g.startswith("large_False") for g in on_disk) == 1000
+
+
 async def test_a_failed_block_alone_leaves_no_transaction_open(ctx: ServiceContext) -> None:
     with pytest.raises(ValueError):
         await _insert_game(ctx, "refused", fail=True)

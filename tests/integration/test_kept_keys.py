@@ -5,6 +5,7 @@ revoked or rolled key must stop working at once, whichever process changed it.""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -93,3 +94,26 @@ async def test_a_rolled_key_stops_at_once(ctx: ServiceContext) -> None:
     new = await games.roll_key(ctx, "rolled", Mode.LIVE)
     assert await games.authenticate(ctx, old) is None
     assert await games.authenticate(ctx, new) is not None
+
+
+async def test_sqlite_reads_the_version_once_per_turn_of_the_loop(ctx: ServiceContext) -> None:
+    """On SQLite the version is read once per turn of the event loop: what committed before the
+    loop takes the next request (here: the next turn) is seen by it."""
+    if ctx.db.is_postgres:
+        pytest.skip("SQLite's data_version")
+    game = await games.create_game(ctx, "per_turn")
+    key = game.sandbox_api_key
+    assert await games.authenticate(ctx, key) is not None
+    assert await games.authenticate(ctx, key) is not None
+    before = ctx.db.keys_version()
+    # Another process revokes the key, within this turn of the loop.
+    path = ctx.db.file_path
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("UPDATE api_keys SET revoked_at = 1 WHERE game_id = 'per_turn'")
+    finally:
+        other.close()
+    await asyncio.sleep(0)
+    assert ctx.db.keys_version() != before
+    assert await games.authenticate(ctx, key) is None

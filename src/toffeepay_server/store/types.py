@@ -35,6 +35,8 @@ class Instant(TypeDecorator[datetime]):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# json.dumps with these options would build an encoder per call.
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class JsonText(TypeDecorator[Any]):
@@ -46,7 +48,7 @@ class JsonText(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
         if value is None:
             return None
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return _compact(value)
 
     def process_result_value(self, value: str | None, dialect: Any) -> Any:
         return None if value is None else json.loads(value)
