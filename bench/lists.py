@@ -183,44 +183,51 @@ def rows(sessions: int, now: datetime, truth: Truth, seed: int = 11) -> Any:
         yield batch_s, batch_p
 
 
-def migration() -> Any:
-    """The migration that adds the session counts: its triggers and backfill, run after the load."""
+def migration(file: str) -> Any:
+    """A migration that adds counts kept by triggers (its triggers and backfill run after the load)."""
     import importlib.util
 
     from toffeepay_server.store.migrate import MIGRATIONS
 
-    spec = importlib.util.spec_from_file_location("session_counts", MIGRATIONS / "versions/0011_session_counts.py")
+    spec = importlib.util.spec_from_file_location(file, MIGRATIONS / "versions" / file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+# (table, its counts table, the migration that added them)
+COUNTED = [
+    ("sessions", "session_counts", "0011_session_counts.py"),
+    ("payments", "payment_counts", "0014_payment_counts.py"),
+]
+
+
 def bulk_ddl(dialect: Any) -> tuple[list[str], list[str]]:
     """What to drop before a bulk load (indexes, the counting triggers) and to run after it
     (the indexes built in one pass, the triggers back, and the counts from the rows, as the
-    migration that introduced them does)."""
+    migrations that introduced them do)."""
     from sqlalchemy.schema import CreateIndex
 
     from toffeepay_server.store import tables
 
     indexes = [i for t in (tables.sessions, tables.payments) for i in t.indexes]
-    m = migration()
     postgres = dialect.name == "postgresql"
-    if postgres:
-        drop_triggers = [
-            "DROP TRIGGER session_counts_update ON sessions",
-            "DROP TRIGGER session_counts_insert_delete ON sessions",
-        ]
-        drop_triggers.append("DROP FUNCTION session_counts_track()")
-    else:
-        drop_triggers = [
-            f"DROP TRIGGER {t}" for t in ("session_counts_insert", "session_counts_update", "session_counts_delete")
-        ]
-    before = [f"DROP INDEX {i.name}" for i in indexes] + drop_triggers + ["DELETE FROM session_counts"]
+    before = [f"DROP INDEX {i.name}" for i in indexes]
     after = [str(CreateIndex(i).compile(dialect=dialect)) for i in indexes]
-    after += m.POSTGRES_TRIGGERS if postgres else m.SQLITE_TRIGGERS
-    after.append(m.BACKFILL)
+    for table, counts, file in COUNTED:
+        m = migration(file)
+        if postgres:
+            before += [
+                f"DROP TRIGGER {counts}_update ON {table}",
+                f"DROP TRIGGER {counts}_insert_delete ON {table}",
+                f"DROP FUNCTION {counts}_track()",
+            ]
+        else:
+            before += [f"DROP TRIGGER {counts}_{event}" for event in ("insert", "update", "delete")]
+        before.append(f"DELETE FROM {counts}")
+        after += m.POSTGRES_TRIGGERS if postgres else m.SQLITE_TRIGGERS
+        after.append(m.BACKFILL)
     return before, after
 
 
