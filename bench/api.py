@@ -8,7 +8,7 @@ server on each (127.0.0.1 only), registers a game, and measures at a fixed concu
                              (the call games poll when the player returns), on SQLite and on PostgreSQL
   get_session                GetSession, the same way (SQLite)
   create_session             CreateSession (the Getting Started guide's request), on SQLite and on PostgreSQL
-  create_session_idempotent  the same with a fresh Idempotency-Key per request (SQLite)
+  create_session_idempotent  the same with a fresh Idempotency-Key per request (SQLite and PostgreSQL)
   pay_session                CreateSession then the sandbox PaySession on that session, in pairs
                              (PaySession needs a fresh pending session each time; SQLite)
   create_session_api_only    CreateSession on a server without its background loops
@@ -119,6 +119,13 @@ SCENARIOS = [
         "get_session_status", "postgresql", "get_session_status.lua", True, "GetSessionStatus", sessions=SESSIONS_READ
     ),
     Scenario("create_session", "postgresql", "create_session.lua", True, "CreateSession"),
+    Scenario(
+        "create_session_idempotent",
+        "postgresql",
+        "create_session_idempotent.lua",
+        True,
+        "CreateSession + Idempotency-Key",
+    ),
     Scenario(
         "create_session_api_only",
         "postgresql",
