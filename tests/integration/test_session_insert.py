@@ -173,3 +173,23 @@ async def test_reads_do_not_wait_behind_inserts_queued_on_a_games_events_lock(ct
         await asyncio.wait_for(asyncio.gather(*queued), 10)
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize("commit", [True, False])
+async def test_inside_a_held_transaction_the_session_and_its_event_commit_with_it(
+    ctx: ServiceContext, commit: bool
+) -> None:
+    """What an Idempotency-Key request does: the insert commits with the request's answer, or
+    neither is written; the event is stored once and told to the process's watchers once."""
+    principal = await _principal(ctx)
+    session, created = _another(ctx, await _create(ctx, principal))
+    told: list[str] = []
+    ctx.db.on_commit(lambda events: told.extend(e.id for e in events))
+    async with ctx.db.holding() as held:
+        await session_store.insert_session(ctx.db, session, created)
+        if commit:
+            async with held.final():
+                pass
+    assert await _sessions_with_id(ctx, session.id) == (1 if commit else 0)
+    assert [kind for _, kind in await _events_of(ctx, session.id)] == (["session.created"] if commit else [])
+    assert told == ([created.id] if commit else [])

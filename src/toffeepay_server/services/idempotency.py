@@ -21,6 +21,11 @@ async def claim(
     ctx: ServiceContext, *, api_key_id: str, key: str, request_hash: str, owner: str, lease: timedelta
 ) -> Stored | None:
     """Claim the key for this request as `owner`; None when claimed, else the record already there."""
+    now = ctx.clock()
+    if await store.claim_new(
+        ctx.db, api_key_id=api_key_id, key=key, request_hash=request_hash, owner=owner, now=now, lease=lease
+    ):
+        return None  # the usual case: a key not used before
     async with ctx.db.transaction() as uow:
         return await store.claim(
             uow.conn,
@@ -29,7 +34,7 @@ async def claim(
             key=key,
             request_hash=request_hash,
             owner=owner,
-            now=ctx.clock(),
+            now=now,
             lease=lease,
         )
 

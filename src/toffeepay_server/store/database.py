@@ -151,21 +151,34 @@ class UnitOfWork:
     events: list[Event] = field(default_factory=list)
     # Set when this transaction gives webhook dispatchers something to do.
     outbox_changed: bool = False
+    # Ids of events among `events` that a statement of this transaction inserted itself.
+    inserted: set[str] = field(default_factory=set)
 
     def add_event(self, event: Event) -> None:
         self.events.append(event)
+        self.outbox_changed = True
+
+    def add_inserted_event(self, event: Event) -> None:
+        """An event a statement of this transaction inserted, with the events lock and the
+        dispatchers' notice (`Database.insert_with_event`): told to the watchers at commit
+        like the others, not inserted again."""
+        self.events.append(event)
+        self.inserted.add(event.id)
         self.outbox_changed = True
 
     def wake_dispatchers(self) -> None:
         self.outbox_changed = True
 
     async def flush_events(self) -> None:
-        rows = [_event_row(e) for e in self.events]
+        pending = [e for e in self.events if e.id not in self.inserted] if self.inserted else self.events
+        rows = [_event_row(e) for e in pending]
         if self.dialect != "postgresql":
             if rows:
                 await prepared.execute_many(self.conn, _INSERT_EVENT, rows)
             return
-        scopes = sorted({(e.game_id, e.mode) for e in self.events})
+        if self.inserted and not rows:
+            return  # the statement that inserted them took the lock and notified
+        scopes = sorted({(e.game_id, e.mode) for e in pending})
         if len(scopes) == 1 and self.outbox_changed:
             # The usual case, in one round trip: lock, notify and insert.
             key = _events_lock_key(*scopes[0])
@@ -471,7 +484,7 @@ class Database:
         it and flushes its commit, never across a round trip to this process. Elsewhere it
         is a `transaction()` like any other write.
         """
-        if self.dialect != "postgresql" or self._held_writes_pending() or audit.take_pending() is not None:
+        if self.dialect != "postgresql":
             async with self.transaction() as uow:
                 await prepared.execute(uow.conn, row.insert, values)
                 uow.add_event(event)
@@ -481,9 +494,28 @@ class Database:
             params[f"event__{name}"] = value
         params["lock_key"] = _events_lock_key(event.game_id, event.mode)
         params["channel"] = OUTBOX_CHANNEL
+        if self._held_writes_pending() or audit.take_pending() is not None:
+            # Part of a longer transaction: still one statement for the row and its event.
+            async with self.transaction() as uow:
+                await prepared.execute(uow.conn, row.in_one_statement, params)
+                uow.add_inserted_event(event)
+            return
         async with self._pg_direct("writes") as conn:
             await prepared.execute(conn, row.in_one_statement, params)
         self.committed([event], True)
+
+    async def execute_alone(self, statement: Prepared, values: dict[str, Any]) -> int:
+        """Run one statement that commits on its own; returns how many rows it changed.
+
+        On PostgreSQL, outside a held transaction, PostgreSQL runs and commits it in one
+        round trip instead of three (BEGIN, the statement, COMMIT). Elsewhere it is a
+        `transaction()` of its own.
+        """
+        if self.dialect == "postgresql" and not self._held_writes_pending() and audit.take_pending() is None:
+            async with self._pg_direct("writes") as conn:
+                return await prepared.execute(conn, statement, values)
+        async with self.transaction() as uow:
+            return await prepared.execute(uow.conn, statement, values)
 
     def committed(self, events: list[Event], outbox_changed: bool) -> None:
         """Tell this process's watchers and dispatchers about a commit."""

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..domain.idempotency import IdempotencyState
 from . import prepared
+from .database import Database
 from .prepared import Prepared
 from .tables import idempotency_keys as t
 
@@ -38,8 +39,36 @@ class Stored:
 
 
 _CLAIMED = ("api_key_id", "key", "request_hash", "owner", "state", "locked_until", "created_at")
-_CLAIM_SQLITE = Prepared(sqlite_insert(t).values({name: bindparam(name) for name in _CLAIMED}).on_conflict_do_nothing())
-_CLAIM_PG = Prepared(pg_insert(t).values({name: bindparam(name) for name in _CLAIMED}).on_conflict_do_nothing())
+_CLAIM = Prepared(
+    lambda engine: (
+        (pg_insert if engine == "postgresql" else sqlite_insert)(t)
+        .values({name: bindparam(name) for name in _CLAIMED})
+        .on_conflict_do_nothing()
+    )
+)
+
+
+def _claimed(
+    *, api_key_id: str, key: str, request_hash: str, owner: str, now: datetime, lease: timedelta
+) -> dict[str, Any]:
+    return dict(
+        api_key_id=api_key_id,
+        key=key,
+        request_hash=request_hash,
+        owner=owner,
+        state=IdempotencyState.RUNNING.value,
+        locked_until=now + lease,
+        created_at=now,
+    )
+
+
+async def claim_new(
+    db: Database, *, api_key_id: str, key: str, request_hash: str, owner: str, now: datetime, lease: timedelta
+) -> bool:
+    """Claim a key no request used yet, in one statement that commits on its own; False when
+    the key has a record (then `claim` decides)."""
+    values = _claimed(api_key_id=api_key_id, key=key, request_hash=request_hash, owner=owner, now=now, lease=lease)
+    return await db.execute_alone(_CLAIM, values) == 1
 
 
 async def claim(
@@ -54,17 +83,8 @@ async def claim(
     lease: timedelta,
 ) -> Stored | None:
     """Claim the key for this request as `owner`; None when claimed, else what is already there."""
-    values = dict(
-        api_key_id=api_key_id,
-        key=key,
-        request_hash=request_hash,
-        owner=owner,
-        state=IdempotencyState.RUNNING.value,
-        locked_until=now + lease,
-        created_at=now,
-    )
-    claimed = _CLAIM_PG if dialect == "postgresql" else _CLAIM_SQLITE
-    if await prepared.execute(conn, claimed, values) == 1:
+    values = _claimed(api_key_id=api_key_id, key=key, request_hash=request_hash, owner=owner, now=now, lease=lease)
+    if await prepared.execute(conn, _CLAIM, values) == 1:
         return None
     # Take over a record past its retention, or a run whose process died (lease over).
     taken = await conn.execute(
