@@ -7,6 +7,7 @@ entry in the code's table (or a check elsewhere that shadows it) fails a test at
 from __future__ import annotations
 
 import base64
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise, product
@@ -404,6 +405,15 @@ def test_ids() -> None:
         "pay" + made[3:].replace("_", "-"), "pay"
     )
     assert len(ids.new_event_id()) == 36
+    made_ids = {ids.new_event_id() for _ in range(1000)}
+    assert len(made_ids) == 1000
+    for made_id in made_ids:  # random UUIDs, written as str(uuid.uuid4()) writes them
+        parsed = uuid.UUID(made_id)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, made_id)
+    # Every bit but the version's and the variant's is random: each hex digit takes many values.
+    for position, digit in enumerate(made_ids.pop()):
+        if digit != "-" and position not in (14, 19):
+            assert len({made_id[position] for made_id in made_ids}) > 8
 
 
 def test_a_session_in_a_final_state_is_neither_lapsed_nor_moved() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Callable
 
 from typeid import TypeID
@@ -30,8 +30,16 @@ def new_id(prefix: str) -> str:
 
 
 def new_event_id() -> str:
-    """Webhook event ids are plain UUIDs (as in the Payments guide's sample)."""
-    return str(uuid.uuid4())
+    """Webhook event ids are plain UUIDs (as in the Payments guide's sample): version 4, as
+    `str(uuid.uuid4())` writes it, without building a `uuid.UUID` (half the time)."""
+    value = int.from_bytes(os.urandom(16)) & _V4_KEEP | _V4_SET
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# The version (4) and variant (RFC 4122) bits of a random UUID, as uuid.UUID(version=4) sets them.
+_V4_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 def has_prefix(value: str, prefix: str) -> bool:

@@ -484,6 +484,12 @@ class Database:
         it and flushes its commit, never across a round trip to this process. Elsewhere it
         is a `transaction()` like any other write.
         """
+        if self.group is not None and not self._held_writes_pending():
+            # SQLite: the group commit's block itself, without transaction()'s layer around it.
+            async with self.group.block() as uow:
+                await prepared.execute(uow.conn, row.insert, values)
+                uow.add_event(event)
+            return
         if self.dialect != "postgresql":
             async with self.transaction() as uow:
                 await prepared.execute(uow.conn, row.insert, values)
@@ -718,6 +724,8 @@ class Database:
         if self._point_reader is not None:
             self._point_reader.raw.close()
             self._point_reader = None
+        if self.group is not None:
+            await self.group.close()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

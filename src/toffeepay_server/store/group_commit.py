@@ -15,6 +15,7 @@ wait for it and form the next batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -61,6 +62,8 @@ class GroupCommit:
         self.make_uow = make_uow
         # One span at a time on the writer connection, and never during a commit.
         self.lock = asyncio.Lock()
+        # The writer connection stays checked out between batches (taking it from the pool
+        # and giving it back cost about 75 µs a batch); `tx` is the open batch, if any.
         self.conn: AsyncConnection | None = None
         self.tx: AsyncTransaction | None = None
         self.waiting: list[_Waiting] = []
@@ -83,13 +86,15 @@ class GroupCommit:
         """Take the writer (waiting for the spans before, and for a commit under way)."""
         await self.lock.acquire()
         try:
-            if self.conn is None:
-                self.conn = await self.db.writer.connect()
+            if self.tx is None:
+                if self.conn is None:
+                    self.conn = await self.db.writer.connect()
                 try:
                     self.tx = await self.conn.begin()
                 except BaseException:
                     await self._close()
                     raise
+            assert self.conn is not None  # a batch is open on it
             span = Span(self.conn)
             span.raw.execute(f"SAVEPOINT {_SAVEPOINT}")
         except BaseException:
@@ -128,7 +133,7 @@ class GroupCommit:
     def _schedule_commit(self) -> None:
         """Commit (or, with nothing to commit, end) the open transaction once the blocks ready
         now have run: never leave it open, holding the database's write lock."""
-        if self.flush is None and self.conn is not None:
+        if self.flush is None and self.tx is not None:
             self.flush = asyncio.get_running_loop().create_task(self._commit())
 
     async def _undo_span(self, raw: sqlite3.Connection, exc: BaseException) -> None:
@@ -161,13 +166,22 @@ class GroupCommit:
                 if not isinstance(exc, Exception):
                     raise
                 return
-            await self._close()
+            self.tx = None  # committed; the connection serves the next batch
         for item in waiting:
             if item.entry is not None:
                 item.entry.written = True
             self.db.committed(item.events, item.outbox_changed)
             if not item.done.done():
                 item.done.set_result(None)
+
+    async def close(self) -> None:
+        """Give the writer connection back to its pool (Database.dispose), once the commit
+        under way, if any, is done; a transaction still open is rolled back."""
+        if self.flush is not None:
+            with contextlib.suppress(Exception):
+                await self.flush
+        async with self.lock:
+            await self._discard()
 
     async def _discard(self) -> None:
         tx = self.tx
