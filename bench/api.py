@@ -9,7 +9,7 @@ server on each (127.0.0.1 only), registers a game, and measures at a fixed concu
   get_session                GetSession, the same way (SQLite)
   create_session             CreateSession (the Getting Started guide's request), on SQLite and on PostgreSQL
   create_session_idempotent  the same with a fresh Idempotency-Key per request (SQLite and PostgreSQL)
-  pay_session                CreateSession then the sandbox PaySession on that session, in pairs
+  pay_session                CreateSession then the sandbox PaySession on that session, in pairs (SQLite and PostgreSQL)
                              (PaySession needs a fresh pending session each time; SQLite)
   create_session_api_only    CreateSession on a server without its background loops
                              (TOFFEEPAY_BACKGROUND=0: no webhook fan-out in-process), on SQLite and on PostgreSQL
@@ -125,6 +125,13 @@ SCENARIOS = [
         "create_session_idempotent.lua",
         True,
         "CreateSession + Idempotency-Key",
+    ),
+    Scenario(
+        "pay_session",
+        "postgresql",
+        "create_then_pay.lua",
+        True,
+        "CreateSession then sandbox PaySession (pairs; req/s counts both calls)",
     ),
     Scenario(
         "create_session_api_only",
