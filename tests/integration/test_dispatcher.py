@@ -330,7 +330,7 @@ async def test_deliveries_leased_ahead_wait_for_a_slot_and_are_given_back_at_shu
     endpoint, _ = await hub.endpoint("/stuck", *[Answer(hold=release)] * 2)
     for _ in range(8):
         await hub.session()
-    assert dispatcher_module.LEASE_AHEAD == 3
+    monkeypatch.setattr(dispatcher_module, "LEASE_AHEAD", 3)
     dispatcher = hub.dispatcher(name="ahead", per_endpoint=2, timeout=30)
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -355,6 +355,44 @@ async def test_deliveries_leased_ahead_wait_for_a_slot_and_are_given_back_at_shu
     assert await survivor.drain() == 2
     rows = await hub.rows("SELECT status FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
     assert [r.status for r in rows] == ["succeeded"] * 8
+
+
+async def test_a_delivery_that_waited_until_its_lease_ran_short_is_given_back_not_sent(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    endpoint, _ = await hub.endpoint("/stuck", Answer(hold=release))
+    for _ in range(3):
+        await hub.session()
+    given_back: list[list[str]] = []
+    real_release = outbox.release
+
+    async def spy(ctx: Any, *, me: str, delivery_ids: Any) -> None:
+        given_back.append(list(delivery_ids))
+        await real_release(ctx, me=me, delivery_ids=delivery_ids)
+
+    monkeypatch.setattr(dispatcher_module.outbox, "release", spy)
+    # Leases of 60 s, sends of up to 30 s: a waiting delivery may start only within 25 s of its lease.
+    dispatcher = hub.dispatcher(name="ahead", per_endpoint=1, timeout=30)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        for _ in range(200):
+            if dispatcher.inflight.endpoints[endpoint.id] == 1 and dispatcher.waiting_count == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert dispatcher.inflight.endpoints[endpoint.id] == 1 and dispatcher.waiting_count == 2
+        hub.clock.advance(seconds=26)
+        release.set()
+        await asyncio.to_thread(hub.receiver.wait_for, "/stuck", 3)
+    finally:
+        release.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # The two that waited too long were given back, then leased again (afresh) and sent once each.
+    assert [len(ids) for ids in given_back][:1] == [2]
+    assert len({r.event_id for r in hub.receiver.at("/stuck")}) == 3 == len(hub.receiver.at("/stuck"))
+    rows = await hub.rows("SELECT status FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
+    assert [r.status for r in rows] == ["succeeded"] * 3
 
 
 async def test_a_batch_cut_off_while_being_recorded_is_sent_again(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:

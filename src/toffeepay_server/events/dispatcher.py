@@ -22,7 +22,7 @@ import os
 import secrets
 import socket
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -45,8 +45,16 @@ RECORD_COALESCE = 0.02
 RECORD_BATCH = 256
 # Deliveries a dispatcher may hold leased, as a multiple of its in-flight limits: those over
 # the limits wait here for a slot (their lease covers the wait; should the process die, the
-# lease expires and any dispatcher sends them).
-LEASE_AHEAD = 3
+# lease expires and any dispatcher sends them). Enough that the sends of a fast endpoint go
+# on while the next lease round is under way (one round trip after another to PostgreSQL).
+LEASE_AHEAD = 8
+# A lease round starts once this many endpoints' worth of slots has been freed (or nothing is
+# left waiting): larger rounds, fewer of them.
+REFILL_AFTER = 3
+# A waiting delivery is sent only while its lease still covers the send's timeout and this
+# margin; later it is given back (any dispatcher sends it), so a lease never runs out while
+# its attempt is under way, however long a slow endpoint keeps the deliveries waiting.
+LEASE_MARGIN = timedelta(seconds=5)
 
 
 def dispatcher_name() -> str:
@@ -84,7 +92,8 @@ class Dispatcher:
         self.inflight = InFlight(self.limits)
         # Leased here: in flight, or waiting (per endpoint, in lease order) for a slot.
         self.held = InFlight(self.limits.times(LEASE_AHEAD))
-        self.waiting: dict[str, deque[Job]] = {}
+        # Each with the time after which it may no longer be sent (its lease would run out).
+        self.waiting: dict[str, deque[tuple[datetime, Job]]] = {}
         self.waiting_count = 0
         self.sending: set[asyncio.Task[None]] = set()
         self.finished: list[Outcome] = []
@@ -93,6 +102,10 @@ class Dispatcher:
         self.wakeup: WakeUp | None = None
         # Sends finished since the last lease round; a new round starts once a few slots are free.
         self.freed = 0
+        self.refill_after = per_endpoint * REFILL_AFTER
+        self.send_before = lease - timedelta(seconds=timeout) - LEASE_MARGIN
+        # Leases given back in the background (waiting deliveries whose lease ran short).
+        self.giving_back: set[asyncio.Task[None]] = set()
         # Whether due deliveries may be waiting (retries, or more than there was room for);
         # a round triggered by a new commit only fans out unless this is set.
         self.due = True
@@ -136,8 +149,8 @@ class Dispatcher:
         while True:
             self.due = True
             jobs = await self._pump()
-            while self.sending:  # waiting jobs start as sends finish
-                await asyncio.gather(*list(self.sending), return_exceptions=True)
+            while self.sending or self.giving_back:  # waiting jobs start as sends finish
+                await asyncio.gather(*self.sending, *self.giving_back, return_exceptions=True)
             await self._flush()
             attempts += len(jobs)
             if not jobs:
@@ -147,8 +160,9 @@ class Dispatcher:
         await self.sender.aclose()
 
     def _wake(self) -> None:
+        """Start a lease round at once (not held back like a commit's)."""
         if self.wakeup is not None:
-            self.wakeup.set()
+            self.wakeup.set(at_once=True)
 
     # Leasing
 
@@ -156,23 +170,25 @@ class Dispatcher:
         self.freed = 0
         jobs: list[Job] = []
         while True:
+            # Taken before the round: no earlier than the leases it takes run out.
+            send_before = self.ctx.clock() + self.send_before
             leased = await outbox.lease_work(
                 self.ctx, me=self.me, lease=self.lease, capacity=self.held.capacity(), claim_due=self.due
             )
             self.due = leased.backlog
-            self._start(leased.jobs)
+            self._start(leased.jobs, send_before)
             jobs += leased.jobs
             if leased.events < outbox.FAN_OUT_BATCH:
                 return jobs
 
-    def _start(self, jobs: list[Job]) -> None:
+    def _start(self, jobs: list[Job], send_before: datetime) -> None:
         """Hold newly leased jobs and send those there is room for now."""
         for job in jobs:
             self.held.take(job)
             queue = self.waiting.get(job.endpoint.id)
             if queue is None:
                 queue = self.waiting[job.endpoint.id] = deque()
-            queue.append(job)
+            queue.append((send_before, job))
         self.waiting_count += len(jobs)
         self._start_waiting()
 
@@ -193,10 +209,17 @@ class Dispatcher:
         for waiting_id, queue in list(self.waiting.items()):
             self._start_from(waiting_id, queue)
 
-    def _start_from(self, endpoint_id: str, queue: deque[Job]) -> bool:
+    def _start_from(self, endpoint_id: str, queue: deque[tuple[datetime, Job]]) -> bool:
         started = 0
-        while queue and self.inflight.fits(queue[0]):
-            job = queue.popleft()
+        now: datetime | None = None
+        late: list[Job] = []
+        while queue and self.inflight.fits(queue[0][1]):
+            send_before, job = queue.popleft()
+            now = now or self.ctx.clock()
+            if now > send_before:
+                self.held.release(job)
+                late.append(job)
+                continue
             self.inflight.take(job)
             task = asyncio.create_task(self._send(job))
             self.sending.add(task)
@@ -204,8 +227,24 @@ class Dispatcher:
             started += 1
         if not queue:
             del self.waiting[endpoint_id]
-        self.waiting_count -= started
+        self.waiting_count -= started + len(late)
+        if late:
+            self._give_back(late)
         return started > 0
+
+    def _give_back(self, jobs: list[Job]) -> None:
+        """End the leases of waiting jobs that may no longer be sent: due again for anyone."""
+        task = asyncio.create_task(self._release([job.delivery_id for job in jobs]))
+        self.giving_back.add(task)
+        task.add_done_callback(self.giving_back.discard)
+
+    async def _release(self, ids: list[str]) -> None:
+        try:
+            await outbox.release(self.ctx, me=self.me, delivery_ids=ids)
+        except Exception:  # the leases run out instead
+            log.exception("giving back webhook leases failed")
+        self.due = True
+        self._wake()
 
     # Sending
 
@@ -240,7 +279,7 @@ class Dispatcher:
         self.held.release(job)
         self._start_waiting(job.endpoint.id)
         self.freed += 1
-        if self.due and (self.freed >= self.per_endpoint or not self.waiting_count):
+        if self.due and (self.freed >= self.refill_after or not self.waiting_count):
             self._wake()
         self.finished.append(outcome)
         self.finished_signal.set()
@@ -290,6 +329,8 @@ class Dispatcher:
     async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
         if self.sending:
             await asyncio.wait(list(self.sending), timeout=SHUTDOWN_GRACE)
+        if self.giving_back:
+            await asyncio.wait(list(self.giving_back), timeout=SHUTDOWN_GRACE)
         for task in [*self.sending, *helpers]:
             task.cancel()
         for task in [*self.sending, *helpers]:
@@ -305,7 +346,7 @@ class Dispatcher:
     async def _release_waiting(self) -> None:
         """Give back the leases of jobs that never started, so any dispatcher sends them now
         rather than once the lease runs out."""
-        ids = [job.delivery_id for queue in self.waiting.values() for job in queue]
+        ids = [job.delivery_id for queue in self.waiting.values() for _, job in queue]
         self.waiting.clear()
         self.waiting_count = 0
         if not ids:

@@ -75,6 +75,7 @@ class WakeUp:
         self.on_close = on_close
         self.listener: asyncio.Task[None] | None = None
         self.first = True
+        self.at_once = False
         self.next_check = 0.0
         self.last_commit = -batch_window
 
@@ -92,8 +93,9 @@ class WakeUp:
             on_close=lambda: db.drop_outbox_signal(signal),
         )
 
-    def set(self) -> None:
-        """Wake at once (as a commit would)."""
+    def set(self, *, at_once: bool = False) -> None:
+        """Wake as a commit would; `at_once` without waiting for the end of the batch window."""
+        self.at_once = self.at_once or at_once
         self.signal.set()
 
     def start(self) -> None:
@@ -117,8 +119,9 @@ class WakeUp:
             woken = self.first or await self._signalled()
             self.first = False
             if woken:
-                if (rest := self.last_commit + self.batch_window - self.clock()) > 0:
+                if not self.at_once and (rest := self.last_commit + self.batch_window - self.clock()) > 0:
                     await asyncio.sleep(rest)
+                self.at_once = False
                 self.signal.clear()
                 self.last_commit = self.clock()
                 return Wake.COMMIT

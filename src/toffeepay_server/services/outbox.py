@@ -264,7 +264,7 @@ async def _claim_due(
         return [], True
     # A few endpoints' worth per round; endpoints and games that can take nothing more are left
     # out, so rounds rotate among the rest and one game's backlog never crowds out another's.
-    limit = min(room, 4 * capacity.limits.per_endpoint)
+    limit = min(room, 2 * capacity.limits.per_endpoint)
     await store.prefer_index_order(uow.conn)
     candidates = await store.due_candidates(
         uow.conn,
