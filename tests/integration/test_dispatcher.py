@@ -331,6 +331,7 @@ async def test_deliveries_leased_ahead_wait_for_a_slot_and_are_given_back_at_shu
     for _ in range(8):
         await hub.session()
     monkeypatch.setattr(dispatcher_module, "LEASE_AHEAD", 3)
+    monkeypatch.setattr(dispatcher_module, "LEASE_AHEAD_POSTGRESQL", 3)
     dispatcher = hub.dispatcher(name="ahead", per_endpoint=2, timeout=30)
     task = asyncio.create_task(dispatcher.run())
     try:

@@ -45,12 +45,16 @@ RECORD_COALESCE = 0.02
 RECORD_BATCH = 256
 # Deliveries a dispatcher may hold leased, as a multiple of its in-flight limits: those over
 # the limits wait here for a slot (their lease covers the wait; should the process die, the
-# lease expires and any dispatcher sends them). Enough that the sends of a fast endpoint go
-# on while the next lease round is under way (one round trip after another to PostgreSQL).
-LEASE_AHEAD = 8
+# lease expires and any dispatcher sends them). On PostgreSQL a lease round is one round trip
+# after another and a commit: enough are held that the sends of a fast endpoint go on while
+# the next round is under way. On SQLite a round takes a fraction of a millisecond on the
+# event loop, and holding more only lengthens its walk of the due index past them.
+LEASE_AHEAD = 3
+LEASE_AHEAD_POSTGRESQL = 8
 # A lease round starts once this many endpoints' worth of slots has been freed (or nothing is
-# left waiting): larger rounds, fewer of them.
-REFILL_AFTER = 3
+# left waiting); on PostgreSQL at once, not held back by the commit batch window.
+REFILL_AFTER = 1
+REFILL_AFTER_POSTGRESQL = 3
 # A waiting delivery is sent only while its lease still covers the send's timeout and this
 # margin; later it is given back (any dispatcher sends it), so a lease never runs out while
 # its attempt is under way, however long a slow endpoint keeps the deliveries waiting.
@@ -90,8 +94,9 @@ class Dispatcher:
         self.batch_window = batch_window
         self.me = name or dispatcher_name()
         self.inflight = InFlight(self.limits)
+        postgres = ctx.db.is_postgres
         # Leased here: in flight, or waiting (per endpoint, in lease order) for a slot.
-        self.held = InFlight(self.limits.times(LEASE_AHEAD))
+        self.held = InFlight(self.limits.times(LEASE_AHEAD_POSTGRESQL if postgres else LEASE_AHEAD))
         # Each with the time after which it may no longer be sent (its lease would run out).
         self.waiting: dict[str, deque[tuple[datetime, Job]]] = {}
         self.waiting_count = 0
@@ -102,7 +107,8 @@ class Dispatcher:
         self.wakeup: WakeUp | None = None
         # Sends finished since the last lease round; a new round starts once a few slots are free.
         self.freed = 0
-        self.refill_after = per_endpoint * REFILL_AFTER
+        self.refill_after = per_endpoint * (REFILL_AFTER_POSTGRESQL if postgres else REFILL_AFTER)
+        self.refill_at_once = postgres
         self.send_before = lease - timedelta(seconds=timeout) - LEASE_MARGIN
         # Leases given back in the background (waiting deliveries whose lease ran short).
         self.giving_back: set[asyncio.Task[None]] = set()
@@ -160,9 +166,9 @@ class Dispatcher:
         await self.sender.aclose()
 
     def _wake(self) -> None:
-        """Start a lease round at once (not held back like a commit's)."""
+        """Start a lease round (on PostgreSQL at once, not held back like a commit's)."""
         if self.wakeup is not None:
-            self.wakeup.set(at_once=True)
+            self.wakeup.set(at_once=self.refill_at_once)
 
     # Leasing
 

@@ -19,6 +19,8 @@ from ..store.database import UnitOfWork
 from .context import ServiceContext
 
 FAN_OUT_BATCH = 500
+# At most this many due deliveries looked at (and on PostgreSQL locked) per lease round.
+MAX_CANDIDATES = 256
 PURGE_BATCH = 1000
 # A replay keeps at most this many of its deliveries waiting, fed this many at a time.
 REPLAY_WINDOW = 1000
@@ -264,7 +266,7 @@ async def _claim_due(
         return [], True
     # A few endpoints' worth per round; endpoints and games that can take nothing more are left
     # out, so rounds rotate among the rest and one game's backlog never crowds out another's.
-    limit = min(room, 2 * capacity.limits.per_endpoint)
+    limit = min(room, 4 * capacity.limits.per_endpoint, MAX_CANDIDATES)
     await store.prefer_index_order(uow.conn)
     candidates = await store.due_candidates(
         uow.conn,
