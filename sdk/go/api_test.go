@@ -627,7 +627,7 @@ func TestRefusalsAreNotRetriedARetryAfterNotwithstanding(t *testing.T) {
 		status       int
 		code, reason string
 	}{
-		{409, toffeepay.CodeAborted, "idempotency_key_in_use"},
+		{409, toffeepay.CodeAborted, "already_exists"},
 		{413, toffeepay.CodeResourceExhausted, "request_too_large"},
 		{429, toffeepay.CodeResourceExhausted, "quota_exceeded"},
 		{400, toffeepay.CodeInvalidArgument, "invalid_currency"},
@@ -649,6 +649,176 @@ func TestRefusalsAreNotRetriedARetryAfterNotwithstanding(t *testing.T) {
 	var e *toffeepay.Error
 	if !errors.As(err, &e) || e.Code != toffeepay.CodeInvalidArgument || e.Temporary() || time.Since(started) > 500*time.Millisecond {
 		t.Fatalf("%v after %v", err, time.Since(started))
+	}
+}
+
+// errorAnswer is a refusal as the server answers it (src/toffeepay_server/api/errors.py): Connect's
+// JSON error with a google.rpc.ErrorInfo{reason, domain: "toffeepay.dev"} detail.
+func errorAnswer(status int, code, reason, sentence string) answer {
+	info := append(append([]byte{0x0a, byte(len(reason))}, reason...), append([]byte{0x12, 13}, "toffeepay.dev"...)...)
+	return answer{status: status, body: map[string]any{
+		"code":    code,
+		"message": reason + ": " + sentence,
+		"details": []map[string]any{{"type": "google.rpc.ErrorInfo", "value": base64.RawStdEncoding.EncodeToString(info)}},
+	}}
+}
+
+// inUse is the server's answer to a request whose Idempotency-Key is held by one still running.
+func inUse() answer {
+	return errorAnswer(409, toffeepay.CodeAborted, "idempotency_key_in_use", "a request with this Idempotency-Key is still being processed")
+}
+
+func TestIdempotencyKeyInUseIsRetriedWithOneKey(t *testing.T) {
+	url, hits := scripted(t, func(n int) answer {
+		if n == 0 {
+			return inUse()
+		}
+		return sessionAnswer
+	})
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(100*time.Millisecond))
+	session, err := tp.Sandbox.ExpireSession(context.Background(), "sess_x")
+	if err != nil || session.ID != "sess_x" {
+		t.Fatalf("%+v, %v", session, err)
+	}
+	h := hits()
+	if len(h) != 2 || h[0].key == "" || h[0].key != h[1].key {
+		t.Fatalf("attempts %+v", h)
+	}
+	// No Retry-After: the backoff, between half and all of 100 ms.
+	if waited := h[1].at.Sub(h[0].at); waited < 45*time.Millisecond || waited > 600*time.Millisecond {
+		t.Fatalf("waited %v", waited)
+	}
+}
+
+func TestIdempotencyKeyInUseGivesUpAfterMaxRetries(t *testing.T) {
+	url, hits := scripted(t, func(int) answer { return inUse() })
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithMaxRetries(2), toffeepay.WithRetryDelay(time.Millisecond))
+	_, err := tp.Sessions.Create(context.Background(), &toffeepay.CreateSessionRequest{GameID: "g", UserID: "p", Item: item}, toffeepay.WithIdempotencyKey("order-1"))
+	e := apiError(t, err, "idempotency_key_in_use", toffeepay.CodeAborted)
+	if e.HTTPStatus != 409 || e.RequestID != "req_3" || !e.Temporary() {
+		t.Fatalf("%+v", e)
+	}
+	h := hits()
+	if len(h) != 3 || h[0].key != "order-1" || h[1].key != "order-1" || h[2].key != "order-1" {
+		t.Fatalf("attempts %+v", h)
+	}
+}
+
+// plainFirst is a local HTTP server answering its first request `status` with a body that is not a
+// Connect error (a proxy's page), and the others with a session; hits counts the requests.
+func plainFirst(t *testing.T, status int) (url string, hits func() []hit) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []hit
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		seen = append(seen, hit{at: time.Now(), key: r.Header.Get("Idempotency-Key")})
+		n := len(seen)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, "<h1>%d</h1>", status)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(sessionAnswer.body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []hit {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]hit(nil), seen...)
+	}
+}
+
+func TestRequestTimeout408IsRetriedWithOneKey(t *testing.T) {
+	url, hits := scripted(t, func(n int) answer {
+		if n == 0 {
+			return errorAnswer(408, toffeepay.CodeDeadlineExceeded, "request_timeout", "the request body did not arrive within 10 s of its headers")
+		}
+		return sessionAnswer
+	})
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(time.Millisecond))
+	if _, err := tp.Sandbox.ExpireSession(context.Background(), "sess_x"); err != nil {
+		t.Fatal(err)
+	}
+	if h := hits(); len(h) != 2 || h[0].key == "" || h[0].key != h[1].key {
+		t.Fatalf("attempts %+v", h)
+	}
+	// A 408 from a proxy, without a Connect body, too.
+	url, hits = plainFirst(t, 408)
+	tp = toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(time.Millisecond))
+	if _, err := tp.Sandbox.ExpireSession(context.Background(), "sess_x"); err != nil || len(hits()) != 2 {
+		t.Fatalf("%v after %d attempts", err, len(hits()))
+	}
+}
+
+func TestWhichStatusesAreRetried(t *testing.T) {
+	// Whatever the body: 500, 502, 503, 504 (and 408) are retried; 501, 505 and 4xx are not.
+	for _, c := range []struct {
+		status  int
+		retried bool
+	}{{500, true}, {502, true}, {503, true}, {504, true}, {501, false}, {505, false}, {400, false}, {409, false}, {429, false}} {
+		url, hits := plainFirst(t, c.status)
+		tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(time.Millisecond))
+		_, err := tp.Sandbox.ExpireSession(context.Background(), "sess_x")
+		var e *toffeepay.Error
+		if c.retried && (err != nil || len(hits()) != 2) || !c.retried && (!errors.As(err, &e) || e.HTTPStatus != c.status || e.Temporary() || len(hits()) != 1) {
+			t.Fatalf("HTTP %d: %v after %d attempts", c.status, err, len(hits()))
+		}
+	}
+	// The Connect errors a server answers with: unimplemented (501) is not retried, internal (500)
+	// and unavailable (503) are.
+	for _, c := range []struct {
+		status  int
+		code    string
+		retried bool
+	}{{501, toffeepay.CodeUnimplemented, false}, {500, toffeepay.CodeInternal, true}, {503, toffeepay.CodeUnavailable, true}} {
+		url, hits := scripted(t, func(n int) answer {
+			if n == 0 {
+				return answer{status: c.status, body: map[string]string{"code": c.code, "message": c.code + ": x"}}
+			}
+			return answer{status: 200, body: map[string]string{"id": "sess_x", "session_id": "sess_x", "status": "paid"}}
+		})
+		tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(url), toffeepay.WithRetryDelay(time.Millisecond))
+		_, err := tp.Sessions.Status(context.Background(), "sess_x")
+		var e *toffeepay.Error
+		if c.retried && (err != nil || len(hits()) != 2) || !c.retried && (!errors.As(err, &e) || e.Code != c.code || len(hits()) != 1) {
+			t.Fatalf("%d %s: %v after %d attempts", c.status, c.code, err, len(hits()))
+		}
+	}
+}
+
+func TestConnectionResetIsRetriedWithOneKey(t *testing.T) {
+	var mu sync.Mutex
+	var keys []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		n := len(keys)
+		mu.Unlock()
+		if n == 1 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(sessionAnswer.body)
+	}))
+	defer srv.Close()
+	tp := toffeepay.NewClient("sk_test_x", toffeepay.WithBaseURL(srv.URL), toffeepay.WithRetryDelay(time.Millisecond))
+	if _, err := tp.Sandbox.ExpireSession(context.Background(), "sess_x"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(keys) != 2 || keys[0] == "" || keys[0] != keys[1] {
+		t.Fatalf("attempts' keys %v", keys)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 )
@@ -64,17 +65,24 @@ func (e *Error) Unwrap() error { return e.Err }
 // IsConnection reports whether no answer arrived (refused connection, reset, timeout).
 func (e *Error) IsConnection() bool { return e.HTTPStatus == 0 }
 
-// Temporary reports whether the same call may succeed later: no answer (a refused or broken
-// connection, a timeout), a 5xx, or "rate_limited" (429). These are what the client retries.
+// Temporary reports whether the same call may succeed later, and so what the client retries:
+// no answer (a refused or broken connection, a timeout), an HTTP 408, 500, 502, 503 or 504,
+// "rate_limited" (429) or "idempotency_key_in_use" (409: the first request with the same
+// Idempotency-Key is still running). Not a 501, nor any other answer.
 func (e *Error) Temporary() bool {
-	switch {
-	case e.HTTPStatus == 0:
+	if e.HTTPStatus == 0 {
 		// Not a request that could not be made (a malformed base URL) nor a canceled one.
 		return e.Code == CodeUnavailable || e.Code == CodeDeadlineExceeded
-	case e.HTTPStatus >= 500:
+	}
+	if e.Reason == "idempotency_key_in_use" || (e.Code == CodeResourceExhausted && e.Reason == "rate_limited") {
 		return true
 	}
-	return e.Code == CodeResourceExhausted && e.Reason == "rate_limited"
+	switch e.HTTPStatus {
+	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // reasonPrefix matches "<reason>: <sentence>", how every API refusal starts.

@@ -36,8 +36,9 @@ func WithHTTPClient(c *http.Client) Option { return func(t *transport) { t.http 
 // WithTimeout bounds each attempt of a call (default 30 s); a context deadline bounds the whole call.
 func WithTimeout(d time.Duration) Option { return func(t *transport) { t.timeout = d } }
 
-// WithMaxRetries sets how many further attempts follow a network failure, a 5xx answer or a
-// "rate_limited" refusal (429) (default 2). Any other 4xx answer is never retried.
+// WithMaxRetries sets how many further attempts follow a network failure, an HTTP 408, 500,
+// 502, 503 or 504 answer, "rate_limited" (429) or "idempotency_key_in_use" (409) (default 2).
+// Any other answer (a 501 included) is never retried; see Error.Temporary.
 func WithMaxRetries(n int) Option { return func(t *transport) { t.maxRetries = n } }
 
 // WithRetryDelay sets the first backoff (default 500 ms), doubling up to 8 s, with jitter. An
@@ -72,7 +73,7 @@ type transport struct {
 }
 
 // call sends one logical call: JSON over POST, one Idempotency-Key across the attempts of a
-// mutating RPC, retries of network failures, 5xx answers and rate limits only.
+// mutating RPC, retries of what Error.Temporary says may succeed later only.
 func (t *transport) call(ctx context.Context, path string, mutating bool, req, out any, opts []CallOption) error {
 	var settings callSettings
 	for _, o := range opts {

@@ -105,7 +105,9 @@ export function toToffeePayError(thrown: unknown): ToffeePayError {
   }
   const code = codeName(error.code);
   const init = { code, reason, requestId, cause: thrown };
-  if (reason === undefined && [Code.Unavailable, Code.DeadlineExceeded, Code.Canceled].includes(error.code)) {
+  // No answer: connect-node reports a reset connection as aborted (the API's own aborted,
+  // idempotency_key_in_use, always has its reason).
+  if (reason === undefined && [Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Aborted].includes(error.code)) {
     return new APIConnectionError(message || "no answer from the API", init);
   }
   if (error.code === Code.ResourceExhausted) {

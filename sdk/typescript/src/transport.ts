@@ -1,12 +1,15 @@
 /**
  * The Connect transport of a client: the API key, one Idempotency-Key per logical call of a
- * mutating RPC, retries of network failures, 5xx answers and rate limits, and typed errors.
+ * mutating RPC, retries (the Python SDK's rule: no answer, HTTP 408/500/502/503/504, rate_limited,
+ * idempotency_key_in_use), and typed errors.
  */
 import { randomUUID } from "node:crypto";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { validateReadWriteMaxBytes, type UniversalClientFn } from "@connectrpc/connect/protocol";
+import { createTransport } from "@connectrpc/connect/protocol-connect";
+import { compressionBrotli, compressionGzip, createNodeHttpClient } from "@connectrpc/connect-node";
 import { RateLimitError, toToffeePayError } from "./errors.js";
 import { VERSION } from "./version.js";
 
@@ -22,8 +25,8 @@ export interface ClientOptions {
   /** Milliseconds for a whole call, retries included; default 30 s. */
   timeoutMs?: number;
   /**
-   * Further attempts after a network failure, a 5xx answer or `rate_limited` (429); never after
-   * another 4xx. Default 2.
+   * Further attempts after a network failure, an HTTP 408, 500, 502, 503 or 504 answer,
+   * `rate_limited` (429) or `idempotency_key_in_use` (409); never after another answer. Default 2.
    */
   maxRetries?: number;
   /** The first backoff in milliseconds (doubling up to 8 s, with jitter); default 500. */
@@ -42,13 +45,20 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** Answers that may succeed when repeated: no answer at all, or a 5xx. */
-const RETRYABLE = new Set([Code.Unavailable, Code.Internal, Code.Unknown, Code.DataLoss]);
+/** HTTP statuses whose call may succeed when repeated (not 501: no retry implements a method). */
+export const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 500, 502, 503, 504]);
+/** What connect-node reports when no answer arrived: refused, reset (aborted), DNS, a broken socket. */
+const NO_ANSWER = new Set([Code.Unavailable, Code.Aborted, Code.Internal, Code.Unknown, Code.DataLoss]);
 
-/** No answer, a 5xx, or `rate_limited`: the same call may succeed later. */
-export function retryable(error: unknown): boolean {
+/**
+ * Whether the same call may succeed later, the Python SDK's rule: no answer (`httpStatus`
+ * undefined), an HTTP 408, 500, 502, 503 or 504, `rate_limited` or `idempotency_key_in_use`.
+ */
+export function retryable(error: unknown, httpStatus: number | undefined): boolean {
   if (!(error instanceof ConnectError)) return false;
-  return RETRYABLE.has(error.code) || (error.code === Code.ResourceExhausted && toToffeePayError(error) instanceof RateLimitError);
+  const typed = toToffeePayError(error);
+  if (typed instanceof RateLimitError || typed.reason === "idempotency_key_in_use") return true;
+  return httpStatus === undefined ? NO_ANSWER.has(error.code) : RETRY_STATUSES.has(httpStatus);
 }
 
 /** The answer's Retry-After in milliseconds; undefined without one (the HTTP-date form is ignored). */
@@ -80,15 +90,30 @@ interface RetryPolicy {
 }
 
 /** Milliseconds to wait before retry number `retry` (0 first), or undefined to give up. */
-function delay(policy: RetryPolicy, retry: number, error: unknown): number | undefined {
-  if (retry >= policy.maxRetries || !retryable(error)) return undefined;
+function delay(policy: RetryPolicy, retry: number, error: unknown, httpStatus: number | undefined): number | undefined {
+  if (retry >= policy.maxRetries || !retryable(error, httpStatus)) return undefined;
   const asked = retryAfterMs(error);
   if (asked !== undefined) return asked <= policy.maxRetryAfterMs ? Math.max(0, asked) : undefined;
   const backoff = Math.min(policy.firstDelayMs * 2 ** retry, 8000);
   return backoff * (0.5 + Math.random() / 2);
 }
 
-function retries(policy: RetryPolicy): Interceptor {
+/**
+ * The HTTP status of the last answer to each call, by the call's request headers (the object
+ * connect-es hands both to the interceptors and to the HTTP client); absent when none arrived.
+ * A ConnectError does not carry the status, and the retry rule needs it (a 501 is not retried).
+ */
+type Statuses = WeakMap<Headers, number>;
+
+function recordingStatus(client: UniversalClientFn, statuses: Statuses): UniversalClientFn {
+  return async (request) => {
+    const response = await client(request);
+    statuses.set(request.header, response.status);
+    return response;
+  };
+}
+
+function retries(policy: RetryPolicy, statuses: Statuses): Interceptor {
   return (next) => async (req) => {
     if (req.stream) return next(req);
     if (req.method.idempotency !== MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS && !req.header.has("idempotency-key")) {
@@ -96,10 +121,11 @@ function retries(policy: RetryPolicy): Interceptor {
       req.header.set("idempotency-key", randomUUID());
     }
     for (let retry = 0; ; retry++) {
+      statuses.delete(req.header);
       try {
         return await next(req);
       } catch (error) {
-        const wait = req.signal.aborted ? undefined : delay(policy, retry, error);
+        const wait = req.signal.aborted ? undefined : delay(policy, retry, error, statuses.get(req.header));
         if (wait === undefined) throw error;
         await sleep(wait, req.signal);
         // The call's timeout or the caller's signal ended the wait (connect-es reports which).
@@ -127,14 +153,19 @@ export class ApiTransport {
       req.header.set("user-agent", `toffeepay-node/${VERSION}`);
       return next(req);
     };
-    this.connect = createConnectTransport({
+    // connect-node's createConnectTransport with its defaults, over an HTTP client that records
+    // each answer's status for the retry rule.
+    const statuses: Statuses = new WeakMap();
+    this.connect = createTransport({
       baseUrl: this.baseUrl,
-      httpVersion: "1.1",
+      httpClient: recordingStatus(createNodeHttpClient({ httpVersion: "1.1" }), statuses),
       useBinaryFormat: false,
       // Uncompressed, so every retry sends the same bytes under the same Idempotency-Key.
-      sendCompression: undefined,
+      sendCompression: null,
+      acceptCompression: [compressionGzip, compressionBrotli],
+      ...validateReadWriteMaxBytes(undefined, undefined, undefined),
       jsonOptions: { ignoreUnknownFields: true },
-      interceptors: [auth, retries({ maxRetries, firstDelayMs: options.retryDelayMs ?? 500, maxRetryAfterMs })],
+      interceptors: [auth, retries({ maxRetries, firstDelayMs: options.retryDelayMs ?? 500, maxRetryAfterMs }, statuses)],
     });
   }
 

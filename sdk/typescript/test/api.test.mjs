@@ -435,7 +435,7 @@ describe("without the server", () => {
 
   test("refusals are not retried, a Retry-After notwithstanding: their classes", async () => {
     const answers = [
-      [409, "aborted", "idempotency_key_in_use: the first request with this key is still running", ConflictError],
+      [409, "aborted", "already_exists: a conflict no retry resolves", ConflictError],
       [413, "resource_exhausted", "request_too_large: the body is over 1 MiB", InvalidRequestError],
       [400, "invalid_argument", "invalid_currency: 'XXX' is not an active ISO 4217 currency code", InvalidRequestError],
     ];
@@ -593,6 +593,145 @@ describe("rate limits (429 rate_limited), as the server answers them", () => {
       assert.equal(api.seen.length, 1);
     } finally {
       await api.close();
+    }
+  });
+});
+
+/** google.rpc.ErrorInfo{reason, domain: "toffeepay.dev"}, as the server's error body carries it. */
+function errorInfo(reason) {
+  const bytes = Buffer.concat([Buffer.from([0x0a, reason.length]), Buffer.from(reason), Buffer.from([0x12, 13]), Buffer.from("toffeepay.dev")]);
+  return [{ type: "google.rpc.ErrorInfo", value: bytes.toString("base64").replace(/=+$/, "") }];
+}
+// The server's answers (src/toffeepay_server/api/errors.py, api/replay.py, api/guard.py).
+const inUse = () => [
+  409,
+  { code: "aborted", message: "idempotency_key_in_use: a request with this Idempotency-Key is still being processed", details: errorInfo("idempotency_key_in_use") },
+];
+const requestTimeout = () => [
+  408,
+  { code: "deadline_exceeded", message: "request_timeout: the request body did not arrive within 10 s of its headers", details: errorInfo("request_timeout") },
+];
+
+/** A server answering `status` with a body that is not a Connect error (a proxy's page), then 200. */
+async function plain(status, then = SESSION) {
+  const seen = [];
+  const { server, url } = await listen(async (req, res) => {
+    await readBody(req);
+    seen.push({ key: req.headers["idempotency-key"] });
+    if (seen.length === 1) return res.writeHead(status, { "content-type": "text/html" }).end(`<h1>${status}</h1>`);
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(then));
+  });
+  return { url, seen, close: () => new Promise((r) => server.close(r)) };
+}
+
+describe("the retry rule, the Python SDK's: no answer, 408/500/502/503/504, rate_limited, idempotency_key_in_use", () => {
+  test("idempotency_key_in_use (409) is retried after the backoff, with the same Idempotency-Key", async () => {
+    const api = await scripted((n) => (n === 0 ? inUse() : [200, SESSION]));
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 100 });
+      const started = performance.now();
+      assert.equal((await tp.sandbox.expireSession("sess_x")).id, "sess_x");
+      assert.equal(api.seen.length, 2);
+      assert.ok(api.seen[0].key && api.seen[0].key === api.seen[1].key, "one Idempotency-Key for both attempts");
+      const waited = api.seen[1].at - api.seen[0].at;
+      assert.ok(waited >= 45 && waited < 600, `waited ${waited} ms for a backoff of 50..100 ms`);
+      assert.ok(performance.now() - started < 2000);
+    } finally {
+      await api.close();
+    }
+  });
+
+  test("idempotency_key_in_use gives up after maxRetries: the ConflictError of the last answer", async () => {
+    const api = await scripted(() => inUse());
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, maxRetries: 2, retryDelayMs: 1 });
+      await assert.rejects(tp.sessions.create({ gameId: "g", userId: "p", item: ITEM }, { idempotencyKey: "order-1" }), (e) => {
+        assert.ok(e instanceof ConflictError, String(e));
+        assert.equal(e.code, "aborted");
+        assert.equal(e.reason, "idempotency_key_in_use");
+        assert.equal(e.requestId, "req_3");
+        return true;
+      });
+      assert.deepEqual(api.seen.map((s) => s.key), ["order-1", "order-1", "order-1"]);
+    } finally {
+      await api.close();
+    }
+  });
+
+  test("HTTP 408 (request_timeout) is retried with the same Idempotency-Key; a 408 from a proxy too", async () => {
+    const api = await scripted((n) => (n === 0 ? requestTimeout() : [200, SESSION]));
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 1 });
+      assert.equal((await tp.sandbox.expireSession("sess_x")).id, "sess_x");
+      assert.equal(api.seen.length, 2);
+      assert.ok(api.seen[0].key && api.seen[0].key === api.seen[1].key);
+    } finally {
+      await api.close();
+    }
+    const proxy408 = await plain(408);
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: proxy408.url, retryDelayMs: 1 });
+      assert.equal((await tp.sandbox.expireSession("sess_x")).id, "sess_x");
+      assert.equal(proxy408.seen.length, 2);
+    } finally {
+      await proxy408.close();
+    }
+  });
+
+  test("500, 502, 503, 504 are retried; 501, 505 and 4xx are not, whatever the body", async () => {
+    for (const [status, retried] of [[500, true], [502, true], [503, true], [504, true], [501, false], [505, false], [400, false], [429, false], [409, false]]) {
+      const api = await plain(status);
+      try {
+        const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 1 });
+        const call = tp.sandbox.expireSession("sess_x");
+        if (retried) assert.equal((await call).id, "sess_x");
+        else await assert.rejects(call, ToffeePayError);
+        assert.equal(api.seen.length, retried ? 2 : 1, `HTTP ${status}`);
+      } finally {
+        await api.close();
+      }
+    }
+    // The Connect errors a server answers with: unimplemented (501) is not retried, internal (500) is.
+    for (const [status, code, retried] of [[501, "unimplemented", false], [500, "internal", true], [503, "unavailable", true]]) {
+      const api = await scripted((n) => (n === 0 ? [status, { code, message: `${code}: x` }] : [200, SESSION]));
+      try {
+        const tp = new ToffeePay("sk_test_x", { baseUrl: api.url, retryDelayMs: 1 });
+        const call = tp.sessions.status("sess_x");
+        if (retried) await call;
+        else await assert.rejects(call, (e) => e.code === code);
+        assert.equal(api.seen.length, retried ? 2 : 1, `${status} ${code}`);
+      } finally {
+        await api.close();
+      }
+    }
+  });
+
+  test("a connection reset before any answer is retried, with the same Idempotency-Key", async () => {
+    const seen = [];
+    let always = false;
+    const { server, url } = await listen(async (req, res) => {
+      await readBody(req);
+      seen.push(req.headers["idempotency-key"]);
+      if (always || seen.length === 1) return req.socket.destroy();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(SESSION));
+    });
+    try {
+      const tp = new ToffeePay("sk_test_x", { baseUrl: url, retryDelayMs: 1 });
+      assert.equal((await tp.sandbox.expireSession("sess_x")).id, "sess_x");
+      assert.equal(seen.length, 2);
+      assert.ok(seen[0] && seen[0] === seen[1]);
+      // Reset every time: after maxRetries, an APIConnectionError (no answer), not a conflict.
+      const once = new ToffeePay("sk_test_x", { baseUrl: url, maxRetries: 1, retryDelayMs: 1 });
+      always = true;
+      seen.length = 0;
+      await assert.rejects(once.sessions.status("sess_x"), (e) => {
+        assert.ok(e instanceof APIConnectionError, String(e));
+        assert.equal(e.reason, undefined);
+        return true;
+      });
+      assert.equal(seen.length, 2);
+    } finally {
+      await new Promise((r) => server.close(r));
     }
   });
 });
