@@ -10,7 +10,7 @@ server on each (127.0.0.1 only), registers a game, and measures at a fixed concu
   create_session             CreateSession (the Getting Started guide's request), on SQLite and on PostgreSQL
   create_session_idempotent  the same with a fresh Idempotency-Key per request (SQLite and PostgreSQL)
   pay_session                CreateSession then the sandbox PaySession on that session, in pairs (SQLite and PostgreSQL)
-                             (PaySession needs a fresh pending session each time; SQLite)
+                             (PaySession needs a fresh pending session each time)
   create_session_api_only    CreateSession on a server without its background loops
                              (TOFFEEPAY_BACKGROUND=0: no webhook fan-out in-process), on SQLite and on PostgreSQL
   create_session_scale       CreateSession on PostgreSQL with 1 worker, then with 2 workers, each

@@ -196,10 +196,10 @@ def migration(file: str) -> Any:
     return module
 
 
-# (table, its counts table, the migration that added them)
+# (table, its counts table, the migration that added them, the one with their PostgreSQL triggers as they are)
 COUNTED = [
-    ("sessions", "session_counts", "0011_session_counts.py"),
-    ("payments", "payment_counts", "0014_payment_counts.py"),
+    ("sessions", "session_counts", "0011_session_counts.py", "0015_count_triggers_before_rows.py"),
+    ("payments", "payment_counts", "0014_payment_counts.py", "0014_payment_counts.py"),
 ]
 
 
@@ -215,7 +215,7 @@ def bulk_ddl(dialect: Any) -> tuple[list[str], list[str]]:
     postgres = dialect.name == "postgresql"
     before = [f"DROP INDEX {i.name}" for i in indexes]
     after = [str(CreateIndex(i).compile(dialect=dialect)) for i in indexes]
-    for table, counts, file in COUNTED:
+    for table, counts, file, postgres_file in COUNTED:
         m = migration(file)
         if postgres:
             before += [
@@ -226,7 +226,7 @@ def bulk_ddl(dialect: Any) -> tuple[list[str], list[str]]:
         else:
             before += [f"DROP TRIGGER {counts}_{event}" for event in ("insert", "update", "delete")]
         before.append(f"DELETE FROM {counts}")
-        after += m.POSTGRES_TRIGGERS if postgres else m.SQLITE_TRIGGERS
+        after += migration(postgres_file).POSTGRES_TRIGGERS if postgres else m.SQLITE_TRIGGERS
         after.append(m.BACKFILL)
     return before, after
 

@@ -193,3 +193,29 @@ async def test_inside_a_held_transaction_the_session_and_its_event_commit_with_i
     assert await _sessions_with_id(ctx, session.id) == (1 if commit else 0)
     assert [kind for _, kind in await _events_of(ctx, session.id)] == (["session.created"] if commit else [])
     assert told == ([created.id] if commit else [])
+
+
+@pytest.mark.parametrize("ctx", ["postgresql"], indirect=True)
+async def test_new_sessions_and_cancellations_of_one_game_at_once_never_deadlock(ctx: ServiceContext) -> None:
+    """A new session is one statement; a cancellation changes its row (and the game's counts)
+    and then appends its event. Both take their locks in the same order: rows, then the
+    game's events lock."""
+    principal = await _principal(ctx)
+    pending = [await _create(ctx, principal) for _ in range(60)]
+    busy = ServiceContext(db=Database(ctx.db.url, pool_size=20), public_url="http://pay.test")
+    try:
+        results = await asyncio.gather(
+            *[sessions.cancel_session(busy, principal, s.id) for s in pending],
+            *[_create(busy, principal) for _ in range(60)],
+            return_exceptions=True,
+        )
+    finally:
+        await busy.db.dispose()
+    assert [repr(r) for r in results if isinstance(r, BaseException)] == []
+    async with ctx.db.read() as conn:
+        counted = await conn.execute(
+            select(tables.session_counts.c.status, func.sum(tables.session_counts.c.n))
+            .where(tables.session_counts.c.game_id == principal.game_id)
+            .group_by(tables.session_counts.c.status)
+        )
+        assert {status: int(n) for status, n in counted if n} == {"pending": 60, "cancelled": 60}

@@ -246,13 +246,26 @@ class RowWithEvent:
 
 
 def _row_then_event(table: Any, columns: list[str]) -> Any:
-    """PostgreSQL: the gate (the events lock and the dispatchers' notice), then the row, then
-    its event, in one statement. Each part selects from the one before, so the lock is held
-    before the event takes its position; the event's values are bound as `event__<column>`."""
-    row = select(*[bindparam(name, type_=table.c[name].type) for name in columns]).select_from(_GATE)
-    written = insert(table).from_select(columns, row).returning(literal_column("1").label("one")).cte("written")
+    """PostgreSQL: the row, then the gate (the events lock and the dispatchers' notice), then
+    the event, in one statement; the event's values are bound as `event__<column>`.
+
+    Each part selects from the one before, so the events lock is taken after the row is
+    written (and its counts, by BEFORE triggers: see migration count_triggers_before_rows)
+    and before the event takes its position: the order every other transaction takes its
+    locks in (rows, then the events lock just before commit), so none can deadlock with it.
+    """
+    written = (
+        insert(table)
+        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        .returning(literal_column("1").label("one"))
+        .cte("written")
+    )
+    gate = select(
+        func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger)).label("locked"),
+        func.pg_notify(bindparam("channel", type_=Text), literal_column("''")).label("notified"),
+    ).select_from(written)
     event = select(*[bindparam(f"event__{name}", type_=tables.events.c[name].type) for name in _EVENT_COLUMNS])
-    return insert(tables.events).from_select(_EVENT_COLUMNS, event.select_from(written))
+    return insert(tables.events).from_select(_EVENT_COLUMNS, event.select_from(gate.cte("gate")))
 
 
 class HeldTransaction:

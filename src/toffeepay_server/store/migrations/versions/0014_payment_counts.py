@@ -8,6 +8,10 @@ on `payments` in the same transaction as every insert, status change and delete,
 `session_counts` is for sessions: ListPayments' total without a user or a time window reads
 a few rows instead of counting every succeeded payment of the game. On PostgreSQL each
 connection adds to its own shard (backend pid modulo SHARDS); SQLite has one shard (0).
+On PostgreSQL the triggers run BEFORE each row is written, so a transaction locks its count
+row as it writes the payment, before it takes a game's events lock (see migration
+count_triggers_before_rows); payments are never inserted with `ON CONFLICT DO NOTHING`, which
+such a trigger would count.
 """
 
 import sqlalchemy as sa
@@ -52,14 +56,15 @@ POSTGRES_TRIGGERS = [
             INSERT INTO payment_counts AS c (game_id, mode, status, shard, n)
             VALUES (NEW.game_id, NEW.mode, NEW.status, my_shard, 1)
             ON CONFLICT (game_id, mode, status, shard) DO UPDATE SET n = c.n + 1;
+            RETURN NEW;
         END IF;
-        RETURN NULL;
+        RETURN OLD;
     END
     $$
     """,
-    "CREATE TRIGGER payment_counts_insert_delete AFTER INSERT OR DELETE ON payments "
+    "CREATE TRIGGER payment_counts_insert_delete BEFORE INSERT OR DELETE ON payments "
     "FOR EACH ROW EXECUTE FUNCTION payment_counts_track()",
-    "CREATE TRIGGER payment_counts_update AFTER UPDATE OF game_id, mode, status ON payments FOR EACH ROW "
+    "CREATE TRIGGER payment_counts_update BEFORE UPDATE OF game_id, mode, status ON payments FOR EACH ROW "
     "WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.game_id IS DISTINCT FROM NEW.game_id "
     "OR OLD.mode IS DISTINCT FROM NEW.mode) EXECUTE FUNCTION payment_counts_track()",
 ]
