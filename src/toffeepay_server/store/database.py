@@ -469,8 +469,8 @@ class Database:
 
         Inside `holding()` this is a savepoint of the request's held transaction instead.
         """
-        held = _held.get()
-        if held is not None and held.db is self and held.open:
+        held = self._open_held()
+        if held is not None:
             async with held.part() as part:
                 yield part
             return
@@ -497,7 +497,7 @@ class Database:
         it and flushes its commit, never across a round trip to this process. Elsewhere it
         is a `transaction()` like any other write.
         """
-        if self.group is not None and not self._held_writes_pending():
+        if self.group is not None and self._open_held() is None:
             # SQLite: the group commit's block itself, without transaction()'s layer around it.
             async with self.group.block() as uow:
                 await prepared.execute(uow.conn, row.insert, values)
@@ -513,7 +513,7 @@ class Database:
             params[f"event__{name}"] = value
         params["lock_key"] = _events_lock_key(event.game_id, event.mode)
         params["channel"] = OUTBOX_CHANNEL
-        if self._held_writes_pending() or audit.take_pending() is not None:
+        if not self._commits_alone():
             # Part of a longer transaction: still one statement for the row and its event.
             async with self.transaction() as uow:
                 await prepared.execute(uow.conn, row.in_one_statement, params)
@@ -530,7 +530,7 @@ class Database:
         round trip instead of three (BEGIN, the statement, COMMIT). Elsewhere it is a
         `transaction()` of its own.
         """
-        if self.dialect == "postgresql" and not self._held_writes_pending() and audit.take_pending() is None:
+        if self.dialect == "postgresql" and self._commits_alone():
             async with self._pg_direct("writes") as conn:
                 return await prepared.execute(conn, statement, values)
         async with self.transaction() as uow:
@@ -606,17 +606,20 @@ class Database:
             if not conn.is_closed():
                 await conn.close(timeout=5)
 
-    def _held_writes_pending(self) -> bool:
-        """Whether a held transaction takes this task's writes (see `holding()`)."""
+    def _open_held(self) -> HeldTransaction | None:
+        """The held transaction that takes this task's writes (see `holding()`), if any."""
         held = _held.get()
-        return held is not None and held.db is self and held.open
+        return held if held is not None and held.db is self and held.open else None
+
+    def _commits_alone(self) -> bool:
+        """Whether a write here commits on its own: no held transaction takes it and no audit
+        entry waits to be written with it."""
+        return self._open_held() is None and audit.take_pending() is None
 
     def _held_writes(self) -> AsyncConnection | None:
         """The held transaction's connection once the request wrote: its reads must see its writes."""
-        held = _held.get()
-        if held is not None and held.db is self and held.open:
-            return held.conn
-        return None
+        held = self._open_held()
+        return None if held is None else held.conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
