@@ -24,36 +24,15 @@ depends_on = None
 
 SHARDS = 16
 
-POSTGRES_TRIGGERS = [
-    f"""
-    CREATE FUNCTION session_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-        my_shard integer := pg_backend_pid() % {SHARDS};
-    BEGIN
-        IF TG_OP IN ('UPDATE', 'DELETE') THEN
-            INSERT INTO session_counts AS c (game_id, mode, status, shard, n)
-            VALUES (OLD.game_id, OLD.mode, OLD.status, my_shard, -1)
-            ON CONFLICT (game_id, mode, status, shard) DO UPDATE SET n = c.n - 1;
-        END IF;
-        IF TG_OP IN ('INSERT', 'UPDATE') THEN
-            INSERT INTO session_counts AS c (game_id, mode, status, shard, n)
-            VALUES (NEW.game_id, NEW.mode, NEW.status, my_shard, 1)
-            ON CONFLICT (game_id, mode, status, shard) DO UPDATE SET n = c.n + 1;
-            RETURN NEW;
-        END IF;
-        RETURN OLD;
-    END
-    $$
-    """,
-    "CREATE TRIGGER session_counts_insert_delete BEFORE INSERT OR DELETE ON sessions "
-    "FOR EACH ROW EXECUTE FUNCTION session_counts_track()",
-    "CREATE TRIGGER session_counts_update BEFORE UPDATE OF game_id, mode, status ON sessions FOR EACH ROW "
-    "WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.game_id IS DISTINCT FROM NEW.game_id "
-    "OR OLD.mode IS DISTINCT FROM NEW.mode) EXECUTE FUNCTION session_counts_track()",
-]
 
-_AFTER_TRIGGERS = [
-    f"""
+def _triggers(timing: str) -> list[str]:
+    """session_counts' function and triggers, run BEFORE or AFTER each row is written. A
+    BEFORE trigger returns the row to write (NEW, or OLD for a delete); an AFTER one NULL."""
+    returns = (
+        "RETURN NEW;\n        END IF;\n        RETURN OLD;" if timing == "BEFORE" else "END IF;\n        RETURN NULL;"
+    )
+    return [
+        f"""
     CREATE FUNCTION session_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         my_shard integer := pg_backend_pid() % {SHARDS};
@@ -67,17 +46,19 @@ _AFTER_TRIGGERS = [
             INSERT INTO session_counts AS c (game_id, mode, status, shard, n)
             VALUES (NEW.game_id, NEW.mode, NEW.status, my_shard, 1)
             ON CONFLICT (game_id, mode, status, shard) DO UPDATE SET n = c.n + 1;
-        END IF;
-        RETURN NULL;
+        {returns}
     END
     $$
     """,
-    "CREATE TRIGGER session_counts_insert_delete AFTER INSERT OR DELETE ON sessions "
-    "FOR EACH ROW EXECUTE FUNCTION session_counts_track()",
-    "CREATE TRIGGER session_counts_update AFTER UPDATE OF game_id, mode, status ON sessions FOR EACH ROW "
-    "WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.game_id IS DISTINCT FROM NEW.game_id "
-    "OR OLD.mode IS DISTINCT FROM NEW.mode) EXECUTE FUNCTION session_counts_track()",
-]
+        f"CREATE TRIGGER session_counts_insert_delete {timing} INSERT OR DELETE ON sessions "
+        "FOR EACH ROW EXECUTE FUNCTION session_counts_track()",
+        f"CREATE TRIGGER session_counts_update {timing} UPDATE OF game_id, mode, status ON sessions FOR EACH ROW "
+        "WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.game_id IS DISTINCT FROM NEW.game_id "
+        "OR OLD.mode IS DISTINCT FROM NEW.mode) EXECUTE FUNCTION session_counts_track()",
+    ]
+
+
+POSTGRES_TRIGGERS = _triggers("BEFORE")
 
 _DROP = [
     "DROP TRIGGER session_counts_update ON sessions",
@@ -100,4 +81,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _replace(_AFTER_TRIGGERS)
+    _replace(_triggers("AFTER"))
