@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import threading
@@ -329,6 +330,25 @@ async def test_timeout_async(server: Server, game: Game) -> None:
         with pytest.raises(toffeepay.APITimeoutError):
             await tp.sessions.status("sess_x")
         assert len(proxy.requests) == 1
+
+
+async def test_cancelled_async_call_is_not_retried(server: Server, game: Game) -> None:
+    """Cancelling the task (here by asyncio.timeout) ends the call at once: no retry, no SDK error."""
+    with Proxy(server.url, stall=1.0) as proxy:
+        tp = toffeepay.AsyncToffeePay(game.sandbox_key, base_url=proxy.url, timeout=10, max_retries=3)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await tp.sessions.list()
+        assert time.monotonic() - started < 0.9
+        call = asyncio.ensure_future(tp.sessions.create(game_id=game.game_id, user_id="p", item=ITEM))
+        await asyncio.sleep(0.3)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await asyncio.sleep(1.5)  # long enough for a retry's backoff to have sent one
+        assert len(proxy.requests) == 2
+        await tp.close()
 
 
 def test_connection_refused_is_retried_then_raised() -> None:

@@ -178,6 +178,9 @@ class AsyncTransport(_Transport):
                 with meta:
                     return await method(request, **options)
             except ConnectError as exc:
+                if isinstance(exc.__cause__, asyncio.CancelledError):
+                    # The caller cancelled (task.cancel(), asyncio.timeout): not a failure to retry.
+                    raise exc.__cause__ from None
                 error = self._failure(exc, meta)
                 wait = self._wait(error, retry, meta)
                 if wait is None:
