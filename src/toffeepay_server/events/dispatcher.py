@@ -48,12 +48,14 @@ RECORD_BATCH = 256
 # lease expires and any dispatcher sends them). On PostgreSQL a lease round is one round trip
 # after another and a commit: enough are held that the sends of a fast endpoint go on while
 # the next round is under way. On SQLite a round takes a fraction of a millisecond on the
-# event loop, and holding more only lengthens its walk of the due index past them.
-LEASE_AHEAD = 3
+# event loop, but it may start only at the end of the commit batch window and then waits for
+# its commit: with three endpoint-loads still waiting when a round is asked for, a fast
+# endpoint's sends do not run dry meanwhile.
+LEASE_AHEAD = 6
 LEASE_AHEAD_POSTGRESQL = 8
 # A lease round starts once this many endpoints' worth of slots has been freed (or nothing is
 # left waiting); on PostgreSQL at once, not held back by the commit batch window.
-REFILL_AFTER = 1
+REFILL_AFTER = 2
 REFILL_AFTER_POSTGRESQL = 3
 # A waiting delivery is sent only while its lease still covers the send's timeout and this
 # margin; later it is given back (any dispatcher sends it), so a lease never runs out while
