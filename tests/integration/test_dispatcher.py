@@ -165,6 +165,17 @@ def instant(value: datetime) -> int:
     return result
 
 
+async def settled(dispatcher: Dispatcher, endpoint_id: str, *, in_flight: int, waiting: int) -> None:
+    """Wait (on a loaded machine, up to 60 s) until the running dispatcher holds this many."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        state = (dispatcher.inflight.endpoints[endpoint_id], dispatcher.waiting_count)
+        if state == (in_flight, waiting) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert state == (in_flight, waiting), f"in flight and waiting: {state}"
+
+
 @pytest.fixture
 async def hub(quiet_db: str) -> AsyncIterator[Hub]:
     receiver = Receiver(tolerance=None)  # signed at the manual clock's time
@@ -335,12 +346,8 @@ async def test_deliveries_leased_ahead_wait_for_a_slot_and_are_given_back_at_shu
     dispatcher = hub.dispatcher(name="ahead", per_endpoint=2, timeout=30)
     task = asyncio.create_task(dispatcher.run())
     try:
-        for _ in range(200):
-            if dispatcher.inflight.endpoints[endpoint.id] == 2 and dispatcher.waiting_count == 4:
-                break
-            await asyncio.sleep(0.05)
         # Two in flight (the limit), four more leased and waiting, two left for anyone.
-        assert dispatcher.inflight.endpoints[endpoint.id] == 2 and dispatcher.waiting_count == 4
+        await settled(dispatcher, endpoint.id, in_flight=2, waiting=4)
         claimed = await hub.rows("SELECT claimed_by FROM deliveries WHERE endpoint_id = :e", e=endpoint.id)
         assert sorted(str(r.claimed_by) for r in claimed) == ["None"] * 2 + ["ahead"] * 6
     finally:
@@ -377,11 +384,7 @@ async def test_a_delivery_that_waited_until_its_lease_ran_short_is_given_back_no
     dispatcher = hub.dispatcher(name="ahead", per_endpoint=1, timeout=30)
     task = asyncio.create_task(dispatcher.run())
     try:
-        for _ in range(200):
-            if dispatcher.inflight.endpoints[endpoint.id] == 1 and dispatcher.waiting_count == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert dispatcher.inflight.endpoints[endpoint.id] == 1 and dispatcher.waiting_count == 2
+        await settled(dispatcher, endpoint.id, in_flight=1, waiting=2)
         hub.clock.advance(seconds=26)
         release.set()
         await asyncio.to_thread(hub.receiver.wait_for, "/stuck", 3)
